@@ -1,0 +1,25 @@
+# syntax=docker/dockerfile:1
+# Build stage: resolve the locked dependencies into a virtualenv with uv.
+FROM python:3.11-slim AS build
+COPY --from=ghcr.io/astral-sh/uv:0.13.9 /uv /usr/local/bin/uv
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
+WORKDIR /srv
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY app ./app
+COPY migrations ./migrations
+COPY alembic.ini ./
+RUN uv sync --frozen --no-dev
+
+# Runtime stage: only the virtualenv and the code, run as an unprivileged user.
+FROM python:3.11-slim AS runtime
+RUN groupadd --system ladder && useradd --system --gid ladder --home /srv ladder
+WORKDIR /srv
+COPY --from=build --chown=ladder:ladder /srv /srv
+ENV PATH="/srv/.venv/bin:$PATH" PYTHONUNBUFFERED=1 ENVIRONMENT=production PORT=8000
+USER ladder
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/healthz\", timeout=2)"]
+# Migrations first, then the server; exec so uvicorn receives SIGTERM and drains requests.
+CMD ["sh", "-c", "ladder migrate && exec ladder serve --workers ${WEB_CONCURRENCY:-2}"]

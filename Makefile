@@ -1,0 +1,35 @@
+# The README's two commands (run, test) and a few helpers. Everything installs itself.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+RUN := $(UV) run --frozen --no-progress
+
+.PHONY: run test lint typecheck openapi fault bench clean
+
+run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
+	$(RUN) ladder dev
+
+test: .venv/.synced  ## lint, type-check, then the whole test suite (Postgres and SQLite)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+	$(RUN) pytest
+
+lint: .venv/.synced
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+openapi: .venv/.synced  ## rewrite the committed OpenAPI document from the app
+	$(RUN) ladder openapi --output openapi/openapi.json
+
+$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --no-progress
+	@touch $@
+
+clean:
+	rm -rf .venv $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis

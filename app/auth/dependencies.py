@@ -1,0 +1,45 @@
+"""FastAPI dependencies: every protected route declares the scope it needs."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.principal import Principal
+from app.auth.service import authenticate, require_scope
+from app.db import get_session
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key: `Authorization: Bearer cl_<id>_<secret>`.",
+)
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the caller and demands one scope."""
+
+    async def dependency(
+        session: SessionDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> Principal:
+        principal = await authenticate(session, credentials.credentials if credentials else None)
+        require_scope(principal, scope)
+        return principal
+
+    dependency.__name__ = f"scope_{scope.replace(':', '_')}"
+    return dependency
+
+
+FrameworksRead = Annotated[Principal, Depends(scoped("frameworks:read"))]
+FrameworksWrite = Annotated[Principal, Depends(scoped("frameworks:write"))]
+SubjectsRead = Annotated[Principal, Depends(scoped("subjects:read"))]
+SubjectsWrite = Annotated[Principal, Depends(scoped("subjects:write"))]
+AssessmentsRead = Annotated[Principal, Depends(scoped("assessments:read"))]
+AssessmentsWrite = Annotated[Principal, Depends(scoped("assessments:write"))]
+AnalyticsRead = Annotated[Principal, Depends(scoped("analytics:read"))]
+Admin = Annotated[Principal, Depends(scoped("admin"))]

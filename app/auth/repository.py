@@ -1,0 +1,34 @@
+"""Queries for tenants and API keys (add/flush, never commit)."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.models import ApiKey, Tenant
+
+
+async def get_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    """A key by id, across tenants: the tenant is not known until the key is checked."""
+    return (await session.exec(select(ApiKey).where(ApiKey.id == key_id))).first()
+
+
+async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
+    return (await session.exec(select(Tenant).where(Tenant.slug == slug))).first()
+
+
+async def list_keys(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[ApiKey]:
+    stmt = (
+        select(ApiKey)
+        .where(ApiKey.tenant_id == tenant_id)
+        .order_by(col(ApiKey.created_at), col(ApiKey.id))
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def get_tenant_key(
+    session: AsyncSession, tenant_id: uuid.UUID, key_id: uuid.UUID
+) -> ApiKey | None:
+    stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
+    return (await session.exec(stmt)).first()

@@ -1,0 +1,43 @@
+"""API models of API keys."""
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Scope = Literal[
+    "frameworks:read",
+    "frameworks:write",
+    "subjects:read",
+    "subjects:write",
+    "assessments:read",
+    "assessments:write",
+    "analytics:read",
+    "admin",
+]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, examples=["hris-sync"])
+    scopes: list[Scope] = Field(
+        min_length=1, max_length=8, examples=[["subjects:read", "assessments:write"]]
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="Optional expiry (timezone-aware)."
+    )
+
+
+class ApiKeyRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The full key. Shown only now: store it safely.")

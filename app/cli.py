@@ -1,0 +1,215 @@
+"""The `ladder` command: serve, migrate, bootstrap tenants and keys, print the OpenAPI document."""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from app.config import PROJECT_ROOT, Settings, get_settings
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    """Bring the schema to a revision with Alembic (the only way the schema is made)."""
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", settings.migration_database_url or settings.database_url)
+    cfg.attributes["configure_logging"] = False
+    command.upgrade(cfg, revision)
+
+
+async def _bootstrap(
+    settings: Settings,
+    slug: str,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None,
+    key_name: str,
+) -> str:
+    from app.auth import repository as auth_repo
+    from app.auth import service as auth_service
+    from app.db import create_engine, make_sessionmaker
+
+    engine = create_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            tenant = await auth_repo.get_tenant_by_slug(session, slug)
+            if tenant is None:
+                tenant = await auth_service.create_tenant(session, slug, name)
+            _, token = await auth_service.create_key(
+                session,
+                tenant.id,
+                name=key_name,
+                scopes=scopes,
+                expires_at=expires_at,
+                prefix=settings.api_key_prefix,
+                actor=None,
+            )
+            await session.commit()
+            return token
+    finally:
+        await engine.dispose()
+
+
+async def _key_still_valid(settings: Settings, token: str) -> bool:
+    from app.auth.service import authenticate
+    from app.db import create_engine, make_sessionmaker
+    from app.errors import Unauthenticated
+
+    engine = create_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            try:
+                await authenticate(session, token)
+            except Unauthenticated:
+                return False
+            return True
+    finally:
+        await engine.dispose()
+
+
+def ensure_dev_key(settings: Settings) -> str:
+    """Reuse the development key in ``var/dev-api-key`` or make one (and its tenant)."""
+    path = settings.dev_api_key_file
+    if path.exists():
+        token = path.read_text().strip()
+        if token and asyncio.run(_key_still_valid(settings, token)):
+            return token
+    token = asyncio.run(
+        _bootstrap(settings, "dev", "Local development", ["admin"], None, "dev admin key")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+async def _load_builtin(settings: Settings) -> list[str]:
+    from app.db import create_engine, make_sessionmaker
+    from app.frameworks.service import ensure_builtin
+
+    engine = create_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            loaded = await ensure_builtin(session)
+            await session.commit()
+            return loaded
+    finally:
+        await engine.dispose()
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run the HTTP server (uvicorn) with graceful shutdown on SIGTERM."""
+    import uvicorn
+
+    uvicorn.run(
+        "app.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+    )
+
+
+def _cmd_dev(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    migrate(settings)
+    asyncio.run(_load_builtin(settings))
+    token = ensure_dev_key(settings)
+    url = f"http://{args.host}:{args.port}"
+    print(
+        f"\n  Competency Ladder on {url}\n  API docs: {url}/docs\n"
+        f"  Development API key (also in {settings.dev_api_key_file}):\n    {token}\n"
+        f"  Try: curl -H 'Authorization: Bearer {token}' {url}/v1/frameworks\n",
+        flush=True,
+    )
+    serve(settings, args.host, args.port, 1)
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    serve(get_settings(), args.host, args.port, args.workers)
+
+
+def _cmd_migrate(args: argparse.Namespace) -> None:
+    migrate(get_settings(), args.revision)
+    print(f"schema at {args.revision}")
+
+
+def _cmd_create_tenant(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    token = asyncio.run(
+        _bootstrap(settings, args.slug, args.name or args.slug, ["admin"], None, "first admin key")
+    )
+    print(token)
+
+
+def _cmd_create_key(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    expires = datetime.fromisoformat(args.expires_at) if args.expires_at else None
+    token = asyncio.run(
+        _bootstrap(settings, args.tenant, args.tenant, args.scope, expires, args.name)
+    )
+    print(token)
+
+
+def _cmd_openapi(args: argparse.Namespace) -> None:
+    from app.main import create_app
+
+    text = (
+        json.dumps(create_app(Settings(load_builtin_frameworks=False)).openapi(), indent=2) + "\n"
+    )
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `ladder` command."""
+    parser = argparse.ArgumentParser(prog="ladder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    default_port = int(os.environ.get("PORT", "8000"))
+
+    p = sub.add_parser("dev", help="migrate, load the built-in ladder, print a dev key, serve")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=default_port)
+    p.set_defaults(func=_cmd_dev)
+
+    p = sub.add_parser("serve", help="run the HTTP server")
+    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server is meant to listen
+    p.add_argument("--port", type=int, default=default_port)
+    p.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    p.add_argument("revision", nargs="?", default="head")
+    p.set_defaults(func=_cmd_migrate)
+
+    p = sub.add_parser("create-tenant", help="create a tenant and print its first admin key")
+    p.add_argument("slug")
+    p.add_argument("--name")
+    p.set_defaults(func=_cmd_create_tenant)
+
+    p = sub.add_parser("create-key", help="issue an API key for an existing tenant (by slug)")
+    p.add_argument("tenant")
+    p.add_argument("--name", default="cli key")
+    p.add_argument("--scope", action="append", required=True, help="repeat for several scopes")
+    p.add_argument("--expires-at", help="ISO 8601 with offset, e.g. 2027-01-01T00:00:00+00:00")
+    p.set_defaults(func=_cmd_create_key)
+
+    p = sub.add_parser("openapi", help="print (or write) the OpenAPI document")
+    p.add_argument("--output")
+    p.set_defaults(func=_cmd_openapi)
+
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Service settings, read once from the environment (prefix-free names, documented in README)."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'ladder.db'}"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; unsafe combinations are refused at start."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_SQLITE_URL
+    # Postgres: the app's own role is subject to row-level security; migrations may use an owner.
+    migration_database_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    load_builtin_frameworks: bool = True
+    api_key_prefix: str = Field(default="cl", pattern=r"^[a-z]{2,8}$")
+    dev_api_key_file: Path = PROJECT_ROOT / "var" / "dev-api-key"
+    max_request_bytes: int = Field(default=5_000_000, ge=1024)
+    max_page_size: int = Field(default=200, ge=1, le=10_000)
+    docs_enabled: bool = True
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.environment == "production" and self.database_url.startswith("sqlite"):
+            raise ValueError("production needs DATABASE_URL pointing at Postgres, not SQLite")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the store is the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

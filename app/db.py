@@ -1,0 +1,103 @@
+"""Engine factory, per-transaction tenant context, and the session dependency."""
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, SessionTransaction
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import HTTPConnection
+
+from app.config import Settings
+
+TENANT_SETTING = "app.tenant_id"
+
+
+def async_url(url: str) -> str:
+    """Normalize a database URL to the async driver this service uses."""
+    parsed = make_url(url)
+    driver = parsed.drivername
+    if driver in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif driver == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    """An async engine for Postgres (asyncpg) or the embedded SQLite file."""
+    target = async_url(url or settings.database_url)
+    parsed = make_url(target)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(target, pool_pre_ping=True)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        target,
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            "command_timeout": max(settings.db_statement_timeout_ms / 1000 * 2, 5),
+            "server_settings": {
+                "application_name": "competency-ladder",
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "idle_in_transaction_session_timeout": "60000",
+            },
+        },
+    )
+
+
+def _set_tenant_on_begin(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
+    """Give every transaction the tenant it runs for, so row-level security can see it."""
+    tenant_id = session.info.get("tenant_id")
+    if tenant_id is None or connection.dialect.name != "postgresql":
+        return
+    connection.execute(
+        text("SELECT set_config(:name, :value, true)"),
+        {"name": TENANT_SETTING, "value": str(tenant_id)},
+    )
+
+
+event.listen(Session, "after_begin", _set_tenant_on_begin)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded values after commit (responses are built after it)."""
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Scope this session's current and later transactions to one tenant."""
+    session.sync_session.info["tenant_id"] = tenant_id
+    if session.in_transaction():
+        conn = await session.connection()
+        if conn.dialect.name == "postgresql":
+            await conn.execute(
+                text("SELECT set_config(:name, :value, true)"),
+                {"name": TENANT_SETTING, "value": str(tenant_id)},
+            )
+
+
+async def get_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    """One session per request; services commit once, anything uncommitted is rolled back."""
+    maker: async_sessionmaker[AsyncSession] = conn.app.state.sessionmaker
+    async with maker() as session:
+        yield session

@@ -1,0 +1,249 @@
+"""One error hierarchy for the domain and one RFC 9457 handler that maps it to HTTP."""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://competency-ladder.dev/problems/"
+
+
+class FieldError(BaseModel):
+    """One offending field: where it is (a JSON path) and what is wrong with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    loc: list[str | int] = Field(
+        description="Path to the field, e.g. ['competencies', 2, 'weight']."
+    )
+    msg: str = Field(max_length=2000)
+    type: str = Field(max_length=100)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(max_length=300)
+    title: str = Field(max_length=300)
+    status: int
+    detail: str | None = Field(default=None, max_length=4000)
+    instance: str | None = Field(default=None, max_length=2000)
+    errors: list[FieldError] | None = None
+
+
+class AppError(Exception):
+    """Base of every error the service raises on purpose."""
+
+    slug = "error"
+    title = "Error"
+
+    def __init__(self, detail: str, *, errors: Sequence[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors else None
+
+
+class NotFound(AppError):
+    slug, title = "not-found", "Not found"
+
+
+class Conflict(AppError):
+    slug, title = "conflict", "Conflict"
+
+
+class InvalidInput(AppError):
+    slug, title = "validation-error", "Invalid input"
+
+
+class PreconditionRequired(AppError):
+    slug, title = "precondition-required", "Precondition required"
+
+
+class PreconditionFailed(AppError):
+    slug, title = "precondition-failed", "Precondition failed"
+
+
+class Unauthenticated(AppError):
+    slug, title = "unauthenticated", "Authentication required"
+
+
+class Forbidden(AppError):
+    slug, title = "forbidden", "Forbidden"
+
+
+class PayloadTooLarge(AppError):
+    slug, title = "payload-too-large", "Payload too large"
+
+
+class Unavailable(AppError):
+    slug, title = "unavailable", "Service unavailable"
+
+
+class RateLimited(AppError):
+    slug, title = "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
+
+
+STATUS_BY_ERROR: dict[type[AppError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    PreconditionRequired: 428,
+    PreconditionFailed: 412,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    PayloadTooLarge: 413,
+    Unavailable: 503,
+    RateLimited: 429,
+}
+
+DB_RETRY_AFTER_SECONDS = 5
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    *,
+    slug: str,
+    title: str,
+    detail: str | None,
+    errors: Sequence[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Build an ``application/problem+json`` response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors:
+        body["errors"] = [e.model_dump() for e in errors]
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors_from_pydantic(raw: Sequence[Any]) -> list[FieldError]:
+    out = []
+    for err in raw:
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        out.append(
+            FieldError(
+                loc=loc, msg=str(err.get("msg", ""))[:2000], type=str(err.get("type", ""))[:100]
+            )
+        )
+    return out
+
+
+async def _app_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    status = next(s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls))
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
+    elif isinstance(exc, Unavailable):
+        headers = {"Retry-After": str(DB_RETRY_AFTER_SECONDS)}
+    return problem_response(
+        request,
+        status,
+        slug=exc.slug,
+        title=exc.title,
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=headers,
+    )
+
+
+async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors_from_pydantic(exc.errors())
+    return problem_response(
+        request,
+        422,
+        slug="validation-error",
+        title="Invalid input",
+        detail=f"The request has {len(errors)} invalid field(s).",
+        errors=errors,
+    )
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return problem_response(
+        request,
+        exc.status_code,
+        slug=slug,
+        title=str(exc.detail) if exc.detail else "Error",
+        detail=str(exc.detail) if exc.detail else None,
+        headers=dict(exc.headers or {}) or None,
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem_response(
+        request,
+        503,
+        slug="unavailable",
+        title="Service unavailable",
+        detail="The database is not reachable right now; retry the same request later.",
+        headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request,
+        500,
+        slug="internal",
+        title="Internal error",
+        detail="An unexpected error occurred; it has been logged.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through one problem-details shape."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    for db_error in (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, OSError):
+        app.add_exception_handler(db_error, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem responses of a route."""
+    descriptions = {
+        401: "Missing, malformed, unknown, expired or revoked API key.",
+        403: "The API key lacks the scope this operation needs.",
+        404: "No such resource in your tenant.",
+        409: "The request conflicts with the resource's current state.",
+        412: "The If-Match ETag is stale.",
+        413: "The request body is too large.",
+        422: "The input is invalid; `errors` lists each offending field.",
+        428: "This update requires an If-Match header.",
+        429: "Rate limit exceeded; see Retry-After.",
+        503: "The database is unavailable; retry after Retry-After seconds.",
+    }
+    return {
+        s: {"model": Problem, "description": descriptions[s], "content": {PROBLEM_JSON: {}}}
+        for s in statuses
+    }

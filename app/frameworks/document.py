@@ -1,0 +1,358 @@
+"""The declarative framework file: one schema for JSON and YAML, with cross-field validation.
+
+Pydantic checks each field; ``check_document`` checks what only the whole document can tell
+(unknown references, duplicate keys, rank collisions, emphasis sums) and names the field.
+"""
+
+from collections import defaultdict
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.errors import FieldError, InvalidInput
+
+FORMAT: Literal["competency-framework/v1"] = "competency-framework/v1"
+
+Key = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$", examples=["execution"]),
+]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=4000)]
+Indicator = Annotated[str, Field(min_length=1, max_length=300)]
+
+RoleWeightKey = Literal["self", "manager", "peer", "direct_report", "external"]
+ActivityKind = Literal[
+    "practice", "stretch_assignment", "mentoring", "course", "certification", "reading", "community"
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _default_role_weights() -> dict[RoleWeightKey, float]:
+    return {"manager": 3.0, "peer": 2.0, "direct_report": 2.0, "external": 2.0, "self": 1.0}
+
+
+class FrameworkSettings(Strict):
+    """Scoring thresholds this framework uses unless a request overrides them."""
+
+    readiness_threshold: float = Field(default=0.85, gt=0, le=1)
+    gap_tolerance: float = Field(default=1.0, ge=0, le=100)
+    window_days: int = Field(default=365, ge=1, le=3650)
+    role_weights: dict[RoleWeightKey, Annotated[float, Field(ge=0, le=100)]] = Field(
+        default_factory=_default_role_weights
+    )
+
+
+class ScalePoint(Strict):
+    value: int = Field(ge=0, le=100)
+    label: Name
+    description: Text = ""
+
+
+class Track(Strict):
+    key: Key
+    name: Name
+    description: Text = ""
+
+
+class Level(Strict):
+    key: Key
+    name: Name
+    rank: int = Field(
+        ge=1, le=1000, description="Seniority; unique along each path from the trunk into a track."
+    )
+    track: Key | None = Field(default=None, description="Omit for the shared trunk.")
+    description: Text = ""
+
+
+class Area(Strict):
+    key: Key
+    name: Name
+    description: Text = ""
+    emphasis: dict[Key, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Level key -> share of that level's expectations this area carries.",
+    )
+
+
+class Expectation(Strict):
+    required: int = Field(ge=0, le=100, description="Required proficiency (a scale value).")
+    critical: bool = False
+    indicators: list[Indicator] = Field(default_factory=list, max_length=12)
+
+
+class Competency(Strict):
+    key: Key
+    name: Name
+    area: Key
+    weight: float = Field(default=1.0, ge=0, le=1000)
+    description: Text = ""
+    expectations: dict[Key, Expectation] = Field(
+        default_factory=dict, description="Level key -> what that level requires."
+    )
+
+
+class LevelBand(Strict):
+    from_level: Key = Field(alias="from")
+    to_level: Key = Field(alias="to")
+
+
+class Activity(Strict):
+    key: Key
+    title: Name
+    kind: ActivityKind
+    description: Text = ""
+    develops: dict[Key, Annotated[int, Field(ge=1, le=100)]] = Field(
+        min_length=1, description="Competency key -> proficiency points the activity develops."
+    )
+    effort_hours: float = Field(gt=0, le=10_000)
+    level_band: LevelBand
+    url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+
+
+class FrameworkDocument(Strict):
+    """A whole framework version as a file: scale, tracks, levels, areas, competencies, activities."""
+
+    format: Literal["competency-framework/v1"] = FORMAT
+    key: Key
+    name: Name
+    description: Text = ""
+    settings: FrameworkSettings = Field(default_factory=FrameworkSettings)
+    scale: list[ScalePoint] = Field(min_length=2, max_length=21)
+    tracks: list[Track] = Field(default_factory=list, max_length=20)
+    levels: list[Level] = Field(min_length=1, max_length=50)
+    areas: list[Area] = Field(default_factory=list, max_length=50)
+    competencies: list[Competency] = Field(min_length=1, max_length=300)
+    activities: list[Activity] = Field(default_factory=list, max_length=1000)
+
+
+EMPHASIS_SUM_TOLERANCE = 0.01
+
+
+def _dupes(items: list[Any], attr: str, where: str, errors: list[FieldError]) -> None:
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        value = getattr(item, attr)
+        if value in seen:
+            errors.append(
+                FieldError(
+                    loc=[where, i, attr], msg=f"duplicate {attr} {value!r}", type="duplicate"
+                )
+            )
+        seen.add(value)
+
+
+def check_document(doc: FrameworkDocument) -> list[FieldError]:
+    """Cross-field checks: every problem found, each with the path of the offending field."""
+    errors: list[FieldError] = []
+    for where, items, attr in (
+        ("scale", doc.scale, "value"),
+        ("tracks", doc.tracks, "key"),
+        ("levels", doc.levels, "key"),
+        ("areas", doc.areas, "key"),
+        ("competencies", doc.competencies, "key"),
+        ("activities", doc.activities, "key"),
+    ):
+        _dupes(list(items), attr, where, errors)
+
+    values = [p.value for p in doc.scale]
+    for i in range(1, len(values)):
+        if values[i] <= values[i - 1]:
+            errors.append(
+                FieldError(
+                    loc=["scale", i, "value"], msg="scale values must increase", type="order"
+                )
+            )
+    scale_values = set(values)
+    scale_min, scale_max = min(values), max(values)
+
+    tracks = {t.key for t in doc.tracks}
+    levels = {lv.key: lv for lv in doc.levels}
+    for i, lv in enumerate(doc.levels):
+        if lv.track is not None and lv.track not in tracks:
+            errors.append(
+                FieldError(
+                    loc=["levels", i, "track"],
+                    msg=f"unknown track {lv.track!r}",
+                    type="unknown_reference",
+                )
+            )
+    # Ranks must be unique on each path: the trunk, and the trunk plus each track.
+    for i, lv in enumerate(doc.levels):
+        for j in range(i):
+            other = doc.levels[j]
+            same_path = lv.track is None or other.track is None or lv.track == other.track
+            if same_path and lv.rank == other.rank:
+                errors.append(
+                    FieldError(
+                        loc=["levels", i, "rank"],
+                        msg=f"rank {lv.rank} collides with level {other.key!r} on the same path",
+                        type="rank_collision",
+                    )
+                )
+
+    areas = {a.key for a in doc.areas}
+    required_at: dict[tuple[str, str], bool] = defaultdict(
+        bool
+    )  # (area, level) -> anything required
+    for ci, comp in enumerate(doc.competencies):
+        if comp.area not in areas:
+            errors.append(
+                FieldError(
+                    loc=["competencies", ci, "area"],
+                    msg=f"unknown area {comp.area!r}",
+                    type="unknown_reference",
+                )
+            )
+        for level_key, exp in comp.expectations.items():
+            loc: list[str | int] = ["competencies", ci, "expectations", level_key]
+            if level_key not in levels:
+                errors.append(
+                    FieldError(
+                        loc=loc, msg=f"unknown level {level_key!r}", type="unknown_reference"
+                    )
+                )
+            if exp.required not in scale_values:
+                errors.append(
+                    FieldError(
+                        loc=[*loc, "required"],
+                        msg=f"required proficiency {exp.required} is not on the scale {sorted(scale_values)}",
+                        type="out_of_scale",
+                    )
+                )
+            if exp.required > 0:
+                required_at[(comp.area, level_key)] = True
+
+    for ai, area in enumerate(doc.areas):
+        for level_key, share in area.emphasis.items():
+            loc = ["areas", ai, "emphasis", level_key]
+            if level_key not in levels:
+                errors.append(
+                    FieldError(
+                        loc=loc, msg=f"unknown level {level_key!r}", type="unknown_reference"
+                    )
+                )
+            elif share > 0 and not required_at[(area.key, level_key)]:
+                errors.append(
+                    FieldError(
+                        loc=loc,
+                        msg=f"area {area.key!r} has emphasis at {level_key!r} but no competency of it is required there",
+                        type="emphasis_without_expectations",
+                    )
+                )
+    for level_key in levels:
+        shares = {a.key: a.emphasis[level_key] for a in doc.areas if level_key in a.emphasis}
+        if not shares:
+            continue
+        total = sum(shares.values())
+        if abs(total - 1.0) > EMPHASIS_SUM_TOLERANCE:
+            errors.append(
+                FieldError(
+                    loc=["areas", "emphasis", level_key],
+                    msg=f"emphasis at level {level_key!r} sums to {total:.3f}; it must sum to 1",
+                    type="emphasis_sum",
+                )
+            )
+        for ai, area in enumerate(doc.areas):
+            if required_at[(area.key, level_key)] and area.key not in shares:
+                errors.append(
+                    FieldError(
+                        loc=["areas", ai, "emphasis", level_key],
+                        msg=f"level {level_key!r} has emphasis on other areas but none for {area.key!r}, whose competencies it requires",
+                        type="emphasis_missing",
+                    )
+                )
+
+    competencies = {c.key for c in doc.competencies}
+    span = scale_max - scale_min
+    for ai, act in enumerate(doc.activities):
+        for comp_key, points in act.develops.items():
+            if comp_key not in competencies:
+                errors.append(
+                    FieldError(
+                        loc=["activities", ai, "develops", comp_key],
+                        msg=f"unknown competency {comp_key!r}",
+                        type="unknown_reference",
+                    )
+                )
+            elif points > span:
+                errors.append(
+                    FieldError(
+                        loc=["activities", ai, "develops", comp_key],
+                        msg=f"{points} points exceed the scale's span {span}",
+                        type="out_of_scale",
+                    )
+                )
+        band = act.level_band
+        lo, hi = levels.get(band.from_level), levels.get(band.to_level)
+        if lo is None:
+            errors.append(
+                FieldError(
+                    loc=["activities", ai, "level_band", "from"],
+                    msg=f"unknown level {band.from_level!r}",
+                    type="unknown_reference",
+                )
+            )
+        if hi is None:
+            errors.append(
+                FieldError(
+                    loc=["activities", ai, "level_band", "to"],
+                    msg=f"unknown level {band.to_level!r}",
+                    type="unknown_reference",
+                )
+            )
+        if lo is not None and hi is not None and lo.rank > hi.rank:
+            errors.append(
+                FieldError(
+                    loc=["activities", ai, "level_band"],
+                    msg="band 'from' ranks above 'to'",
+                    type="band_order",
+                )
+            )
+
+    if doc.settings.gap_tolerance > span:
+        errors.append(
+            FieldError(
+                loc=["settings", "gap_tolerance"],
+                msg=f"tolerance exceeds the scale's span {span}",
+                type="out_of_scale",
+            )
+        )
+    return errors
+
+
+def parse_document(data: Any) -> FrameworkDocument:
+    """Validate a decoded framework file; raise InvalidInput naming every offending field."""
+    try:
+        doc = FrameworkDocument.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            FieldError(
+                loc=[p if isinstance(p, int) else str(p) for p in e["loc"]],
+                msg=e["msg"],
+                type=e["type"],
+            )
+            for e in exc.errors()
+        ]
+        raise InvalidInput(
+            f"The framework file has {len(errors)} invalid field(s).", errors=errors
+        ) from None
+    ensure_valid(doc)
+    return doc
+
+
+def ensure_valid(doc: FrameworkDocument) -> None:
+    """Raise InvalidInput when the document's parts do not fit together."""
+    errors = check_document(doc)
+    if errors:
+        raise InvalidInput(
+            f"The framework is inconsistent: {len(errors)} problem(s).", errors=errors
+        )
+
+
+def dump_document(doc: FrameworkDocument) -> dict[str, Any]:
+    """The document as plain JSON-compatible data (the export format)."""
+    return doc.model_dump(mode="json", by_alias=True)

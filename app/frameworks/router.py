@@ -1,0 +1,240 @@
+"""HTTP routes of the frameworks resource (thin: parse, authorize, call the service)."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from app.auth.dependencies import FrameworksRead, FrameworksWrite, SessionDep
+from app.errors import error_responses
+from app.frameworks import service
+from app.frameworks.document import FrameworkDocument, dump_document, parse_document
+from app.frameworks.files import YAML_TYPES, dump_yaml, load_file
+from app.frameworks.schemas import (
+    CloneRequest,
+    FrameworkList,
+    FrameworkSummary,
+    FrameworkVersionRead,
+    VersionSummary,
+)
+
+router = APIRouter(prefix="/v1/frameworks", tags=["frameworks"])
+
+FrameworkKey = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+VersionNumber = Annotated[int, Path(ge=1, le=1_000_000)]
+READ_ERRORS = error_responses(401, 403, 404, 422, 503)
+WRITE_ERRORS = error_responses(401, 403, 404, 409, 412, 413, 422, 428, 503)
+
+
+def _read(
+    resolved: service.ResolvedVersion, response: Response | None = None
+) -> FrameworkVersionRead:
+    v = resolved.version
+    if response is not None:
+        response.headers["ETag"] = resolved.etag
+    return FrameworkVersionRead(
+        key=resolved.framework.key,
+        version=v.version,
+        status=v.status,  # type: ignore[arg-type]
+        builtin=resolved.builtin,
+        created_at=v.created_at,
+        updated_at=v.updated_at,
+        published_at=v.published_at,
+        etag=resolved.etag,
+        document=FrameworkDocument.model_validate(v.content),
+    )
+
+
+@router.get("", summary="List frameworks", responses=error_responses(401, 403, 503))
+async def list_frameworks(principal: FrameworksRead, session: SessionDep) -> FrameworkList:
+    """Your tenant's frameworks and the built-in templates every tenant can read."""
+    items = await service.list_frameworks(session, principal)
+    return FrameworkList(items=[FrameworkSummary(**item) for item in items])
+
+
+@router.post(
+    "", status_code=201, summary="Create a framework (draft version 1)", responses=WRITE_ERRORS
+)
+async def create_framework(
+    principal: FrameworksWrite,
+    session: SessionDep,
+    response: Response,
+    document: Annotated[FrameworkDocument, Body()],
+    publish: Annotated[bool, Query(description="Publish version 1 at once.")] = False,
+) -> FrameworkVersionRead:
+    """Create a framework from a framework document; it starts as draft version 1."""
+    resolved = await service.create(session, principal, document, publish=publish)
+    await session.commit()
+    return _read(resolved, response)
+
+
+_IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/FrameworkDocument"}},
+            **{t: {"schema": {"type": "string"}} for t in YAML_TYPES[:1]},
+        },
+    }
+}
+
+
+@router.post(
+    "/import",
+    status_code=201,
+    summary="Import a framework file (JSON or YAML)",
+    responses=WRITE_ERRORS,
+    openapi_extra=_IMPORT_BODY,
+)
+async def import_framework(
+    principal: FrameworksWrite,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    publish: Annotated[bool, Query(description="Publish the imported version at once.")] = False,
+) -> FrameworkVersionRead:
+    """Import a framework file: a new framework, or a new version of yours with that key.
+
+    Send JSON (`application/json`) or YAML (`application/yaml`). Every problem in the file is
+    reported with the path of the offending field; nothing is stored unless all of it is valid.
+    """
+    data = load_file(await request.body(), content_type=request.headers.get("content-type"))
+    document = parse_document(data)
+    resolved = await service.import_document(session, principal, document, publish=publish)
+    await session.commit()
+    return _read(resolved, response)
+
+
+@router.get("/{key}", summary="Get a framework (latest published version)", responses=READ_ERRORS)
+async def get_framework(
+    key: FrameworkKey, principal: FrameworksRead, session: SessionDep, response: Response
+) -> FrameworkVersionRead:
+    """The latest published version of a framework, with its whole document."""
+    return _read(await service.resolve(session, principal, key), response)
+
+
+@router.get("/{key}/versions", summary="List versions of a framework", responses=READ_ERRORS)
+async def list_versions(
+    key: FrameworkKey, principal: FrameworksRead, session: SessionDep
+) -> list[VersionSummary]:
+    """Every version, oldest first, with its status."""
+    rows = await service.list_versions(session, principal, key)
+    return [
+        VersionSummary(
+            version=r.version,
+            status=r.status,  # type: ignore[arg-type]
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            published_at=r.published_at,
+        )
+        for r in rows
+    ]
+
+
+@router.post(
+    "/{key}/versions", status_code=201, summary="Start a new draft version", responses=WRITE_ERRORS
+)
+async def create_draft(
+    key: FrameworkKey,
+    principal: FrameworksWrite,
+    session: SessionDep,
+    response: Response,
+    document: Annotated[FrameworkDocument | None, Body()] = None,
+) -> FrameworkVersionRead:
+    """Start a draft from the document sent, or as a copy of the newest version."""
+    resolved = await service.new_draft(session, principal, key, document)
+    await session.commit()
+    return _read(resolved, response)
+
+
+@router.get("/{key}/versions/{version}", summary="Get one framework version", responses=READ_ERRORS)
+async def get_version(
+    key: FrameworkKey,
+    version: VersionNumber,
+    principal: FrameworksRead,
+    session: SessionDep,
+    response: Response,
+) -> FrameworkVersionRead:
+    """One version of a framework, whatever its status; the ETag guards draft updates."""
+    return _read(await service.resolve(session, principal, key, version), response)
+
+
+@router.put("/{key}/versions/{version}", summary="Update a draft version", responses=WRITE_ERRORS)
+async def update_version(
+    key: FrameworkKey,
+    version: VersionNumber,
+    principal: FrameworksWrite,
+    session: SessionDep,
+    response: Response,
+    document: Annotated[FrameworkDocument, Body()],
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> FrameworkVersionRead:
+    """Replace a draft's document. Needs `If-Match` with the draft's ETag; published versions are 409."""
+    resolved = await service.update_draft(session, principal, key, version, document, if_match)
+    await session.commit()
+    return _read(resolved, response)
+
+
+@router.post(
+    "/{key}/versions/{version}/publish", summary="Publish a draft version", responses=WRITE_ERRORS
+)
+async def publish_version(
+    key: FrameworkKey,
+    version: VersionNumber,
+    principal: FrameworksWrite,
+    session: SessionDep,
+    response: Response,
+) -> FrameworkVersionRead:
+    """Publish a draft. It becomes immutable and the previous published version is archived."""
+    resolved = await service.publish(session, principal, key, version)
+    await session.commit()
+    return _read(resolved, response)
+
+
+@router.get(
+    "/{key}/versions/{version}/export",
+    summary="Export a version as a framework file",
+    responses={
+        **READ_ERRORS,
+        200: {
+            "content": {"application/json": {}, "application/yaml": {"schema": {"type": "string"}}}
+        },
+    },
+    response_model=FrameworkDocument,
+)
+async def export_version(
+    key: FrameworkKey,
+    version: VersionNumber,
+    principal: FrameworksRead,
+    session: SessionDep,
+    format: Annotated[Literal["json", "yaml"], Query(description="File format.")] = "json",
+) -> Response:
+    """The version's framework file; importing it again gives the same framework."""
+    resolved = await service.resolve(session, principal, key, version)
+    data = dump_document(FrameworkDocument.model_validate(resolved.version.content))
+    filename = f"{key}-v{version}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if format == "yaml":
+        return PlainTextResponse(dump_yaml(data), media_type="application/yaml", headers=headers)
+    return JSONResponse(data, headers=headers)
+
+
+@router.post(
+    "/{key}/clone",
+    status_code=201,
+    summary="Clone a framework into your tenant",
+    responses=WRITE_ERRORS,
+)
+async def clone_framework(
+    key: FrameworkKey,
+    principal: FrameworksWrite,
+    session: SessionDep,
+    response: Response,
+    request: Annotated[CloneRequest, Body()],
+) -> FrameworkVersionRead:
+    """Copy a framework (for example a built-in template) under a new key, as draft version 1."""
+    resolved = await service.clone(
+        session, principal, key, request.key, request.name, request.version
+    )
+    await session.commit()
+    return _read(resolved, response)

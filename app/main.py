@@ -1,0 +1,106 @@
+"""Application factory: routers, error handlers, docs served offline, lifespan."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.audit.router import router as audit_router
+from app.auth.router import router as api_keys_router
+from app.config import Settings, get_settings
+from app.db import create_engine, make_sessionmaker
+from app.errors import install_error_handlers
+from app.frameworks import service as frameworks_service
+from app.frameworks.router import router as frameworks_router
+from app.health import router as health_router
+from app.limits import BodySizeLimit
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Open, explainable competency scoring over REST.
+
+Store competency frameworks (career ladders) and assessments of people, then ask:
+**where does this person stand** (readiness per level, attained level, level index),
+**what is missing** for the next level (gap analysis), and **what to do next**
+(a development plan with the projected effect of each step).
+
+Every route except the health probes and these docs needs an API key:
+`Authorization: Bearer <key>`. `make run` prints a development key.
+Errors are `application/problem+json` (RFC 9457).
+"""
+
+STATIC_URL = "/_static"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = create_engine(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+    if settings.load_builtin_frameworks:
+        async with app.state.sessionmaker() as session:
+            loaded = await frameworks_service.ensure_builtin(session)
+            await session.commit()
+        if loaded:
+            log.info("loaded built-in frameworks: %s", ", ".join(loaded))
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app for the given settings (the environment's by default)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Competency Ladder",
+        version="1.0.0",
+        summary="Where does this person stand, what is missing, and what to do next.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    for router in (health_router, frameworks_router, api_keys_router, audit_router):
+        app.include_router(router)
+    if settings.docs_enabled:
+        _mount_docs(app)
+    return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc from assets shipped in an installed wheel: no CDN, works offline."""
+    assets = files("fastapi_offline") / "static"
+    app.mount(STATIC_URL, StaticFiles(directory=str(assets)), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} — API docs",
+            swagger_js_url=f"{STATIC_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{STATIC_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{STATIC_URL}/favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} — reference",
+            redoc_js_url=f"{STATIC_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{STATIC_URL}/favicon.png",
+            with_google_fonts=False,
+        )

@@ -1,0 +1,231 @@
+"""Every table of the service, and only tables.
+
+Every tenant-owned table leads its primary key, foreign keys and indexes with ``tenant_id`` so the
+schema can be distributed by tenant without change. Built-in frameworks belong to the system
+tenant and are readable by every tenant.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+SYSTEM_TENANT_ID = uuid.UUID("00000000-0000-0000-0000-000000000000")
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware timestamps on every engine (SQLite drops the offset; we restore UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: timestamps must carry a timezone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONDocument = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(
+        default_factory=utcnow if not nullable else None,
+        sa_type=UTCDateTime,
+        nullable=nullable,
+    )
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenant"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    created_at: datetime = _ts()
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        # Keys are looked up by id before the tenant is known, so the id is unique on its own.
+        sa.UniqueConstraint("id"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    secret_hash: str = Field(max_length=128)
+    scopes: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    created_at: datetime = _ts()
+    expires_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+    created_by_key_id: uuid.UUID | None = Field(default=None)
+
+
+class Framework(SQLModel, table=True):
+    __tablename__ = "framework"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        sa.UniqueConstraint("tenant_id", "key"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    key: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=4000)
+    is_builtin: bool = Field(default=False)
+    cloned_from: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class FrameworkVersion(SQLModel, table=True):
+    __tablename__ = "framework_version"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "framework_id"],
+            ["framework.tenant_id", "framework.id"],
+            ondelete="CASCADE",
+        ),
+        sa.UniqueConstraint("tenant_id", "framework_id", "version"),
+        sa.CheckConstraint("status IN ('draft', 'published', 'archived')", name="status"),
+        sa.CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    framework_id: uuid.UUID
+    version: int
+    status: str = Field(default="draft", max_length=16)
+    # The whole validated framework document; a published version never changes.
+    content: dict[str, Any] = Field(sa_type=JSONDocument)
+    revision: int = Field(default=1)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    published_at: datetime | None = _ts(nullable=True)
+
+
+class Subject(SQLModel, table=True):
+    __tablename__ = "subject"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        sa.UniqueConstraint("tenant_id", "external_ref"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    external_ref: str = Field(max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    track: str | None = Field(default=None, max_length=64)
+    current_level: str | None = Field(default=None, max_length=64)
+    attributes: dict[str, str] = Field(default_factory=dict, sa_type=JSONDocument)
+    revision: int = Field(default=1)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Assessment(SQLModel, table=True):
+    __tablename__ = "assessment"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subject.tenant_id", "subject.id"], ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["framework_tenant_id", "framework_version_id"],
+            ["framework_version.tenant_id", "framework_version.id"],
+        ),
+        sa.Index(None, "tenant_id", "subject_id", "assessed_at"),
+        sa.CheckConstraint(
+            "rater_role IN ('self', 'manager', 'peer', 'direct_report', 'external', 'calibrated')",
+            name="rater_role",
+        ),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    subject_id: uuid.UUID
+    # Built-in versions live in the system tenant, so the reference names the owning tenant.
+    framework_tenant_id: uuid.UUID
+    framework_version_id: uuid.UUID
+    rater_ref: str = Field(max_length=200)
+    rater_role: str = Field(max_length=16)
+    assessed_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = _ts()
+    sequence: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class Rating(SQLModel, table=True):
+    __tablename__ = "rating"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "assessment_id"],
+            ["assessment.tenant_id", "assessment.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    assessment_id: uuid.UUID = Field(primary_key=True)
+    competency_key: str = Field(primary_key=True, max_length=64)
+    proficiency: int
+    evidence: str | None = Field(default=None, max_length=4000)
+    confidence: float | None = Field(default=None)
+
+
+class CompletedActivity(SQLModel, table=True):
+    __tablename__ = "completed_activity"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subject.tenant_id", "subject.id"], ondelete="CASCADE"
+        ),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    subject_id: uuid.UUID = Field(primary_key=True)
+    activity_key: str = Field(primary_key=True, max_length=64)
+    completed_at: datetime = Field(sa_type=UTCDateTime)
+    created_at: datetime = _ts()
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        sa.Index(None, "tenant_id", "occurred_at"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    occurred_at: datetime = _ts()
+    actor_key_id: uuid.UUID | None = Field(default=None)
+    action: str = Field(max_length=64)
+    object_type: str = Field(max_length=64)
+    object_id: str = Field(max_length=200)
+    # Never secrets, never evidence text: only ids, keys and counts.
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)

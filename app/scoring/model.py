@@ -1,0 +1,93 @@
+"""Plain value types the scoring engine reads: a compiled framework and ratings.
+
+Nothing here knows about HTTP, the database or pydantic; callers build these from whatever
+they store, and the engine answers with the plain results in ``results.py``.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+RATER_ROLES = ("self", "manager", "peer", "direct_report", "external", "calibrated")
+
+DEFAULT_ROLE_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {"manager": 3.0, "peer": 2.0, "direct_report": 2.0, "external": 2.0, "self": 1.0}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringSettings:
+    """Thresholds a framework (or a single request) may override."""
+
+    readiness_threshold: float = 0.85
+    gap_tolerance: float = 1.0
+    window_days: int = 365
+    role_weights: Mapping[str, float] = field(default_factory=lambda: DEFAULT_ROLE_WEIGHTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    key: str
+    name: str
+    rank: int
+    track: str | None  # None: the shared trunk
+
+
+@dataclass(frozen=True, slots=True)
+class Competency:
+    key: str
+    name: str
+    area: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    competency: str
+    level: str
+    required: int
+    critical: bool
+    indicators: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    key: str
+    title: str
+    kind: str
+    gains: Mapping[str, int]  # competency key -> points developed
+    effort_hours: float
+    band_min_rank: int  # suitable when the target level's rank lies in [min, max]
+    band_max_rank: int
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Framework:
+    """One immutable framework version, compiled for scoring."""
+
+    key: str
+    version: int
+    scale_min: int
+    scale_max: int
+    levels: tuple[Level, ...]
+    competencies: tuple[Competency, ...]
+    expectations: tuple[Expectation, ...]
+    # area key -> level key -> share of that level's expectations the area carries
+    area_emphasis: Mapping[str, Mapping[str, float]]
+    activities: tuple[Activity, ...] = ()
+    settings: ScoringSettings = field(default_factory=ScoringSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """One rater's proficiency for one competency at one moment."""
+
+    competency: str
+    proficiency: float
+    rater_ref: str
+    role: str
+    assessed_at: datetime
+    # Tie-break between two ratings of one rater with the same timestamp: higher is later.
+    sequence: int = 0
