@@ -10,6 +10,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.assessments.router import router as assessments_router
 from app.audit.router import router as audit_router
 from app.auth.router import router as api_keys_router
 from app.config import Settings, get_settings
@@ -19,6 +20,7 @@ from app.frameworks import service as frameworks_service
 from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
 from app.limits import BodySizeLimit
+from app.subjects.router import router as subjects_router
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    for router in (health_router, frameworks_router, api_keys_router, audit_router):
+    for router in (
+        health_router,
+        frameworks_router,
+        subjects_router,
+        assessments_router,
+        api_keys_router,
+        audit_router,
+    ):
         app.include_router(router)
     if settings.docs_enabled:
         _mount_docs(app)

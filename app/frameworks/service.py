@@ -18,9 +18,8 @@ from app.errors import (
     FieldError,
     InvalidInput,
     NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
 )
+from app.etags import check_if_match, make_etag
 from app.frameworks import repository as repo
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import FrameworkDocument, dump_document, ensure_valid, parse_document
@@ -44,7 +43,7 @@ class ResolvedVersion:
 
     @property
     def etag(self) -> str:
-        return f'"{self.version.id.hex}.{self.version.revision}"'
+        return make_etag(self.version.id, self.version.revision)
 
 
 _COMPILED: "OrderedDict[tuple[str, int], ScoringFramework]" = OrderedDict()
@@ -284,7 +283,7 @@ async def update_draft(
         raise Conflict(
             f"Version {version} of {key!r} is {row.status} and cannot change; start a new draft."
         )
-    _check_if_match(if_match, current.etag)
+    check_if_match(if_match, current.etag)
     _same_key(doc, key)
     ensure_valid(doc)
     row.content = dump_document(doc)
@@ -295,16 +294,6 @@ async def update_draft(
     record(session, principal, "framework_version.updated", "framework", key, {"version": version})
     await session.flush()
     return current
-
-
-def _check_if_match(if_match: str | None, etag: str) -> None:
-    if if_match is None:
-        raise PreconditionRequired(
-            "Send If-Match with the ETag you read, so concurrent edits are not lost."
-        )
-    candidates = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
-    if "*" not in candidates and etag not in candidates:
-        raise PreconditionFailed("The resource changed since you read it; read it again and retry.")
 
 
 async def publish(
@@ -399,3 +388,8 @@ async def ensure_builtin(session: AsyncSession) -> list[str]:
         loaded.append(doc.key)
     await session.flush()
     return loaded
+
+
+def scale_values(version: FrameworkVersion) -> frozenset[int]:
+    """The proficiency values a version's scale allows."""
+    return frozenset(int(p["value"]) for p in version.content["scale"])

@@ -1,0 +1,155 @@
+"""Assessment queries (add/flush, never commit)."""
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import and_, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.models import Assessment, Framework, FrameworkVersion, Rating, Subject
+
+
+async def ratings_of(
+    session: AsyncSession, tenant_id: uuid.UUID, assessment_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Rating]]:
+    """Ratings grouped by assessment, in competency order."""
+    if not assessment_ids:
+        return {}
+    stmt = (
+        select(Rating)
+        .where(Rating.tenant_id == tenant_id, col(Rating.assessment_id).in_(assessment_ids))
+        .order_by(col(Rating.assessment_id), col(Rating.competency_key))
+    )
+    grouped: dict[uuid.UUID, list[Rating]] = defaultdict(list)
+    for rating in (await session.exec(stmt)).all():
+        grouped[rating.assessment_id].append(rating)
+    return grouped
+
+
+def _listing() -> Any:
+    return (
+        select(Assessment, Subject.external_ref, Framework.key, FrameworkVersion.version)
+        .join(
+            Subject,
+            and_(
+                col(Subject.tenant_id) == col(Assessment.tenant_id),
+                col(Subject.id) == col(Assessment.subject_id),
+            ),
+        )
+        .join(
+            FrameworkVersion,
+            and_(
+                col(FrameworkVersion.tenant_id) == col(Assessment.framework_tenant_id),
+                col(FrameworkVersion.id) == col(Assessment.framework_version_id),
+            ),
+        )
+        .join(
+            Framework,
+            and_(
+                col(Framework.tenant_id) == col(FrameworkVersion.tenant_id),
+                col(Framework.id) == col(FrameworkVersion.framework_id),
+            ),
+        )
+    )
+
+
+async def get(
+    session: AsyncSession, tenant_id: uuid.UUID, assessment_id: uuid.UUID
+) -> tuple[Assessment, str, str, int] | None:
+    stmt = _listing().where(Assessment.tenant_id == tenant_id, Assessment.id == assessment_id)
+    row = (await session.exec(stmt)).first()
+    return None if row is None else (row[0], row[1], row[2], row[3])
+
+
+async def page(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    subject_id: uuid.UUID | None,
+    rater_ref: str | None,
+    rater_role: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[tuple[Assessment, str, str, int]]:
+    """Newest first, keyset-paginated on (assessed_at, id)."""
+    stmt = _listing().where(Assessment.tenant_id == tenant_id)
+    if subject_id is not None:
+        stmt = stmt.where(Assessment.subject_id == subject_id)
+    if rater_ref is not None:
+        stmt = stmt.where(Assessment.rater_ref == rater_ref)
+    if rater_role is not None:
+        stmt = stmt.where(Assessment.rater_role == rater_role)
+    if since is not None:
+        stmt = stmt.where(col(Assessment.assessed_at) >= since)
+    if until is not None:
+        stmt = stmt.where(col(Assessment.assessed_at) < until)
+    if after is not None:
+        at, last_id = after
+        stmt = stmt.where(
+            (col(Assessment.assessed_at) < at)
+            | ((col(Assessment.assessed_at) == at) & (col(Assessment.id) < last_id))
+        )
+    stmt = stmt.order_by(col(Assessment.assessed_at).desc(), col(Assessment.id).desc()).limit(limit)
+    return [(r[0], r[1], r[2], r[3]) for r in (await session.exec(stmt)).all()]
+
+
+async def subject_ratings(
+    session: AsyncSession, tenant_id: uuid.UUID, subject_id: uuid.UUID, framework: Framework
+) -> list[tuple[Assessment, Rating]]:
+    """Every rating of a subject made against any version of one framework."""
+    stmt = (
+        select(Assessment, Rating)
+        .join(
+            Rating,
+            and_(
+                col(Rating.tenant_id) == col(Assessment.tenant_id),
+                col(Rating.assessment_id) == col(Assessment.id),
+            ),
+        )
+        .join(
+            FrameworkVersion,
+            and_(
+                col(FrameworkVersion.tenant_id) == col(Assessment.framework_tenant_id),
+                col(FrameworkVersion.id) == col(Assessment.framework_version_id),
+            ),
+        )
+        .where(
+            Assessment.tenant_id == tenant_id,
+            Assessment.subject_id == subject_id,
+            FrameworkVersion.tenant_id == framework.tenant_id,
+            FrameworkVersion.framework_id == framework.id,
+        )
+        .order_by(col(Assessment.assessed_at), col(Assessment.sequence))
+    )
+    return [(r[0], r[1]) for r in (await session.exec(stmt)).all()]
+
+
+async def latest_framework_of(
+    session: AsyncSession, tenant_id: uuid.UUID, subject_id: uuid.UUID
+) -> Framework | None:
+    """The framework of the subject's most recent assessment."""
+    stmt = (
+        select(Framework)
+        .join(
+            FrameworkVersion,
+            and_(
+                col(Framework.tenant_id) == col(FrameworkVersion.tenant_id),
+                col(Framework.id) == col(FrameworkVersion.framework_id),
+            ),
+        )
+        .join(
+            Assessment,
+            and_(
+                col(FrameworkVersion.tenant_id) == col(Assessment.framework_tenant_id),
+                col(FrameworkVersion.id) == col(Assessment.framework_version_id),
+            ),
+        )
+        .where(Assessment.tenant_id == tenant_id, Assessment.subject_id == subject_id)
+        .order_by(col(Assessment.assessed_at).desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()

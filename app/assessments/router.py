@@ -1,0 +1,88 @@
+"""HTTP routes of assessments."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import AwareDatetime
+
+from app.assessments import service
+from app.assessments.schemas import AssessmentCreate, AssessmentRead, RaterRole
+from app.auth.dependencies import AssessmentsRead, AssessmentsWrite, SessionDep
+from app.config import get_settings
+from app.errors import error_responses
+from app.pagination import Page, decode_cursor, encode_cursor, invalid_cursor
+
+router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Record an assessment",
+    responses=error_responses(401, 403, 404, 409, 413, 422, 503),
+)
+async def create_assessment(
+    principal: AssessmentsWrite, session: SessionDep, body: Annotated[AssessmentCreate, Body()]
+) -> AssessmentRead:
+    """One rater's ratings of one subject, pinned to a published framework version.
+
+    Ratings must name competencies of that version and use values of its scale; otherwise the
+    whole assessment is refused (422) and nothing is stored. Assessments never change: a
+    correction is a new assessment (the latest rating of each rater counts).
+    """
+    created = await service.create(session, principal, body)
+    await session.commit()
+    return created
+
+
+@router.get("", summary="List assessments", responses=error_responses(401, 403, 404, 422, 503))
+async def list_assessments(
+    principal: AssessmentsRead,
+    session: SessionDep,
+    subject_ref: Annotated[str | None, Query(max_length=200)] = None,
+    rater_ref: Annotated[str | None, Query(max_length=200)] = None,
+    rater_role: Annotated[RaterRole | None, Query()] = None,
+    since: Annotated[AwareDatetime | None, Query(description="assessed_at at or after")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="assessed_at before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[AssessmentRead]:
+    """Assessments newest first, filtered by subject, rater, role and date range."""
+    limit = min(limit, get_settings().max_page_size)
+    decoded = decode_cursor(cursor, 2)
+    after = None
+    if decoded is not None:
+        try:
+            after = (datetime.fromisoformat(decoded[0]), uuid.UUID(decoded[1]))
+        except ValueError:
+            raise invalid_cursor() from None
+    rows = await service.page(
+        session,
+        principal,
+        limit=limit + 1,
+        after=after,
+        subject_ref=subject_ref,
+        rater_ref=rater_ref,
+        rater_role=rater_role,
+        since=since,
+        until=until,
+    )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1].assessed_at.isoformat(), str(rows[-1].id)])
+    return Page[AssessmentRead](items=rows, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{assessment_id}",
+    summary="Get an assessment",
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+async def get_assessment(
+    assessment_id: Annotated[uuid.UUID, Path()], principal: AssessmentsRead, session: SessionDep
+) -> AssessmentRead:
+    """One assessment with its ratings."""
+    return await service.get(session, principal, assessment_id)

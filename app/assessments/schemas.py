@@ -1,0 +1,65 @@
+"""API models of assessments: one rater's ratings of one subject against a framework version."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.subjects.schemas import KeyStr, Ref
+
+MAX_RATINGS_PER_ASSESSMENT = 300
+
+RaterRole = Literal["self", "manager", "peer", "direct_report", "external", "calibrated"]
+Evidence = Annotated[str, StringConstraints(max_length=4000, pattern=r"^[^\x00]*$")]
+
+
+class FrameworkRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: KeyStr = Field(examples=["product-management"])
+    version: int | None = Field(
+        default=None, ge=1, le=1_000_000, description="Default: the latest published version."
+    )
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    competency: KeyStr = Field(examples=["execution"])
+    proficiency: int = Field(ge=0, le=100, description="A value of the framework's scale.")
+    evidence: Evidence | None = Field(
+        default=None, description="What was observed (personal data)."
+    )
+    confidence: float | None = Field(
+        default=None, ge=0, le=1, description="Rater's confidence, 0–1."
+    )
+
+
+class AssessmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject_ref: Ref
+    framework: FrameworkRef
+    rater_ref: Ref = Field(description="Your id of the rater (a person or a calibration panel).")
+    rater_role: RaterRole
+    assessed_at: AwareDatetime = Field(description="When the assessment was made (with offset).")
+    ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_RATINGS_PER_ASSESSMENT)
+
+
+class RatingRead(BaseModel):
+    competency: str
+    proficiency: int
+    evidence: str | None
+    confidence: float | None
+
+
+class AssessmentRead(BaseModel):
+    id: uuid.UUID
+    subject_ref: str
+    framework: FrameworkRef
+    rater_ref: str
+    rater_role: RaterRole
+    assessed_at: datetime
+    created_at: datetime
+    ratings: list[RatingRead]

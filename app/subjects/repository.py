@@ -1,0 +1,54 @@
+"""Subject queries (add/flush, never commit)."""
+
+import uuid
+from collections.abc import Mapping
+
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.models import Subject
+
+
+async def by_ref(session: AsyncSession, tenant_id: uuid.UUID, ref: str) -> Subject | None:
+    stmt = select(Subject).where(Subject.tenant_id == tenant_id, Subject.external_ref == ref)
+    return (await session.exec(stmt)).first()
+
+
+async def by_refs(session: AsyncSession, tenant_id: uuid.UUID, refs: list[str]) -> list[Subject]:
+    stmt = select(Subject).where(
+        Subject.tenant_id == tenant_id, col(Subject.external_ref).in_(refs)
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def page(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    limit: int,
+    after_ref: str | None,
+    track: str | None,
+    current_level: str | None,
+    attributes: Mapping[str, str],
+) -> list[Subject]:
+    """Subjects ordered by external_ref, keyset-paginated, filtered."""
+    stmt = select(Subject).where(Subject.tenant_id == tenant_id)
+    if after_ref is not None:
+        stmt = stmt.where(col(Subject.external_ref) > after_ref)
+    if track is not None:
+        stmt = stmt.where(Subject.track == track)
+    if current_level is not None:
+        stmt = stmt.where(Subject.current_level == current_level)
+    for key, value in attributes.items():
+        stmt = stmt.where(col(Subject.attributes)[key].as_string() == value)
+    stmt = stmt.order_by(col(Subject.external_ref)).limit(limit)
+    return list((await session.exec(stmt)).all())
+
+
+async def erase(session: AsyncSession, subject: Subject) -> None:
+    """Delete the person; assessments, ratings and completed activities cascade with them."""
+    await session.exec(
+        delete(Subject).where(
+            col(Subject.tenant_id) == subject.tenant_id, col(Subject.id) == subject.id
+        )
+    )

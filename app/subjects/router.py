@@ -1,0 +1,144 @@
+"""HTTP routes of subjects."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Path, Query, Response
+
+from app.auth.dependencies import SessionDep, SubjectsRead, SubjectsWrite
+from app.config import get_settings
+from app.errors import FieldError, InvalidInput, error_responses
+from app.models import Subject
+from app.pagination import Page, decode_cursor, encode_cursor
+from app.subjects import service
+from app.subjects.schemas import SubjectCreate, SubjectRead, SubjectUpdate
+
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+
+SubjectRef = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$")
+]
+
+
+def read(subject: Subject, response: Response | None = None) -> SubjectRead:
+    tag = service.etag(subject)
+    if response is not None:
+        response.headers["ETag"] = tag
+    return SubjectRead(
+        id=subject.id,
+        external_ref=subject.external_ref,
+        display_name=subject.display_name,
+        track=subject.track,
+        current_level=subject.current_level,
+        attributes=dict(subject.attributes),
+        created_at=subject.created_at,
+        updated_at=subject.updated_at,
+        etag=tag,
+    )
+
+
+def parse_attribute_filters(raw: list[str]) -> dict[str, str]:
+    """``team:growth`` style filters into a mapping; 422 for anything else."""
+    out: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise InvalidInput(
+                "Attribute filters look like 'team:growth'.",
+                errors=[
+                    FieldError(
+                        loc=["query", "attribute", i], msg="expected key:value", type="format"
+                    )
+                ],
+            )
+        out[key] = value
+    return out
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a subject",
+    responses=error_responses(401, 403, 409, 413, 422, 503),
+)
+async def create_subject(
+    principal: SubjectsWrite,
+    session: SessionDep,
+    response: Response,
+    body: Annotated[SubjectCreate, Body()],
+) -> SubjectRead:
+    """Register a person by your own id (`external_ref`)."""
+    subject = await service.create(session, principal, body)
+    await session.commit()
+    return read(subject, response)
+
+
+@router.get("", summary="List subjects", responses=error_responses(401, 403, 422, 503))
+async def list_subjects(
+    principal: SubjectsRead,
+    session: SessionDep,
+    track: Annotated[str | None, Query(max_length=64)] = None,
+    current_level: Annotated[str | None, Query(max_length=64)] = None,
+    attribute: Annotated[
+        list[str],
+        Query(max_length=20, description="Filter 'key:value', repeatable (all must match)."),
+    ] = [],  # noqa: B006 - FastAPI copies defaults per request
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Page[SubjectRead]:
+    """Subjects ordered by `external_ref`, in cursor pages, filtered by track, level, attributes."""
+    limit = min(limit, get_settings().max_page_size)
+    for value in attribute:
+        if len(value) > 300:
+            raise InvalidInput("Attribute filters are at most 300 characters.")
+    decoded = decode_cursor(cursor, 1)
+    rows = await service.page(
+        session,
+        principal,
+        limit=limit + 1,
+        after_ref=decoded[0] if decoded else None,
+        track=track,
+        current_level=current_level,
+        attributes=parse_attribute_filters(attribute),
+    )
+    next_cursor = encode_cursor([rows[limit - 1].external_ref]) if len(rows) > limit else None
+    return Page[SubjectRead](items=[read(s) for s in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get("/{ref}", summary="Get a subject", responses=error_responses(401, 403, 404, 422, 503))
+async def get_subject(
+    ref: SubjectRef, principal: SubjectsRead, session: SessionDep, response: Response
+) -> SubjectRead:
+    """One subject, with the ETag to send as If-Match when updating it."""
+    return read(await service.get(session, principal, ref), response)
+
+
+@router.patch(
+    "/{ref}",
+    summary="Update a subject",
+    responses=error_responses(401, 403, 404, 412, 413, 422, 428, 503),
+)
+async def update_subject(
+    ref: SubjectRef,
+    principal: SubjectsWrite,
+    session: SessionDep,
+    response: Response,
+    body: Annotated[SubjectUpdate, Body()],
+    if_match: Annotated[str | None, Header(max_length=200)] = None,
+) -> SubjectRead:
+    """Change the fields sent. Needs `If-Match` with the current ETag (428 without, 412 stale)."""
+    subject = await service.update(session, principal, ref, body, if_match)
+    await session.commit()
+    return read(subject, response)
+
+
+@router.delete(
+    "/{ref}",
+    status_code=204,
+    summary="Erase a subject",
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+async def erase_subject(ref: SubjectRef, principal: SubjectsWrite, session: SessionDep) -> Response:
+    """Erase the person and every assessment, rating, evidence text and activity about them."""
+    await service.erase(session, principal, ref)
+    await session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,64 @@
+"""API models of subjects (the people being assessed)."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Ref = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"),
+]
+KeyStr = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+]
+AttrKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+]
+AttrValue = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f]*$")]
+DisplayName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")
+]
+Attributes = Annotated[
+    dict[AttrKey, AttrValue],
+    Field(
+        max_length=20,
+        description="Free attributes for cohort filters: team, department, location...",
+    ),
+]
+
+
+class SubjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_ref: Ref = Field(
+        description="Your system's id for this person; unique in your tenant."
+    )
+    display_name: DisplayName | None = None
+    track: KeyStr | None = Field(default=None, description="Track key, e.g. 'ic' or 'management'.")
+    current_level: KeyStr | None = Field(default=None, description="Official level key, e.g. 'pm'.")
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class SubjectUpdate(BaseModel):
+    """Partial update: only the fields sent change; send null to clear one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: DisplayName | None = None
+    track: KeyStr | None = None
+    current_level: KeyStr | None = None
+    attributes: Attributes | None = None
+
+
+class SubjectRead(BaseModel):
+    id: uuid.UUID
+    external_ref: str
+    display_name: str | None
+    track: str | None
+    current_level: str | None
+    attributes: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    etag: str

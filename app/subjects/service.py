@@ -1,0 +1,88 @@
+"""Subject use cases: register, read, list, update (If-Match), erase."""
+
+from collections.abc import Mapping
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit.repository import record
+from app.auth.principal import Principal
+from app.errors import Conflict, NotFound
+from app.etags import check_if_match, make_etag
+from app.models import Subject, utcnow
+from app.subjects import repository as repo
+from app.subjects.schemas import SubjectCreate, SubjectUpdate
+
+
+def etag(subject: Subject) -> str:
+    """The subject's current ETag."""
+    return make_etag(subject.id, subject.revision)
+
+
+async def get(session: AsyncSession, principal: Principal, ref: str) -> Subject:
+    """A subject of the caller's tenant; 404 for unknown and for other tenants' alike."""
+    subject = await repo.by_ref(session, principal.tenant_id, ref)
+    if subject is None:
+        raise NotFound(f"No subject {ref!r} in this tenant.")
+    return subject
+
+
+async def create(session: AsyncSession, principal: Principal, body: SubjectCreate) -> Subject:
+    """Register a person by the caller's own id."""
+    if await repo.by_ref(session, principal.tenant_id, body.external_ref) is not None:
+        raise Conflict(f"A subject {body.external_ref!r} already exists.")
+    subject = Subject(tenant_id=principal.tenant_id, **body.model_dump())
+    session.add(subject)
+    record(session, principal, "subject.created", "subject", body.external_ref)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"A subject {body.external_ref!r} already exists.") from None
+    return subject
+
+
+async def update(
+    session: AsyncSession, principal: Principal, ref: str, body: SubjectUpdate, if_match: str | None
+) -> Subject:
+    """Change the fields sent, guarded by If-Match."""
+    subject = await get(session, principal, ref)
+    check_if_match(if_match, etag(subject))
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("attributes") is None and "attributes" in changes:
+        changes["attributes"] = {}
+    for field, value in changes.items():
+        setattr(subject, field, value)
+    subject.revision += 1
+    subject.updated_at = utcnow()
+    session.add(subject)
+    record(session, principal, "subject.updated", "subject", ref, {"fields": sorted(changes)})
+    await session.flush()
+    return subject
+
+
+async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
+    """Erase a person and everything recorded about them; the audit keeps only the fact."""
+    subject = await get(session, principal, ref)
+    await repo.erase(session, subject)
+    record(session, principal, "subject.erased", "subject", str(subject.id))
+
+
+async def page(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    after_ref: str | None,
+    track: str | None,
+    current_level: str | None,
+    attributes: Mapping[str, str],
+) -> list[Subject]:
+    return await repo.page(
+        session,
+        principal.tenant_id,
+        limit=limit,
+        after_ref=after_ref,
+        track=track,
+        current_level=current_level,
+        attributes=attributes,
+    )
