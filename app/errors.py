@@ -158,6 +158,8 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after_seconds)}
     elif isinstance(exc, Unavailable):
         headers = {"Retry-After": str(DB_RETRY_AFTER_SECONDS)}
+    elif isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="competency-ladder"'}
     return problem_response(
         request,
         status,

@@ -20,6 +20,7 @@ from app.frameworks import service as frameworks_service
 from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
 from app.limits import BodySizeLimit
+from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         frameworks_router,
         subjects_router,
         assessments_router,
+        scores_router,
         api_keys_router,
         audit_router,
     ):

@@ -1,0 +1,206 @@
+"""Turn the engine's plain results into API models (no I/O, no decisions)."""
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from app.assessments.schemas import FrameworkRef
+from app.scores import schemas as s
+from app.scoring import Evaluation, Framework, GapAnalysis, Plan, ScoringSettings
+
+INDEX_FORMULA = "rank(attained level, 0 if none) + min(0.99, readiness for the next level); the top level scores its rank"
+CONFIDENCE_FORMULA = "coverage × (1 − 0.5 ^ distinct raters)"
+READINESS_FORMULA = "Σ weight × attainment / Σ weight, attainment = min(1, actual / required)"
+
+
+def merge_settings(base: ScoringSettings, override: s.SettingsOverride | None) -> ScoringSettings:
+    """The framework's settings with a request's overrides applied."""
+    if override is None:
+        return base
+    changes = override.model_dump(exclude_none=True)
+    if "role_weights" in changes:
+        changes["role_weights"] = {**base.role_weights, **changes["role_weights"]}
+    return replace(base, **changes)
+
+
+def _level_ref(fw: Framework, key: str | None) -> s.LevelRef | None:
+    if key is None:
+        return None
+    level = next(lv for lv in fw.levels if lv.key == key)
+    return s.LevelRef(key=level.key, name=level.name, rank=level.rank, track=level.track)
+
+
+def _framework_ref(fw: Framework) -> FrameworkRef:
+    return FrameworkRef(key=fw.key, version=fw.version)
+
+
+def score(
+    fw: Framework, ev: Evaluation, subject_ref: str | None, as_of: datetime | None
+) -> s.ScoreRead:
+    """The score response, with the explanation that reproduces it."""
+    agg = ev.aggregation
+    competencies = []
+    contributions: dict[str, list[s.ContributionRead]] = {}
+    for comp in fw.competencies:
+        cv = agg.values.get(comp.key) if agg else None
+        value = ev.values.get(comp.key)
+        competencies.append(
+            s.CompetencyScore(
+                key=comp.key,
+                name=comp.name,
+                area=comp.area,
+                value=value,
+                raters=cv.raters if cv else 0,
+                spread=cv.spread if cv else 0.0,
+                calibrated=cv.calibrated if cv else False,
+                self_vs_others=cv.self_vs_others if cv else None,
+                blind_spot=cv.blind_spot if cv else False,
+                hidden_strength=cv.hidden_strength if cv else False,
+            )
+        )
+        if cv and cv.contributions:
+            contributions[comp.key] = [
+                s.ContributionRead(
+                    rater_ref=c.rater_ref,
+                    role=c.role,
+                    proficiency=c.proficiency,
+                    weight=c.weight,
+                    assessed_at=c.assessed_at,
+                )
+                for c in cv.contributions
+            ]
+    levels = [
+        s.LevelScore(
+            level=lr.level,
+            name=lr.name,
+            rank=lr.rank,
+            track=lr.track,
+            readiness=lr.readiness,
+            coverage=lr.coverage,
+            meets=lr.meets,
+            reasons=list(lr.reasons),
+            critical_unmet=list(lr.critical_unmet),
+            below_tolerance=list(lr.below_tolerance),
+        )
+        for lr in ev.levels
+    ]
+    explained = [
+        s.LevelExplanation(
+            level=lr.level,
+            weight_total=sum(w.weight for w in lr.weights),
+            weights=[
+                s.LevelWeightRead(
+                    competency=w.competency,
+                    area=w.area,
+                    weight=w.weight,
+                    required=w.required,
+                    actual=w.actual,
+                    attainment=w.attainment,
+                    critical=w.critical,
+                )
+                for w in lr.weights
+            ],
+            formula=READINESS_FORMULA,
+        )
+        for lr in ev.levels
+    ]
+    settings = ev.settings
+    readiness_next = ev.level(ev.next_level).readiness if ev.next_level else None
+    return s.ScoreRead(
+        subject_ref=subject_ref,
+        framework=_framework_ref(fw),
+        track=ev.track,
+        as_of=as_of,
+        attained_level=_level_ref(fw, ev.attained_level),
+        next_level=_level_ref(fw, ev.next_level),
+        level_index=ev.level_index,
+        readiness_next=readiness_next,
+        coverage=ev.coverage,
+        confidence=ev.confidence,
+        levels=levels,
+        competencies=competencies,
+        explanation=s.Explanation(
+            settings=s.SettingsRead(
+                readiness_threshold=settings.readiness_threshold,
+                gap_tolerance=settings.gap_tolerance,
+                window_days=settings.window_days,
+                role_weights=dict(settings.role_weights),
+            ),
+            window_start=as_of - timedelta(days=settings.window_days) if as_of else None,
+            as_of=as_of,
+            path=list(ev.path),
+            distinct_raters=agg.distinct_raters if agg else 0,
+            ignored_competencies=list(agg.ignored_competencies) if agg else [],
+            overrides=dict(ev.overrides),
+            contributions=contributions,
+            levels=explained,
+            level_index_formula=INDEX_FORMULA,
+            confidence_formula=CONFIDENCE_FORMULA,
+        ),
+    )
+
+
+def gaps(fw: Framework, ga: GapAnalysis, subject_ref: str | None) -> s.GapsRead:
+    """The gap analysis response."""
+    return s.GapsRead(
+        subject_ref=subject_ref,
+        framework=_framework_ref(fw),
+        target_level=_level_ref(fw, ga.target_level),
+        readiness=ga.readiness,
+        meets=ga.meets,
+        reasons=list(ga.reasons),
+        gap_count=ga.gap_count,
+        critical_gap_count=ga.critical_gap_count,
+        items=[
+            s.GapItemRead(
+                competency=i.competency,
+                name=i.name,
+                area=i.area,
+                required=i.required,
+                actual=i.actual,
+                gap_points=i.gap_points,
+                readiness_points_lost=i.readiness_points_lost,
+                critical=i.critical,
+                status=i.status,
+                indicators_not_shown=list(i.indicators_not_shown),
+                uncertain=i.uncertain,
+                raters=i.raters,
+                spread=i.spread,
+            )
+            for i in ga.items
+        ],
+        strengths=list(ga.strengths),
+        blind_spots=list(ga.blind_spots),
+        hidden_strengths=list(ga.hidden_strengths),
+    )
+
+
+def plan(fw: Framework, p: Plan, subject_ref: str | None, excluded: list[str]) -> s.PlanRead:
+    """The development plan response."""
+    return s.PlanRead(
+        subject_ref=subject_ref,
+        framework=_framework_ref(fw),
+        target_level=_level_ref(fw, p.target_level),
+        readiness_now=p.readiness_now,
+        meets_now=p.meets_now,
+        steps=[
+            s.PlanStepRead(
+                activity=st.activity,
+                title=st.title,
+                kind=st.kind,
+                develops=dict(st.develops),
+                effort_hours=st.effort_hours,
+                cumulative_hours=st.cumulative_hours,
+                readiness_before=st.readiness_before,
+                readiness_after=st.readiness_after,
+                meets_after=st.meets_after,
+                url=st.url,
+            )
+            for st in p.steps
+        ],
+        projected_readiness=p.projected_readiness,
+        target_met=p.target_met,
+        total_hours=p.total_hours,
+        stop_reason=p.stop_reason,
+        message=p.message,
+        excluded_activities=excluded,
+    )

@@ -1,0 +1,224 @@
+"""HTTP routes that answer: where does this person stand, what is missing, what to do next."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query
+from pydantic import AwareDatetime
+
+from app.assessments.schemas import FrameworkRef
+from app.auth.dependencies import AnalyticsRead, AssessmentsWrite, SessionDep
+from app.errors import error_responses
+from app.scores import present, service
+from app.scores import schemas as s
+from app.subjects import service as subjects
+from app.subjects.router import SubjectRef
+
+router = APIRouter(tags=["scores"])
+ERRORS = error_responses(401, 403, 404, 422, 503)
+
+FrameworkKey = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        description="Framework key; default: the framework of the subject's latest assessment.",
+    ),
+]
+Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="Default: latest published.")]
+AsOf = Annotated[AwareDatetime | None, Query(description="Score as of this moment; default now.")]
+Track = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        description="Default: the subject's track.",
+    ),
+]
+TargetLevel = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        description="Default: the next level on the subject's track; any level may be named.",
+    ),
+]
+
+
+def _framework(key: str | None, version: int | None) -> FrameworkRef | None:
+    return FrameworkRef(key=key, version=version) if key else None
+
+
+@router.get("/v1/subjects/{ref}/score", summary="Score a subject", responses=ERRORS)
+async def score(
+    ref: SubjectRef,
+    principal: AnalyticsRead,
+    session: SessionDep,
+    framework: FrameworkKey = None,
+    version: Version = None,
+    as_of: AsOf = None,
+    track: Track = None,
+) -> s.ScoreRead:
+    """Readiness for every level, the attained level, the level index and confidence.
+
+    `explanation` lists the settings, each rater's contribution and each level's weights, so
+    every number can be recomputed by hand.
+    """
+    data, outcome, moment = await service.score_subject(
+        session, principal, ref, framework=_framework(framework, version), as_of=as_of, track=track
+    )
+    return present.score(data.framework, outcome.evaluation, ref, moment)
+
+
+@router.get("/v1/subjects/{ref}/gaps", summary="Gap analysis toward a level", responses=ERRORS)
+async def gaps(
+    ref: SubjectRef,
+    principal: AnalyticsRead,
+    session: SessionDep,
+    target_level: TargetLevel = None,
+    framework: FrameworkKey = None,
+    version: Version = None,
+    as_of: AsOf = None,
+    track: Track = None,
+) -> s.GapsRead:
+    """What stands between the subject and the target level, competency by competency.
+
+    `readiness_points_lost` of all items adds up to 1 − readiness; critical gaps come first.
+    """
+    data, outcome, _ = await service.score_subject(
+        session,
+        principal,
+        ref,
+        framework=_framework(framework, version),
+        as_of=as_of,
+        track=track,
+        target_level=target_level,
+    )
+    return present.gaps(data.framework, outcome.gaps, ref)
+
+
+@router.get(
+    "/v1/subjects/{ref}/recommendations",
+    summary="Development plan toward a level",
+    responses=ERRORS,
+)
+async def recommendations(
+    ref: SubjectRef,
+    principal: AnalyticsRead,
+    session: SessionDep,
+    target_level: TargetLevel = None,
+    budget_hours: Annotated[
+        float | None, Query(ge=0, le=100_000, description="Hour budget.")
+    ] = None,
+    max_steps: Annotated[int | None, Query(ge=0, le=100)] = None,
+    framework: FrameworkKey = None,
+    version: Version = None,
+    as_of: AsOf = None,
+    track: Track = None,
+) -> s.PlanRead:
+    """An ordered plan of development activities with the projected readiness after each step.
+
+    Greedy by readiness gained per effort hour; stops when the target is met, the budget or
+    step limit is reached, or nothing helps. Completed activities are not recommended again.
+    """
+    data, outcome, _ = await service.score_subject(
+        session,
+        principal,
+        ref,
+        framework=_framework(framework, version),
+        as_of=as_of,
+        track=track,
+        target_level=target_level,
+        budget_hours=budget_hours,
+        max_steps=max_steps,
+    )
+    return present.plan(data.framework, outcome.plan, ref, data.completed)
+
+
+@router.post("/v1/subjects/{ref}/what-if", summary="What-if evaluation", responses=ERRORS)
+async def what_if(
+    ref: SubjectRef,
+    principal: AnalyticsRead,
+    session: SessionDep,
+    body: Annotated[s.WhatIfRequest, Body()],
+) -> s.EvaluationRead:
+    """Score, gaps and plan if some competencies had other values; nothing is stored."""
+    data, outcome, moment = await service.score_subject(
+        session,
+        principal,
+        ref,
+        framework=body.framework,
+        as_of=body.as_of,
+        track=body.track,
+        target_level=body.target_level,
+        budget_hours=body.budget_hours,
+        max_steps=body.max_steps,
+        overrides=body.changes,
+        settings=body.settings,
+        query=False,
+    )
+    return service.bundle(data.framework, outcome, ref, moment, data.completed)
+
+
+@router.get("/v1/subjects/{ref}/history", summary="Score history", responses=ERRORS)
+async def history(
+    ref: SubjectRef,
+    principal: AnalyticsRead,
+    session: SessionDep,
+    framework: FrameworkKey = None,
+    version: Version = None,
+    track: Track = None,
+) -> s.HistoryRead:
+    """The score as of each assessment date, and the level index's velocity per 90 days."""
+    return await service.history(
+        session, principal, ref, framework=_framework(framework, version), track=track
+    )
+
+
+@router.post(
+    "/v1/evaluate",
+    summary="Stateless evaluation",
+    responses=error_responses(401, 403, 404, 413, 422, 503),
+)
+async def evaluate(
+    principal: AnalyticsRead, session: SessionDep, body: Annotated[s.EvaluateRequest, Body()]
+) -> s.EvaluationRead:
+    """Score, gaps and plan for ratings sent in the request, against a stored framework.
+
+    For systems that keep their own data: nothing is stored. The answer is identical to the
+    stored path's for identical inputs.
+    """
+    return await service.evaluate_stateless(session, principal, body)
+
+
+@router.post(
+    "/v1/subjects/{ref}/completed-activities",
+    status_code=201,
+    summary="Record a completed activity",
+    responses=error_responses(401, 403, 404, 409, 422, 503),
+)
+async def add_completed_activity(
+    ref: SubjectRef,
+    principal: AssessmentsWrite,
+    session: SessionDep,
+    body: Annotated[s.CompletedActivityCreate, Body()],
+) -> s.CompletedActivityRead:
+    """A learning system reports a finished development activity; plans skip it from now on."""
+    row = await service.add_completed(session, principal, ref, body)
+    await session.commit()
+    return s.CompletedActivityRead(activity=row.activity_key, completed_at=row.completed_at)
+
+
+@router.get(
+    "/v1/subjects/{ref}/completed-activities",
+    summary="List completed activities",
+    responses=ERRORS,
+)
+async def list_completed_activities(
+    ref: SubjectRef, principal: AnalyticsRead, session: SessionDep
+) -> list[s.CompletedActivityRead]:
+    """Development activities the subject has completed."""
+    subject = await subjects.get(session, principal, ref)
+    rows = await service.completed_activities(session, principal, subject)
+    return [
+        s.CompletedActivityRead(activity=r.activity_key, completed_at=r.completed_at) for r in rows
+    ]

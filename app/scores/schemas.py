@@ -1,0 +1,278 @@
+"""API models of scores, gaps, plans and history; built from the engine's plain results."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.assessments.schemas import FrameworkRef, RaterRole
+from app.subjects.schemas import KeyStr, Ref
+
+Proficiency = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
+class LevelRef(BaseModel):
+    key: str
+    name: str
+    rank: int
+    track: str | None
+
+
+class SettingsRead(BaseModel):
+    readiness_threshold: float
+    gap_tolerance: float
+    window_days: int
+    role_weights: dict[str, float]
+
+
+class SettingsOverride(BaseModel):
+    """Per-request overrides of the framework's scoring settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    readiness_threshold: float | None = Field(default=None, gt=0, le=1)
+    gap_tolerance: float | None = Field(default=None, ge=0, le=100)
+    window_days: int | None = Field(default=None, ge=1, le=3650)
+    role_weights: (
+        dict[
+            Literal["self", "manager", "peer", "direct_report", "external"],
+            Annotated[float, Field(ge=0, le=100)],
+        ]
+        | None
+    ) = None
+
+
+class ContributionRead(BaseModel):
+    rater_ref: str
+    role: str
+    proficiency: float
+    weight: float
+    assessed_at: datetime
+
+
+class CompetencyScore(BaseModel):
+    key: str
+    name: str
+    area: str
+    value: float | None = Field(description="Aggregated proficiency a_c; null when unrated.")
+    raters: int
+    spread: float = Field(description="Weighted standard deviation of the raters' values.")
+    calibrated: bool
+    self_vs_others: float | None
+    blind_spot: bool
+    hidden_strength: bool
+
+
+class LevelWeightRead(BaseModel):
+    competency: str
+    area: str
+    weight: float = Field(description="w_L(c) before normalising by the level's total weight.")
+    required: int
+    actual: float | None
+    attainment: float = Field(description="min(1, actual / required); unrated counts as 0.")
+    critical: bool
+
+
+class LevelScore(BaseModel):
+    level: str
+    name: str
+    rank: int
+    track: str | None
+    readiness: float
+    coverage: float
+    meets: bool
+    reasons: list[str] = Field(description="Why the level is not met; empty when it is.")
+    critical_unmet: list[str]
+    below_tolerance: list[str]
+
+
+class LevelExplanation(BaseModel):
+    level: str
+    weight_total: float
+    weights: list[LevelWeightRead]
+    formula: str
+
+
+class Explanation(BaseModel):
+    """The inputs that produced every number, so a person can redo the arithmetic."""
+
+    settings: SettingsRead
+    window_start: datetime | None = Field(
+        description="Ratings count if window_start < assessed_at ≤ as_of."
+    )
+    as_of: datetime | None
+    path: list[str] = Field(
+        description="Levels of the subject's track in rank order (trunk included)."
+    )
+    distinct_raters: int
+    ignored_competencies: list[str] = Field(
+        description="Rated competencies this framework version does not define (ignored)."
+    )
+    overrides: dict[str, float] = Field(description="What-if values that replaced aggregated ones.")
+    contributions: dict[str, list[ContributionRead]] = Field(
+        description="Per competency: each rater's latest rating and the weight it carried."
+    )
+    levels: list[LevelExplanation]
+    level_index_formula: str
+    confidence_formula: str
+
+
+class ScoreRead(BaseModel):
+    subject_ref: str | None
+    framework: FrameworkRef
+    track: str | None
+    as_of: datetime | None
+    attained_level: LevelRef | None
+    next_level: LevelRef | None
+    level_index: float = Field(
+        description="rank(attained) + readiness for the next level (capped at 0.99)."
+    )
+    readiness_next: float | None
+    coverage: float
+    confidence: float
+    levels: list[LevelScore]
+    competencies: list[CompetencyScore]
+    explanation: Explanation
+
+
+class GapItemRead(BaseModel):
+    competency: str
+    name: str
+    area: str
+    required: int
+    actual: float | None
+    gap_points: float
+    readiness_points_lost: float = Field(description="d_c; all items add up to 1 − readiness.")
+    critical: bool
+    status: Literal["met", "gap", "critical_gap", "exceeds"]
+    indicators_not_shown: list[str]
+    uncertain: bool = Field(description="Two or more raters disagree by a point or more.")
+    raters: int
+    spread: float
+
+
+class GapsRead(BaseModel):
+    subject_ref: str | None
+    framework: FrameworkRef
+    target_level: LevelRef | None
+    readiness: float | None
+    meets: bool | None
+    reasons: list[str]
+    gap_count: int
+    critical_gap_count: int
+    items: list[GapItemRead]
+    strengths: list[str]
+    blind_spots: list[str]
+    hidden_strengths: list[str]
+
+
+class PlanStepRead(BaseModel):
+    activity: str
+    title: str
+    kind: str
+    develops: dict[str, tuple[float, float]] = Field(description="Competency → [before, after].")
+    effort_hours: float
+    cumulative_hours: float
+    readiness_before: float
+    readiness_after: float
+    meets_after: bool
+    url: str | None
+
+
+class PlanRead(BaseModel):
+    subject_ref: str | None
+    framework: FrameworkRef
+    target_level: LevelRef | None
+    readiness_now: float | None
+    meets_now: bool | None
+    steps: list[PlanStepRead]
+    projected_readiness: float | None
+    target_met: bool | None
+    total_hours: float
+    stop_reason: Literal["already_met", "target_met", "budget", "max_steps", "no_helpful_activity"]
+    message: str
+    excluded_activities: list[str] = Field(
+        description="Completed activities not recommended again."
+    )
+
+
+class EvaluationRead(BaseModel):
+    """Score, gaps and plan together."""
+
+    score: ScoreRead
+    gaps: GapsRead
+    plan: PlanRead
+
+
+class HistoryPoint(BaseModel):
+    as_of: datetime
+    attained_level: str | None
+    next_level: str | None
+    level_index: float
+    readiness_next: float | None
+    confidence: float
+
+
+class HistoryRead(BaseModel):
+    subject_ref: str
+    framework: FrameworkRef
+    track: str | None
+    points: list[HistoryPoint]
+    velocity_per_90_days: float | None = Field(
+        description="Least-squares slope of the level index per 90 days; null with < 2 dates."
+    )
+
+
+class WhatIfRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    changes: dict[KeyStr, Proficiency] = Field(
+        max_length=300,
+        description="Competency → hypothetical proficiency replacing the aggregated value.",
+    )
+    framework: FrameworkRef | None = None
+    as_of: AwareDatetime | None = None
+    track: KeyStr | None = None
+    target_level: KeyStr | None = None
+    budget_hours: float | None = Field(default=None, ge=0, le=100_000)
+    max_steps: int | None = Field(default=None, ge=0, le=100)
+    settings: SettingsOverride | None = None
+
+
+class RatingInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    competency: KeyStr
+    proficiency: Proficiency
+    rater_ref: Ref = "anonymous"
+    rater_role: RaterRole
+    assessed_at: AwareDatetime | None = Field(default=None, description="Default: as_of.")
+
+
+class EvaluateRequest(BaseModel):
+    """Everything needed to score without storing anything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    framework: FrameworkRef
+    ratings: list[RatingInput] = Field(max_length=5000)
+    as_of: AwareDatetime | None = None
+    track: KeyStr | None = None
+    target_level: KeyStr | None = None
+    budget_hours: float | None = Field(default=None, ge=0, le=100_000)
+    max_steps: int | None = Field(default=None, ge=0, le=100)
+    completed_activities: list[KeyStr] = Field(default_factory=list, max_length=1000)
+    changes: dict[KeyStr, Proficiency] = Field(default_factory=dict, max_length=300)
+    settings: SettingsOverride | None = None
+
+
+class CompletedActivityCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    activity: KeyStr
+    completed_at: AwareDatetime
+
+
+class CompletedActivityRead(BaseModel):
+    activity: str
+    completed_at: datetime
