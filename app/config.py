@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     dev_api_key_file: Path = PROJECT_ROOT / "var" / "dev-api-key"
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
     max_page_size: int = Field(default=200, ge=1, le=10_000)
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Requests per minute per API key and worker process; 0 turns rate limiting off.
+    rate_limit_per_minute: int = Field(default=0, ge=0, le=1_000_000)
+    rate_limit_burst: int = Field(default=0, ge=0, le=1_000_000)
     docs_enabled: bool = True
     log_level: str = "info"
 

@@ -209,6 +209,36 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     )
 
 
+# SQLSTATE classes that mean "the database is not available right now", not "bad query":
+# connection exceptions, operator intervention (shutdown, statement timeout), resources.
+TRANSIENT_SQLSTATE_PREFIXES = ("08", "57", "53", "40001", "40P01")
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """True for database errors a retry of the same request may cure."""
+    if isinstance(
+        exc, (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, TimeoutError)
+    ):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if isinstance(code, str) and code.startswith(TRANSIENT_SQLSTATE_PREFIXES):
+            return True
+        return isinstance(
+            getattr(orig, "__cause__", None), (ConnectionError, OSError, TimeoutError)
+        )
+    return False
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_transient_database_error(exc):
+        return await _database_unavailable(request, exc)
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
@@ -225,9 +255,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
-    for db_error in (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, OSError):
+    for db_error in (PoolTimeoutError, ConnectionError, TimeoutError, OSError):
         app.add_exception_handler(db_error, _database_unavailable)
-    app.add_exception_handler(DBAPIError, _unexpected)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.assessments.router import router as assessments_router
 from app.audit.router import router as audit_router
+from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as api_keys_router
 from app.config import Settings, get_settings
 from app.db import create_engine, make_sessionmaker
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
     )
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     for router in (

@@ -229,3 +229,22 @@ class AuditEvent(SQLModel, table=True):
     object_id: str = Field(max_length=200)
     # Never secrets, never evidence text: only ids, keys and counts.
     details: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The stored response of a create request, replayed when the same key comes again."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        sa.Index(None, "tenant_id", "expires_at"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=200)
+    fingerprint: str = Field(max_length=64)
+    status_code: int
+    body: str = Field(sa_type=sa.Text)
+    headers: dict[str, str] = Field(default_factory=dict, sa_type=JSONDocument)
+    created_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=UTCDateTime)

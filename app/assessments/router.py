@@ -4,14 +4,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import AwareDatetime
 
+from app import idempotency
 from app.assessments import service
 from app.assessments.schemas import AssessmentCreate, AssessmentRead, RaterRole
 from app.auth.dependencies import AssessmentsRead, AssessmentsWrite, SessionDep
 from app.config import get_settings
 from app.errors import error_responses
+from app.idempotency import IdempotencyKey
 from app.pagination import Page, decode_cursor, encode_cursor, invalid_cursor
 
 router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
@@ -21,20 +23,28 @@ router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
     "",
     status_code=201,
     summary="Record an assessment",
+    response_model=AssessmentRead,
     responses=error_responses(401, 403, 404, 409, 413, 422, 503),
 )
 async def create_assessment(
-    principal: AssessmentsWrite, session: SessionDep, body: Annotated[AssessmentCreate, Body()]
-) -> AssessmentRead:
+    principal: AssessmentsWrite,
+    session: SessionDep,
+    request: Request,
+    body: Annotated[AssessmentCreate, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """One rater's ratings of one subject, pinned to a published framework version.
 
     Ratings must name competencies of that version and use values of its scale; otherwise the
     whole assessment is refused (422) and nothing is stored. Assessments never change: a
     correction is a new assessment (the latest rating of each rater counts).
     """
-    created = await service.create(session, principal, body)
-    await session.commit()
-    return created
+
+    async def produce() -> tuple[AssessmentRead, dict[str, str]]:
+        created = await service.create(session, principal, body)
+        return created, {"Location": f"/v1/assessments/{created.id}"}
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
 
 @router.get("", summary="List assessments", responses=error_responses(401, 403, 404, 422, 503))

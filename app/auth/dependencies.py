@@ -3,11 +3,12 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.principal import Principal
+from app.auth.ratelimit import RateLimiter
 from app.auth.service import authenticate, require_scope
 from app.db import get_session
 
@@ -24,10 +25,14 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that authenticates the caller and demands one scope."""
 
     async def dependency(
+        request: Request,
         session: SessionDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
         principal = await authenticate(session, credentials.credentials if credentials else None)
+        limiter: RateLimiter = request.app.state.rate_limiter
+        if principal.key_id is not None:
+            limiter.check(principal.key_id)
         require_scope(principal, scope)
         return principal
 

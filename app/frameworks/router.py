@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from app import idempotency
 from app.auth.dependencies import FrameworksRead, FrameworksWrite, SessionDep
 from app.errors import error_responses
 from app.frameworks import service
@@ -17,11 +18,20 @@ from app.frameworks.schemas import (
     FrameworkVersionRead,
     VersionSummary,
 )
+from app.idempotency import IdempotencyKey
 
 router = APIRouter(prefix="/v1/frameworks", tags=["frameworks"])
 
 FrameworkKey = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
 VersionNumber = Annotated[int, Path(ge=1, le=1_000_000)]
+
+
+def _created(resolved: service.ResolvedVersion) -> tuple[FrameworkVersionRead, dict[str, str]]:
+    model = _read(resolved)
+    location = f"/v1/frameworks/{model.key}/versions/{model.version}"
+    return model, {"ETag": resolved.etag, "Location": location}
+
+
 READ_ERRORS = error_responses(401, 403, 404, 422, 503)
 WRITE_ERRORS = error_responses(401, 403, 404, 409, 412, 413, 422, 428, 503)
 
@@ -53,19 +63,26 @@ async def list_frameworks(principal: FrameworksRead, session: SessionDep) -> Fra
 
 
 @router.post(
-    "", status_code=201, summary="Create a framework (draft version 1)", responses=WRITE_ERRORS
+    "",
+    status_code=201,
+    response_model=FrameworkVersionRead,
+    summary="Create a framework (draft version 1)",
+    responses=WRITE_ERRORS,
 )
 async def create_framework(
     principal: FrameworksWrite,
     session: SessionDep,
-    response: Response,
+    request: Request,
     document: Annotated[FrameworkDocument, Body()],
     publish: Annotated[bool, Query(description="Publish version 1 at once.")] = False,
-) -> FrameworkVersionRead:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Create a framework from a framework document; it starts as draft version 1."""
-    resolved = await service.create(session, principal, document, publish=publish)
-    await session.commit()
-    return _read(resolved, response)
+
+    async def produce() -> tuple[FrameworkVersionRead, dict[str, str]]:
+        return _created(await service.create(session, principal, document, publish=publish))
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
 
 _IMPORT_BODY = {
@@ -82,6 +99,7 @@ _IMPORT_BODY = {
 @router.post(
     "/import",
     status_code=201,
+    response_model=FrameworkVersionRead,
     summary="Import a framework file (JSON or YAML)",
     responses=WRITE_ERRORS,
     openapi_extra=_IMPORT_BODY,
@@ -90,9 +108,9 @@ async def import_framework(
     principal: FrameworksWrite,
     session: SessionDep,
     request: Request,
-    response: Response,
     publish: Annotated[bool, Query(description="Publish the imported version at once.")] = False,
-) -> FrameworkVersionRead:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Import a framework file: a new framework, or a new version of yours with that key.
 
     Send JSON (`application/json`) or YAML (`application/yaml`). Every problem in the file is
@@ -100,9 +118,13 @@ async def import_framework(
     """
     data = load_file(await request.body(), content_type=request.headers.get("content-type"))
     document = parse_document(data)
-    resolved = await service.import_document(session, principal, document, publish=publish)
-    await session.commit()
-    return _read(resolved, response)
+
+    async def produce() -> tuple[FrameworkVersionRead, dict[str, str]]:
+        return _created(
+            await service.import_document(session, principal, document, publish=publish)
+        )
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
 
 @router.get("/{key}", summary="Get a framework (latest published version)", responses=READ_ERRORS)
@@ -132,19 +154,26 @@ async def list_versions(
 
 
 @router.post(
-    "/{key}/versions", status_code=201, summary="Start a new draft version", responses=WRITE_ERRORS
+    "/{key}/versions",
+    status_code=201,
+    response_model=FrameworkVersionRead,
+    summary="Start a new draft version",
+    responses=WRITE_ERRORS,
 )
 async def create_draft(
     key: FrameworkKey,
     principal: FrameworksWrite,
     session: SessionDep,
-    response: Response,
+    request: Request,
     document: Annotated[FrameworkDocument | None, Body()] = None,
-) -> FrameworkVersionRead:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Start a draft from the document sent, or as a copy of the newest version."""
-    resolved = await service.new_draft(session, principal, key, document)
-    await session.commit()
-    return _read(resolved, response)
+
+    async def produce() -> tuple[FrameworkVersionRead, dict[str, str]]:
+        return _created(await service.new_draft(session, principal, key, document))
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
 
 @router.get("/{key}/versions/{version}", summary="Get one framework version", responses=READ_ERRORS)
@@ -222,6 +251,7 @@ async def export_version(
 @router.post(
     "/{key}/clone",
     status_code=201,
+    response_model=FrameworkVersionRead,
     summary="Clone a framework into your tenant",
     responses=WRITE_ERRORS,
 )
@@ -229,12 +259,15 @@ async def clone_framework(
     key: FrameworkKey,
     principal: FrameworksWrite,
     session: SessionDep,
-    response: Response,
-    request: Annotated[CloneRequest, Body()],
-) -> FrameworkVersionRead:
+    request: Request,
+    body: Annotated[CloneRequest, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Copy a framework (for example a built-in template) under a new key, as draft version 1."""
-    resolved = await service.clone(
-        session, principal, key, request.key, request.name, request.version
-    )
-    await session.commit()
-    return _read(resolved, response)
+
+    async def produce() -> tuple[FrameworkVersionRead, dict[str, str]]:
+        return _created(
+            await service.clone(session, principal, key, body.key, body.name, body.version)
+        )
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)

@@ -2,12 +2,14 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import AwareDatetime
 
+from app import idempotency
 from app.assessments.schemas import FrameworkRef
 from app.auth.dependencies import AnalyticsRead, AssessmentsWrite, SessionDep
 from app.errors import error_responses
+from app.idempotency import IdempotencyKey
 from app.scores import present, service
 from app.scores import schemas as s
 from app.subjects import service as subjects
@@ -193,6 +195,7 @@ async def evaluate(
 @router.post(
     "/v1/subjects/{ref}/completed-activities",
     status_code=201,
+    response_model=s.CompletedActivityRead,
     summary="Record a completed activity",
     responses=error_responses(401, 403, 404, 409, 422, 503),
 )
@@ -200,12 +203,17 @@ async def add_completed_activity(
     ref: SubjectRef,
     principal: AssessmentsWrite,
     session: SessionDep,
+    request: Request,
     body: Annotated[s.CompletedActivityCreate, Body()],
-) -> s.CompletedActivityRead:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """A learning system reports a finished development activity; plans skip it from now on."""
-    row = await service.add_completed(session, principal, ref, body)
-    await session.commit()
-    return s.CompletedActivityRead(activity=row.activity_key, completed_at=row.completed_at)
+
+    async def produce() -> tuple[s.CompletedActivityRead, dict[str, str]]:
+        row = await service.add_completed(session, principal, ref, body)
+        return s.CompletedActivityRead(activity=row.activity_key, completed_at=row.completed_at), {}
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
 
 @router.get(

@@ -2,11 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 
+from app import idempotency
 from app.auth.dependencies import SessionDep, SubjectsRead, SubjectsWrite
 from app.config import get_settings
 from app.errors import FieldError, InvalidInput, error_responses
+from app.idempotency import IdempotencyKey
 from app.models import Subject
 from app.pagination import Page, decode_cursor, encode_cursor
 from app.subjects import service
@@ -58,18 +60,23 @@ def parse_attribute_filters(raw: list[str]) -> dict[str, str]:
     "",
     status_code=201,
     summary="Register a subject",
+    response_model=SubjectRead,
     responses=error_responses(401, 403, 409, 413, 422, 503),
 )
 async def create_subject(
     principal: SubjectsWrite,
     session: SessionDep,
-    response: Response,
+    request: Request,
     body: Annotated[SubjectCreate, Body()],
-) -> SubjectRead:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Register a person by your own id (`external_ref`)."""
-    subject = await service.create(session, principal, body)
-    await session.commit()
-    return read(subject, response)
+
+    async def produce() -> tuple[SubjectRead, dict[str, str]]:
+        created = read(await service.create(session, principal, body))
+        return created, {"ETag": created.etag, "Location": f"/v1/subjects/{created.external_ref}"}
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
 
 @router.get("", summary="List subjects", responses=error_responses(401, 403, 422, 503))

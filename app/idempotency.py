@@ -1,0 +1,141 @@
+"""Idempotency-Key for creates: a replay returns the stored response and creates nothing.
+
+The create and the stored response commit in one transaction, so a request either happened
+once (and its replay answers identically) or not at all (and a retry performs it). While one
+request with a key is in flight, a duplicate gets 409: Postgres holds a transaction-scoped
+advisory lock on (tenant, key); SQLite, a single-process store, uses an in-process set.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Header, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.principal import Principal
+from app.errors import Conflict, FieldError, InvalidInput
+from app.models import IdempotencyRecord, utcnow
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Makes the create safe to retry: a replay returns the first response. "
+        "Keys are per tenant and expire after IDEMPOTENCY_TTL_HOURS (default 24).",
+    ),
+]
+
+REPLAYED_HEADERS = ("etag", "location")
+_IN_FLIGHT: set[tuple[uuid.UUID, str]] = set()
+
+
+def _fingerprint(request: Request, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (
+        request.method.encode(),
+        request.url.path.encode(),
+        request.url.query.encode(),
+        body,
+    ):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+async def _lock(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> bool:
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql":
+        return True
+    got = await conn.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"),
+        {"k": f"idempotency:{tenant_id}:{key}"},
+    )
+    return bool(got.scalar())
+
+
+async def execute(
+    session: AsyncSession,
+    principal: Principal,
+    request: Request,
+    key: str | None,
+    produce: Callable[[], Awaitable[tuple[BaseModel, dict[str, str]]]],
+    status_code: int = 201,
+) -> Response:
+    """Run a create once per key; commit it together with its response."""
+    if key is None:
+        model, headers = await produce()
+        await session.commit()
+        return _response(model.model_dump_json().encode(), status_code, headers)
+    slot = (principal.tenant_id, key)
+    if slot in _IN_FLIGHT or not await _lock(session, principal.tenant_id, key):
+        raise Conflict("A request with this Idempotency-Key is still in flight; retry shortly.")
+    _IN_FLIGHT.add(slot)
+    try:
+        return await _execute_once(session, principal, request, key, produce, status_code)
+    finally:
+        _IN_FLIGHT.discard(slot)
+
+
+async def _execute_once(
+    session: AsyncSession,
+    principal: Principal,
+    request: Request,
+    key: str,
+    produce: Callable[[], Awaitable[tuple[BaseModel, dict[str, str]]]],
+    status_code: int,
+) -> Response:
+    fingerprint = _fingerprint(request, await request.body())
+    stmt = select(IdempotencyRecord).where(
+        IdempotencyRecord.tenant_id == principal.tenant_id, IdempotencyRecord.key == key
+    )
+    existing = (await session.exec(stmt)).first()
+    now = utcnow()
+    if existing is not None and existing.expires_at > now:
+        if existing.fingerprint != fingerprint:
+            raise InvalidInput(
+                "This Idempotency-Key was used with a different request.",
+                errors=[
+                    FieldError(
+                        loc=["header", "Idempotency-Key"],
+                        msg="reused with another body",
+                        type="idempotency_mismatch",
+                    )
+                ],
+            )
+        replay = _response(existing.body.encode(), existing.status_code, dict(existing.headers))
+        replay.headers["Idempotency-Replayed"] = "true"
+        return replay
+    if existing is not None:
+        await session.delete(existing)
+        await session.flush()
+    model, headers = await produce()
+    body = model.model_dump_json()
+    kept = {k: v for k, v in headers.items() if k.lower() in REPLAYED_HEADERS}
+    session.add(
+        IdempotencyRecord(
+            tenant_id=principal.tenant_id,
+            key=key,
+            fingerprint=fingerprint,
+            status_code=status_code,
+            body=body,
+            headers=kept,
+            expires_at=now + timedelta(hours=request.app.state.settings.idempotency_ttl_hours),
+        )
+    )
+    await session.commit()
+    return _response(body.encode(), status_code, headers)
+
+
+def _response(body: bytes, status_code: int, headers: dict[str, str]) -> Response:
+    return Response(
+        content=body, status_code=status_code, media_type="application/json", headers=headers
+    )
