@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     api_key_prefix: str = Field(default="cl", pattern=r"^[a-z]{2,8}$")
     dev_api_key_file: Path = PROJECT_ROOT / "var" / "dev-api-key"
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
+    max_bulk_request_bytes: int = Field(default=64_000_000, ge=1024)
+    max_bulk_items: int = Field(default=20_000, ge=1, le=1_000_000)
     max_page_size: int = Field(default=200, ge=1, le=10_000)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # Requests per minute per API key and worker process; 0 turns rate limiting off.

@@ -76,7 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        overrides={
+            "/v1/assessments/bulk": settings.max_bulk_request_bytes,
+            "/v1/subjects/bulk": settings.max_bulk_request_bytes,
+        },
+    )
     for router in (
         health_router,
         frameworks_router,

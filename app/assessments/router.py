@@ -8,9 +8,11 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import AwareDatetime
 
 from app import idempotency
-from app.assessments import service
+from app.assessments import bulk, service
+from app.assessments.bulk import BulkAssessmentResult
 from app.assessments.schemas import AssessmentCreate, AssessmentRead, RaterRole
 from app.auth.dependencies import AssessmentsRead, AssessmentsWrite, SessionDep
+from app.bulk import BulkMode, read_items
 from app.config import get_settings
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
@@ -96,3 +98,53 @@ async def get_assessment(
 ) -> AssessmentRead:
     """One assessment with its ratings."""
     return await service.get(session, principal, assessment_id)
+
+
+@router.post(
+    "/bulk",
+    status_code=201,
+    summary="Record many assessments at once",
+    response_model=BulkAssessmentResult,
+    responses=error_responses(401, 403, 409, 413, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/AssessmentCreate"},
+                    }
+                },
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def bulk_create_assessments(
+    principal: AssessmentsWrite,
+    session: SessionDep,
+    request: Request,
+    mode: Annotated[
+        BulkMode,
+        Query(
+            description="all_or_nothing: any bad item refuses the batch; partial: store the valid ones."
+        ),
+    ] = "all_or_nothing",
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """A JSON array (or NDJSON stream) of assessments, validated like single creates.
+
+    By default the whole batch is refused (422, every reason listed with its item index) when any
+    item is invalid. With `mode=partial` the valid items are stored and the others reported.
+    """
+    items = read_items(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.app.state.settings.max_bulk_items,
+    )
+
+    async def produce() -> tuple[BulkAssessmentResult, dict[str, str]]:
+        return await bulk.bulk_create(session, principal, items, mode), {}
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)

@@ -13,23 +13,25 @@ from app.auth.principal import Principal
 from app.errors import FieldError, InvalidInput, NotFound
 from app.frameworks import service as frameworks
 from app.models import Assessment, Rating, utcnow
+from app.scoring.model import Framework as ScoringFramework
 from app.subjects import service as subjects
 
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _validate_ratings(body: AssessmentCreate, resolved: frameworks.ResolvedVersion) -> None:
-    fw = frameworks.compiled(resolved.version)
+def rating_errors(
+    body: AssessmentCreate, fw: ScoringFramework, scale: frozenset[int], loc: list[str | int]
+) -> list[FieldError]:
+    """Every problem with an assessment's ratings against its pinned version, with field paths."""
     competencies = {c.key for c in fw.competencies}
-    scale = frameworks.scale_values(resolved.version)
     errors: list[FieldError] = []
     seen: set[str] = set()
     for i, rating in enumerate(body.ratings):
-        loc: list[str | int] = ["body", "ratings", i]
+        at: list[str | int] = [*loc, "ratings", i]
         if rating.competency not in competencies:
             errors.append(
                 FieldError(
-                    loc=[*loc, "competency"],
+                    loc=[*at, "competency"],
                     msg=f"unknown competency {rating.competency!r} in {fw.key} v{fw.version}",
                     type="unknown_reference",
                 )
@@ -37,7 +39,7 @@ def _validate_ratings(body: AssessmentCreate, resolved: frameworks.ResolvedVersi
         if rating.competency in seen:
             errors.append(
                 FieldError(
-                    loc=[*loc, "competency"],
+                    loc=[*at, "competency"],
                     msg=f"{rating.competency!r} is rated twice",
                     type="duplicate",
                 )
@@ -46,19 +48,25 @@ def _validate_ratings(body: AssessmentCreate, resolved: frameworks.ResolvedVersi
         if rating.proficiency not in scale:
             errors.append(
                 FieldError(
-                    loc=[*loc, "proficiency"],
+                    loc=[*at, "proficiency"],
                     msg=f"{rating.proficiency} is not on the scale {sorted(scale)}",
                     type="out_of_scale",
                 )
             )
     if body.assessed_at > utcnow() + CLOCK_SKEW:
         errors.append(
-            FieldError(loc=["body", "assessed_at"], msg="lies in the future", type="future")
+            FieldError(loc=[*loc, "assessed_at"], msg="lies in the future", type="future")
         )
-    if errors:
-        raise InvalidInput(
-            f"The assessment has {len(errors)} invalid field(s); nothing was stored.", errors=errors
-        )
+    return errors
+
+
+def draft_error(loc: list[str | int]) -> FieldError:
+    """Assessments pin published versions only."""
+    return FieldError(
+        loc=[*loc, "framework", "version"],
+        msg="assessments pin a published version, not a draft",
+        type="draft",
+    )
 
 
 async def create(
@@ -72,11 +80,14 @@ async def create(
     if resolved.version.status == "draft":
         raise InvalidInput(
             "Assessments pin a published framework version, not a draft.",
-            errors=[
-                FieldError(loc=["body", "framework", "version"], msg="draft version", type="draft")
-            ],
+            errors=[draft_error(["body"])],
         )
-    _validate_ratings(body, resolved)
+    fw = frameworks.compiled(resolved.version)
+    errors = rating_errors(body, fw, frameworks.scale_values(resolved.version), ["body"])
+    if errors:
+        raise InvalidInput(
+            f"The assessment has {len(errors)} invalid field(s); nothing was stored.", errors=errors
+        )
     assessment = Assessment(
         tenant_id=principal.tenant_id,
         subject_id=subject.id,

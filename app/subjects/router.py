@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 
 from app import idempotency
 from app.auth.dependencies import SessionDep, SubjectsRead, SubjectsWrite
+from app.bulk import BulkMode, read_items
 from app.config import get_settings
 from app.errors import FieldError, InvalidInput, error_responses
 from app.idempotency import IdempotencyKey
@@ -75,6 +76,47 @@ async def create_subject(
     async def produce() -> tuple[SubjectRead, dict[str, str]]:
         created = read(await service.create(session, principal, body))
         return created, {"ETag": created.etag, "Location": f"/v1/subjects/{created.external_ref}"}
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
+
+
+@router.post(
+    "/bulk",
+    status_code=201,
+    summary="Register many subjects at once",
+    response_model=service.BulkSubjectResult,
+    responses=error_responses(401, 403, 409, 413, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/SubjectCreate"},
+                    }
+                },
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def bulk_create_subjects(
+    principal: SubjectsWrite,
+    session: SessionDep,
+    request: Request,
+    mode: Annotated[BulkMode, Query(description="all_or_nothing or partial.")] = "all_or_nothing",
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """A JSON array (or NDJSON stream) of subjects; existing refs are refused, not overwritten."""
+    items = read_items(
+        await request.body(),
+        request.headers.get("content-type"),
+        request.app.state.settings.max_bulk_items,
+    )
+
+    async def produce() -> tuple[service.BulkSubjectResult, dict[str, str]]:
+        return await service.bulk_create(session, principal, items, mode), {}
 
     return await idempotency.execute(session, principal, request, idempotency_key, produce)
 

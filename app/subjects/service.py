@@ -1,13 +1,18 @@
 """Subject use cases: register, read, list, update (If-Match), erase."""
 
+import uuid
 from collections.abc import Mapping
+from typing import Any
 
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.repository import record
 from app.auth.principal import Principal
-from app.errors import Conflict, NotFound
+from app.bulk import BulkMode, BulkRefusal, refuse_all, validation_errors
+from app.errors import Conflict, FieldError, NotFound
 from app.etags import check_if_match, make_etag
 from app.models import Subject, utcnow
 from app.subjects import repository as repo
@@ -86,3 +91,73 @@ async def page(
         current_level=current_level,
         attributes=attributes,
     )
+
+
+class BulkSubjectResult(BaseModel):
+    mode: BulkMode
+    received: int
+    created: int
+    refused: list[BulkRefusal]
+
+
+async def bulk_create(
+    session: AsyncSession, principal: Principal, items: list[Any], mode: BulkMode
+) -> BulkSubjectResult:
+    """Register many subjects; duplicates (in the batch or already stored) are refused."""
+    refusals: list[BulkRefusal] = []
+    parsed: list[tuple[int, SubjectCreate]] = []
+    for i, item in enumerate(items):
+        try:
+            parsed.append((i, SubjectCreate.model_validate(item)))
+        except ValidationError as exc:
+            refusals.append(BulkRefusal(index=i, errors=validation_errors(exc, i)))
+    refs = [body.external_ref for _, body in parsed]
+    existing: set[str] = set()
+    for start in range(0, len(refs), 5000):
+        found = await repo.by_refs(session, principal.tenant_id, refs[start : start + 5000])
+        existing |= {s.external_ref for s in found}
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    now = utcnow()
+    for i, body in parsed:
+        if body.external_ref in existing or body.external_ref in seen:
+            refusals.append(
+                BulkRefusal(
+                    index=i,
+                    errors=[
+                        FieldError(
+                            loc=["body", i, "external_ref"],
+                            msg=f"subject {body.external_ref!r} already exists",
+                            type="duplicate",
+                        )
+                    ],
+                )
+            )
+            continue
+        seen.add(body.external_ref)
+        rows.append(
+            {
+                "tenant_id": principal.tenant_id,
+                "id": uuid.uuid4(),
+                **body.model_dump(),
+                "revision": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    refusals.sort(key=lambda r: r.index)
+    if refusals and mode == "all_or_nothing":
+        raise refuse_all(refusals, len(items))
+    if rows:
+        conn = await session.connection()
+        await conn.execute(insert(Subject.__table__), rows)  # type: ignore[attr-defined]
+        record(
+            session,
+            principal,
+            "subject.bulk_created",
+            "subject",
+            rows[0]["external_ref"],
+            {"subjects": len(rows)},
+        )
+        await session.flush()
+    return BulkSubjectResult(mode=mode, received=len(items), created=len(rows), refused=refusals)
