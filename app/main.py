@@ -14,6 +14,7 @@ from app.assessments.router import router as assessments_router
 from app.audit.router import router as audit_router
 from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as api_keys_router
+from app.cohorts.router import router as cohorts_router
 from app.config import Settings, get_settings
 from app.db import create_engine, make_sessionmaker
 from app.errors import install_error_handlers
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         subjects_router,
         assessments_router,
         scores_router,
+        cohorts_router,
         api_keys_router,
         audit_router,
     ):

@@ -1,0 +1,99 @@
+"""API models of cohort evaluation."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.assessments.schemas import FrameworkRef
+from app.subjects.schemas import Attributes, KeyStr, Ref
+
+MAX_COHORT_SUBJECTS = 100_000
+
+
+class CohortFilter(BaseModel):
+    """Which subjects: every condition given must hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    track: KeyStr | None = None
+    current_level: KeyStr | None = None
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class CohortRequest(BaseModel):
+    """A cohort by filter or by list (neither: the whole tenant), scored against one framework."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    framework: FrameworkRef
+    subject_refs: Annotated[list[Ref], Field(max_length=MAX_COHORT_SUBJECTS)] | None = Field(
+        default=None,
+        description=f"At most {MAX_COHORT_SUBJECTS} refs; unknown ones are listed back.",
+    )
+    filter: CohortFilter | None = None
+    as_of: AwareDatetime | None = None
+    target_level: KeyStr | None = Field(
+        default=None, description="Default: each subject's next level."
+    )
+    top_gaps: int = Field(default=3, ge=0, le=20, description="Gaps listed per person.")
+    include_people: bool = True
+    include_heatmap: bool = True
+
+
+class PersonGap(BaseModel):
+    competency: str
+    readiness_points_lost: float
+
+
+class CohortPerson(BaseModel):
+    subject_ref: str
+    display_name: str | None
+    track: str | None
+    official_level: str | None
+    attained_level: str | None
+    next_level: str | None
+    level_index: float
+    target_level: str | None
+    target_readiness: float | None
+    coverage: float
+    confidence: float
+    top_gaps: list[PersonGap]
+
+
+class Heatmap(BaseModel):
+    """Actual minus required at each person's target level (null where nothing is required)."""
+
+    competencies: list[str]
+    subject_refs: list[str]
+    values: list[list[float | None]]
+
+
+class CohortGap(BaseModel):
+    competency: str
+    name: str
+    mean_readiness_points_lost: float
+    people_below_requirement: int
+
+
+class CohortSummary(BaseModel):
+    subjects: int
+    rated_subjects: int
+    mean_coverage: float
+    mean_level_index: float
+    level_distribution: dict[str, int] = Field(
+        description="Attained level → people; 'none' for no level."
+    )
+    biggest_gaps: list[CohortGap]
+    promotion_ready: list[str] = Field(description="Attained level ranks above the official level.")
+    below_level: list[str] = Field(description="Attained level ranks below the official level.")
+
+
+class CohortResponse(BaseModel):
+    framework: FrameworkRef
+    as_of: datetime
+    target_level: str | None
+    unknown_refs: list[str]
+    summary: CohortSummary
+    people: list[CohortPerson] | None
+    heatmap: Heatmap | None

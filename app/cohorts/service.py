@@ -1,0 +1,169 @@
+"""Cohort evaluation: many subjects scored at once with the vectorized engine."""
+
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.assessments.schemas import FrameworkRef
+from app.auth.principal import Principal
+from app.cohorts import repository as repo
+from app.cohorts import schemas as s
+from app.frameworks import repository as frameworks_repo
+from app.frameworks import service as frameworks
+from app.models import utcnow
+from app.scores.service import engine_errors
+from app.scoring import Framework, UnknownLevel, UnknownTrack
+from app.scoring.cohort import CohortResult, gap_matrix, readiness_lost, score_cohort
+from app.scoring.engine import find_level
+
+
+async def evaluate(
+    session: AsyncSession, principal: Principal, body: s.CohortRequest
+) -> s.CohortResponse:
+    """Score a cohort and summarize it: levels, readiness, gaps, promotion lists, heatmap."""
+    resolved = await frameworks.resolve(
+        session, principal, body.framework.key, body.framework.version
+    )
+    fw = frameworks.compiled(resolved.version)
+    as_of = body.as_of or utcnow()
+    settings = fw.settings
+    filt = body.filter or s.CohortFilter()
+    subjects = await repo.load_subjects(
+        session,
+        principal.tenant_id,
+        body.subject_refs,
+        filt.track,
+        filt.current_level,
+        filt.attributes,
+    )
+    unknown = sorted(set(body.subject_refs or ()) - set(subjects.refs))
+    versions = await frameworks_repo.versions_of(session, resolved.framework)
+    ratings = await repo.load_ratings(
+        session,
+        principal.tenant_id,
+        subjects.ids,
+        [(v.tenant_id, v.id) for v in versions],
+        [c.key for c in fw.competencies],
+        as_of - timedelta(days=settings.window_days),
+        as_of,
+    )
+    with engine_errors(
+        {UnknownTrack: ["body", "subjects", "track"], UnknownLevel: ["body", "target_level"]}
+    ):
+        result = score_cohort(fw, ratings, as_of=as_of, tracks=subjects.tracks)
+        target_index = _targets(fw, result, body.target_level)
+    return _respond(fw, body, subjects, unknown, result, target_index, as_of)
+
+
+def _targets(fw: Framework, result: CohortResult, target_level: str | None) -> np.ndarray:
+    """Each subject's target level index: the one asked for, else their next level."""
+    if target_level is not None:
+        find_level(fw, target_level)
+        index = next(i for i, lv in enumerate(fw.levels) if lv.key == target_level)
+        return np.full(result.attained.shape, index, dtype=np.int32)
+    return result.next_level.astype(np.int32)
+
+
+def _respond(
+    fw: Framework,
+    body: s.CohortRequest,
+    subjects: repo.CohortSubjects,
+    unknown: list[str],
+    result: CohortResult,
+    targets: np.ndarray,
+    as_of: datetime,
+) -> s.CohortResponse:
+    n = len(subjects.refs)
+    n_comp = len(fw.competencies)
+    lost = np.zeros((n, n_comp))
+    for level_index in np.unique(targets[targets >= 0]):
+        rows = targets == level_index
+        lost[rows] = readiness_lost(fw, result.values[rows], fw.levels[int(level_index)].key)
+    gaps = gap_matrix(fw, result.values, targets)
+    rank = {lv.key: lv.rank for lv in fw.levels}
+    level_keys = [lv.key for lv in fw.levels]
+
+    def key_of(i: int) -> str | None:
+        return level_keys[i] if i >= 0 else None
+
+    promotion_ready, below_level = [], []
+    distribution: dict[str, int] = {lv.key: 0 for lv in fw.levels}
+    distribution["none"] = 0
+    people: list[s.CohortPerson] = []
+    rated = np.isfinite(result.values).any(axis=1) if n else np.zeros(0, dtype=bool)
+    for i in range(n):
+        attained = key_of(int(result.attained[i]))
+        distribution[attained or "none"] += 1
+        official = subjects.levels[i]
+        if official in rank:
+            mine = rank[attained] if attained else 0
+            if mine > rank[official]:
+                promotion_ready.append(subjects.refs[i])
+            elif mine < rank[official]:
+                below_level.append(subjects.refs[i])
+        if body.include_people:
+            target = int(targets[i])
+            order = np.argsort(-lost[i], kind="stable")[: body.top_gaps]
+            people.append(
+                s.CohortPerson(
+                    subject_ref=subjects.refs[i],
+                    display_name=subjects.names[i],
+                    track=subjects.tracks[i],
+                    official_level=official,
+                    attained_level=attained,
+                    next_level=key_of(int(result.next_level[i])),
+                    level_index=float(result.level_index[i]),
+                    target_level=key_of(target),
+                    target_readiness=float(result.readiness[i, target]) if target >= 0 else None,
+                    coverage=float(result.overall_coverage[i]),
+                    confidence=float(result.confidence[i]),
+                    top_gaps=[
+                        s.PersonGap(
+                            competency=fw.competencies[int(c)].key,
+                            readiness_points_lost=float(lost[i, c]),
+                        )
+                        for c in order
+                        if lost[i, c] > 0
+                    ],
+                )
+            )
+    mean_lost = lost.mean(axis=0) if n else np.zeros(n_comp)
+    below = np.nan_to_num(gaps, nan=0.0) < -1e-9
+    biggest = sorted(
+        (
+            s.CohortGap(
+                competency=c.key,
+                name=c.name,
+                mean_readiness_points_lost=float(mean_lost[j]),
+                people_below_requirement=int(below[:, j].sum()),
+            )
+            for j, c in enumerate(fw.competencies)
+        ),
+        key=lambda g: (-g.mean_readiness_points_lost, g.competency),
+    )
+    heatmap = None
+    if body.include_heatmap:
+        values = [[None if math.isnan(v) else round(v, 6) for v in row] for row in gaps.tolist()]
+        heatmap = s.Heatmap(
+            competencies=[c.key for c in fw.competencies], subject_refs=subjects.refs, values=values
+        )
+    return s.CohortResponse(
+        framework=FrameworkRef(key=fw.key, version=fw.version),
+        as_of=as_of,
+        target_level=body.target_level,
+        unknown_refs=unknown,
+        summary=s.CohortSummary(
+            subjects=n,
+            rated_subjects=int(rated.sum()),
+            mean_coverage=float(result.overall_coverage.mean()) if n else 0.0,
+            mean_level_index=float(result.level_index.mean()) if n else 0.0,
+            level_distribution=distribution,
+            biggest_gaps=biggest,
+            promotion_ready=promotion_ready,
+            below_level=below_level,
+        ),
+        people=people if body.include_people else None,
+        heatmap=heatmap,
+    )
