@@ -170,6 +170,98 @@ def _cmd_openapi(args: argparse.Namespace) -> None:
         sys.stdout.write(text)
 
 
+def _cmd_score(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from app import offline
+    from app.models import utcnow
+
+    try:
+        fw = offline.load_framework(args.framework)
+        ratings = offline.read_ratings(Path(args.ratings))
+    except (offline.RatingsFileError, OSError) as exc:
+        sys.exit(f"ladder score: {exc}")
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else utcnow()
+    refs = tqdm(
+        sorted(ratings), desc="scoring", unit="subject", file=sys.stderr, disable=args.quiet
+    )
+    try:
+        rows = offline.score_all(fw, ratings, as_of=as_of, track=args.track, progress=iter(refs))
+    except ValueError as exc:
+        sys.exit(f"ladder score: {exc}")
+    print(offline.render(rows, args.format))
+
+
+async def _export(
+    settings: Settings, tenant_slug: str, key: str, version: int | None
+) -> dict[str, object]:
+    from app.auth import repository as auth_repo
+    from app.auth.principal import Principal
+    from app.db import create_engine, make_sessionmaker
+    from app.frameworks.document import FrameworkDocument, dump_document
+    from app.frameworks.service import resolve
+
+    engine = create_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
+            if tenant is None:
+                sys.exit(f"ladder export: no tenant {tenant_slug!r}")
+            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
+            resolved = await resolve(session, principal, key, version)
+            return dump_document(FrameworkDocument.model_validate(resolved.version.content))
+    finally:
+        await engine.dispose()
+
+
+async def _import(settings: Settings, tenant_slug: str, data: object, publish: bool) -> str:
+    from app.auth import repository as auth_repo
+    from app.auth.principal import Principal
+    from app.db import bind_tenant, create_engine, make_sessionmaker
+    from app.frameworks.document import parse_document
+    from app.frameworks.service import import_document
+
+    engine = create_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
+            if tenant is None:
+                sys.exit(f"ladder import: no tenant {tenant_slug!r}")
+            await bind_tenant(session, tenant.id)
+            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
+            resolved = await import_document(
+                session, principal, parse_document(data), publish=publish
+            )
+            await session.commit()
+            return f"{resolved.framework.key} version {resolved.version.version} ({resolved.version.status})"
+    finally:
+        await engine.dispose()
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from app.frameworks.files import dump_yaml
+
+    data = asyncio.run(_export(get_settings(), args.tenant, args.key, args.version))
+    text = dump_yaml(data) if args.format == "yaml" else json.dumps(data, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _cmd_import(args: argparse.Namespace) -> None:
+    from app.errors import InvalidInput
+    from app.frameworks.files import load_file
+
+    path = Path(args.file)
+    try:
+        data = load_file(path.read_bytes(), path.name)
+        print(asyncio.run(_import(get_settings(), args.tenant, data, args.publish)))
+    except InvalidInput as exc:
+        details = "\n".join(f"  {'.'.join(map(str, e.loc))}: {e.msg}" for e in exc.errors or [])
+        sys.exit(f"ladder import: {exc.detail}\n{details}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `ladder` command."""
     parser = argparse.ArgumentParser(prog="ladder", description=__doc__)
@@ -206,6 +298,38 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("openapi", help="print (or write) the OpenAPI document")
     p.add_argument("--output")
     p.set_defaults(func=_cmd_openapi)
+
+    p = sub.add_parser("score", help="score a ratings file offline (CSV or JSON), no server needed")
+    p.add_argument(
+        "ratings",
+        help="CSV with columns "
+        + ", ".join(
+            ("subject_ref", "competency", "proficiency", "rater_ref", "rater_role", "assessed_at")
+        )
+        + ", or JSON list",
+    )
+    p.add_argument(
+        "--framework", help="framework file or built-in key (default: product-management)"
+    )
+    p.add_argument("--as-of", help="ISO 8601 moment to score at (default: now)")
+    p.add_argument("--track", help="track of every subject, e.g. ic or management")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("import", help="import a framework file (JSON or YAML) into a tenant")
+    p.add_argument("file")
+    p.add_argument("--tenant", default="dev")
+    p.add_argument("--publish", action="store_true")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("export", help="export a framework version as a file")
+    p.add_argument("key")
+    p.add_argument("--version", type=int)
+    p.add_argument("--tenant", default="dev")
+    p.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    p.add_argument("--output")
+    p.set_defaults(func=_cmd_export)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -21,7 +21,7 @@ from app.errors import install_error_handlers
 from app.frameworks import service as frameworks_service
 from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
-from app.limits import BodySizeLimit
+from app.limits import BodySizeLimit, ServerTiming
 from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
 
@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     install_error_handlers(app)
+    app.add_middleware(ServerTiming)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
