@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen --no-progress
 
-.PHONY: run test lint typecheck openapi fault bench clean
+.PHONY: run test lint openapi fault clean
 
 run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
 	$(RUN) ladder dev
@@ -22,6 +22,9 @@ lint: .venv/.synced
 
 openapi: .venv/.synced  ## rewrite the committed OpenAPI document from the app
 	$(RUN) ladder openapi --output openapi/openapi.json
+
+fault: .venv/.synced  ## restart and kill a private Postgres under concurrent writers (also in `make test`)
+	$(RUN) pytest -m fault tests/fault -s -p no:cacheprovider
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     # Requests per minute per API key and worker process; 0 turns rate limiting off.
     rate_limit_per_minute: int = Field(default=0, ge=0, le=1_000_000)
     rate_limit_burst: int = Field(default=0, ge=0, le=1_000_000)
+    webhooks_enabled: bool = True
+    # Deliveries to loopback, private, link-local or reserved addresses are refused (SSRF)
+    # unless this is set, e.g. for a receiver on the same host in development and tests.
+    webhooks_allow_private_targets: bool = False
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     docs_enabled: bool = True
     log_level: str = "info"
 

@@ -1,5 +1,7 @@
 """Application factory: routers, error handlers, docs served offline, lifespan."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +26,8 @@ from app.health import router as health_router
 from app.limits import BodySizeLimit, ServerTiming
 from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
+from app.webhooks.dispatcher import Dispatcher
+from app.webhooks.router import router as webhooks_router
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +59,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await session.commit()
         if loaded:
             log.info("loaded built-in frameworks: %s", ", ".join(loaded))
+    dispatcher_task = None
+    if settings.webhooks_enabled:
+        dispatcher = Dispatcher(app.state.sessionmaker, settings)
+        dispatcher_task = asyncio.create_task(dispatcher.run_forever(), name="webhook-dispatcher")
     try:
         yield
     finally:
+        if dispatcher_task is not None:
+            dispatcher_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher_task
+            await dispatcher.aclose()
         await engine.dispose()
 
 
@@ -95,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cohorts_router,
         api_keys_router,
         audit_router,
+        webhooks_router,
     ):
         app.include_router(router)
     if settings.docs_enabled:

@@ -248,3 +248,62 @@ class IdempotencyRecord(SQLModel, table=True):
     headers: dict[str, str] = Field(default_factory=dict, sa_type=JSONDocument)
     created_at: datetime = _ts()
     expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """An integration's URL subscribed to some event types, with its signing secret."""
+
+    __tablename__ = "webhook_subscription"
+    __table_args__ = (sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),)
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    # HMAC needs the secret itself to sign; it is shown once and never returned again.
+    secret: str = Field(max_length=100)
+    active: bool = Field(default=True)
+    created_at: datetime = _ts()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription and the history of trying to deliver it."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "subscription_id"],
+            ["webhook_subscription.tenant_id", "webhook_subscription.id"],
+            ondelete="CASCADE",
+        ),
+        sa.Index(None, "tenant_id", "subscription_id", "created_at"),
+        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    subscription_id: uuid.UUID
+    event: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(sa_type=JSONDocument)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _ts()
+    last_status_code: int | None = Field(default=None)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts()
+    delivered_at: datetime | None = _ts(nullable=True)
+
+
+class WebhookQueue(SQLModel, table=True):
+    """What the dispatcher must look at next: ids and times only, no payloads.
+
+    It is the one table without row-level security besides tenants and keys, because the
+    dispatcher works across tenants; it switches to each delivery's tenant to read it.
+    """
+
+    __tablename__ = "webhook_queue"
+    __table_args__ = (sa.Index(None, "next_attempt_at"),)
+
+    delivery_id: uuid.UUID = Field(primary_key=True)
+    tenant_id: uuid.UUID
+    next_attempt_at: datetime = _ts()

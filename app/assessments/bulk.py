@@ -21,6 +21,8 @@ from app.errors import AppError, FieldError
 from app.frameworks import service as frameworks
 from app.models import Assessment, Rating, utcnow
 from app.subjects import repository as subjects_repo
+from app.webhooks import events
+from app.webhooks import service as webhooks
 
 LOOKUP_CHUNK = 5000
 
@@ -97,6 +99,15 @@ async def bulk_create(
     if refusals and mode == "all_or_nothing":
         raise refuse_all(refusals, len(items))
 
+    watchers = await events.readiness_watchers(session, principal.tenant_id) if accepted else []
+    snapshots = []
+    if watchers:
+        by_version: dict[uuid.UUID, tuple[frameworks.ResolvedVersion, list[uuid.UUID]]] = {}
+        for _, _, subject_id, resolved in accepted:
+            by_version.setdefault(resolved.version.id, (resolved, []))[1].append(subject_id)
+        for resolved, ids in by_version.values():
+            snapshots.append(await events.snapshot(session, principal.tenant_id, resolved, ids))
+
     now = utcnow()
     sequence = time.time_ns()
     assessment_rows: list[dict[str, Any]] = []
@@ -130,6 +141,20 @@ async def bulk_create(
         ]
     if assessment_rows:
         await _insert(session, assessment_rows, rating_rows)
+        created_events = [
+            {
+                "assessment_id": str(row["id"]),
+                "subject_ref": body.subject_ref,
+                "framework": {"key": resolved.framework.key, "version": resolved.version.version},
+                "rater_role": body.rater_role,
+                "assessed_at": body.assessed_at.isoformat(),
+                "ratings": len(body.ratings),
+            }
+            for row, (_, body, _, resolved) in zip(assessment_rows, accepted, strict=True)
+        ]
+        await webhooks.enqueue(session, principal.tenant_id, "assessment.created", created_events)
+        for before in snapshots:
+            await events.readiness_changed(session, principal.tenant_id, before, watchers)
         record(
             session,
             principal,

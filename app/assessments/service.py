@@ -3,6 +3,7 @@
 import time
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,6 +16,8 @@ from app.frameworks import service as frameworks
 from app.models import Assessment, Rating, utcnow
 from app.scoring.model import Framework as ScoringFramework
 from app.subjects import service as subjects
+from app.webhooks import events
+from app.webhooks import service as webhooks
 
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -60,6 +63,20 @@ def rating_errors(
     return errors
 
 
+def event_payload(
+    assessment: Assessment, subject_ref: str, resolved: frameworks.ResolvedVersion, ratings: int
+) -> dict[str, Any]:
+    """The assessment.created event: ids and counts, never evidence text."""
+    return {
+        "assessment_id": str(assessment.id),
+        "subject_ref": subject_ref,
+        "framework": {"key": resolved.framework.key, "version": resolved.version.version},
+        "rater_role": assessment.rater_role,
+        "assessed_at": assessment.assessed_at.isoformat(),
+        "ratings": ratings,
+    }
+
+
 def draft_error(loc: list[str | int]) -> FieldError:
     """Assessments pin published versions only."""
     return FieldError(
@@ -88,6 +105,12 @@ async def create(
         raise InvalidInput(
             f"The assessment has {len(errors)} invalid field(s); nothing was stored.", errors=errors
         )
+    watchers = await events.readiness_watchers(session, principal.tenant_id)
+    before = (
+        await events.snapshot(session, principal.tenant_id, resolved, [subject.id])
+        if watchers
+        else None
+    )
     assessment = Assessment(
         tenant_id=principal.tenant_id,
         subject_id=subject.id,
@@ -119,6 +142,15 @@ async def create(
         str(assessment.id),
         {"subject_id": str(subject.id), "ratings": len(ratings), "rater_role": body.rater_role},
     )
+    await session.flush()
+    await webhooks.enqueue(
+        session,
+        principal.tenant_id,
+        "assessment.created",
+        [event_payload(assessment, subject.external_ref, resolved, len(ratings))],
+    )
+    if before is not None:
+        await events.readiness_changed(session, principal.tenant_id, before, watchers)
     await session.flush()
     return to_read(
         assessment, subject.external_ref, resolved.framework.key, resolved.version.version, ratings

@@ -1,0 +1,130 @@
+"""Webhook subscriptions, the outbox of deliveries, and signing."""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.audit.repository import record
+from app.auth.principal import Principal
+from app.errors import NotFound
+from app.models import WebhookDelivery, WebhookQueue, WebhookSubscription, utcnow
+from app.webhooks.schemas import WebhookCreate
+from app.webhooks.targets import validate_subscription_url
+
+SIGNATURE_HEADER = "X-Ladder-Signature"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``: receivers recompute and compare."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+async def subscribe(
+    session: AsyncSession, principal: Principal, body: WebhookCreate, *, allow_private: bool
+) -> tuple[WebhookSubscription, str]:
+    """A new subscription and its signing secret (returned once)."""
+    await validate_subscription_url(body.url, allow_private=allow_private)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    sub = WebhookSubscription(
+        tenant_id=principal.tenant_id, url=body.url, events=sorted(set(body.events)), secret=secret
+    )
+    session.add(sub)
+    record(session, principal, "webhook.created", "webhook", str(sub.id), {"events": sub.events})
+    await session.flush()
+    return sub, secret
+
+
+async def get(
+    session: AsyncSession, principal: Principal, webhook_id: uuid.UUID
+) -> WebhookSubscription:
+    stmt = select(WebhookSubscription).where(
+        WebhookSubscription.tenant_id == principal.tenant_id, WebhookSubscription.id == webhook_id
+    )
+    sub = (await session.exec(stmt)).first()
+    if sub is None:
+        raise NotFound(f"No webhook {webhook_id} in this tenant.")
+    return sub
+
+
+async def list_all(session: AsyncSession, principal: Principal) -> Sequence[WebhookSubscription]:
+    stmt = (
+        select(WebhookSubscription)
+        .where(WebhookSubscription.tenant_id == principal.tenant_id)
+        .order_by(col(WebhookSubscription.created_at), col(WebhookSubscription.id))
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def remove(session: AsyncSession, principal: Principal, webhook_id: uuid.UUID) -> None:
+    """Delete a subscription and its delivery log; queued attempts are dropped by the dispatcher."""
+    sub = await get(session, principal, webhook_id)
+    await session.delete(sub)
+    record(session, principal, "webhook.deleted", "webhook", str(webhook_id))
+    await session.flush()
+
+
+async def deliveries(
+    session: AsyncSession, principal: Principal, webhook_id: uuid.UUID, limit: int
+) -> Sequence[WebhookDelivery]:
+    """The delivery log of a subscription, newest first."""
+    await get(session, principal, webhook_id)
+    stmt = (
+        select(WebhookDelivery)
+        .where(
+            WebhookDelivery.tenant_id == principal.tenant_id,
+            WebhookDelivery.subscription_id == webhook_id,
+        )
+        .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id))
+        .limit(limit)
+    )
+    return (await session.exec(stmt)).all()
+
+
+async def subscribers(
+    session: AsyncSession, tenant_id: uuid.UUID, event: str
+) -> list[WebhookSubscription]:
+    """Active subscriptions of a tenant to one event type."""
+    stmt = select(WebhookSubscription).where(
+        WebhookSubscription.tenant_id == tenant_id, col(WebhookSubscription.active).is_(True)
+    )
+    return [s for s in (await session.exec(stmt)).all() if event in s.events]
+
+
+async def enqueue(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    event: str,
+    payloads: Sequence[dict[str, Any]],
+    subs: Sequence[WebhookSubscription] | None = None,
+) -> int:
+    """Add deliveries to the outbox in the caller's transaction: sent only if it commits."""
+    targets = list(subs) if subs is not None else await subscribers(session, tenant_id, event)
+    now = utcnow()
+    count = 0
+    for sub in targets:
+        for payload in payloads:
+            delivery = WebhookDelivery(
+                tenant_id=tenant_id,
+                subscription_id=sub.id,
+                event=event,
+                payload={
+                    "id": str(uuid.uuid4()),
+                    "event": event,
+                    "occurred_at": now.isoformat(),
+                    "data": payload,
+                },
+                next_attempt_at=now,
+            )
+            session.add(delivery)
+            session.add(
+                WebhookQueue(delivery_id=delivery.id, tenant_id=tenant_id, next_attempt_at=now)
+            )
+            count += 1
+    return count

@@ -1,0 +1,222 @@
+"""Outbound webhooks: SSRF refusal, signed deliveries to a real local receiver, retries."""
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.models import utcnow
+from app.webhooks.dispatcher import Dispatcher, backoff
+from tests.api.test_scores import PM_RATINGS, ratings
+from tests.api.test_subjects_assessments import subject
+from tests.conftest import Tenant
+
+pytestmark = pytest.mark.anyio
+
+
+class Receiver:
+    """An HTTP server on loopback that records what it is sent and answers a chosen status."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append({"headers": dict(self.headers), "body": body})
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "Receiver":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def allow_private(app: Any, settings: Settings) -> Settings:
+    permissive = settings.model_copy(update={"webhooks_allow_private_targets": True})
+    app.state.settings = permissive
+    return permissive
+
+
+async def test_private_targets_are_refused_by_default(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    for url in (
+        "http://127.0.0.1:9/x",
+        "http://localhost/x",
+        "http://10.1.2.3/x",
+        "http://169.254.169.254/latest",
+        "http://[::1]/x",
+        "ftp://example.com/x",
+        "http://user:pw@example.com/x",
+    ):
+        r = await client.post(
+            "/v1/webhooks",
+            json={"url": url, "events": ["assessment.created"]},
+            headers=tenant_a.headers,
+        )
+        assert r.status_code == 422, url
+        assert r.json()["errors"][0]["loc"] == ["body", "url"]
+
+
+async def post_assessment(
+    client: httpx.AsyncClient, tenant: Tenant, values: dict[str, int], when: str
+) -> None:
+    body = {
+        "subject_ref": "emp-1",
+        "framework": {"key": "product-management"},
+        "rater_ref": "m1",
+        "rater_role": "manager",
+        "assessed_at": when,
+        "ratings": ratings(values),
+    }
+    r = await client.post("/v1/assessments", json=body, headers=tenant.headers)
+    assert r.status_code == 201, r.text
+
+
+async def test_signed_deliveries_reach_a_local_receiver(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    receiver: Receiver,
+    allow_private: Settings,
+    sessionmaker: Any,
+) -> None:
+    h = tenant_a.headers
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": receiver.url, "events": ["assessment.created", "readiness.changed"]},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()
+    assert hook["secret"].startswith("whsec_")
+    assert "secret" not in (await client.get(f"/v1/webhooks/{hook['id']}", headers=h)).json()
+    await client.post("/v1/subjects", json=subject("emp-1", track="management"), headers=h)
+    yesterday = (utcnow() - timedelta(days=1)).isoformat()
+    await post_assessment(client, tenant_a, PM_RATINGS, yesterday)
+
+    dispatcher = Dispatcher(sessionmaker, allow_private)
+    try:
+        assert await dispatcher.dispatch_once() == 2
+    finally:
+        await dispatcher.aclose()
+    events = {json.loads(m["body"])["event"]: m for m in receiver.received}
+    assert set(events) == {"assessment.created", "readiness.changed"}
+    created = events["assessment.created"]
+    payload = json.loads(created["body"])
+    assert payload["data"]["subject_ref"] == "emp-1"
+    assert payload["data"]["ratings"] == len(PM_RATINGS)
+    # The receiver can verify the signature with the secret it was given once.
+    stamp, mac = (
+        part.split("=", 1)[1] for part in created["headers"]["X-Ladder-Signature"].split(",")
+    )
+    expected = hmac.new(
+        hook["secret"].encode(), f"{stamp}.".encode() + created["body"], hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(mac, expected)
+    change = json.loads(events["readiness.changed"]["body"])["data"]
+    assert change["before"] == {
+        "attained_level": None,
+        "next_level": "apm",
+        "readiness_next": 0.0,
+        "level_index": 0.0,
+    }
+    assert change["after"]["attained_level"] == "pm"
+    log = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()
+    assert sorted((d["event"], d["status"], d["attempts"]) for d in log) == [
+        ("assessment.created", "delivered", 1),
+        ("readiness.changed", "delivered", 1),
+    ]
+
+
+async def test_failed_deliveries_are_retried_with_backoff(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    receiver: Receiver,
+    allow_private: Settings,
+    sessionmaker: Any,
+) -> None:
+    h = tenant_a.headers
+    r = await client.post(
+        "/v1/webhooks", json={"url": receiver.url, "events": ["assessment.created"]}, headers=h
+    )
+    hook = r.json()
+    await client.post("/v1/subjects", json=subject("emp-1"), headers=h)
+    await post_assessment(
+        client, tenant_a, {"execution": 3}, (utcnow() - timedelta(days=1)).isoformat()
+    )
+    receiver.status = 503
+    dispatcher = Dispatcher(sessionmaker, allow_private)
+    try:
+        assert await dispatcher.dispatch_once() == 1
+        [first] = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()
+        assert (first["status"], first["attempts"], first["last_status_code"]) == (
+            "pending",
+            1,
+            503,
+        )
+        assert await dispatcher.dispatch_once() == 0  # not due before the backoff has passed
+        receiver.status = 204
+        later = utcnow() + backoff(1) + timedelta(seconds=1)
+        assert await dispatcher.dispatch_once(now=later) == 1
+    finally:
+        await dispatcher.aclose()
+    [done] = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()
+    assert (done["status"], done["attempts"]) == ("delivered", 2)
+    assert len(receiver.received) == 2
+    assert backoff(1) == timedelta(seconds=10)
+    assert backoff(3) == timedelta(seconds=40)
+    assert backoff(30) == timedelta(hours=1)
+
+
+async def test_webhooks_are_tenant_scoped(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    allow_private: Settings,
+    receiver: Receiver,
+) -> None:
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": receiver.url, "events": ["assessment.created"]},
+        headers=tenant_a.headers,
+    )
+    hook_id = r.json()["id"]
+    assert (
+        await client.get(f"/v1/webhooks/{hook_id}", headers=tenant_b.headers)
+    ).status_code == 404
+    assert (
+        await client.delete(f"/v1/webhooks/{hook_id}", headers=tenant_b.headers)
+    ).status_code == 404
+    assert (await client.get("/v1/webhooks", headers=tenant_b.headers)).json() == []
+    assert (
+        await client.delete(f"/v1/webhooks/{hook_id}", headers=tenant_a.headers)
+    ).status_code == 204

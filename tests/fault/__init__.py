@@ -1,0 +1,1 @@
+"""Fault tests: a real server against a private Postgres cluster that is restarted and killed."""

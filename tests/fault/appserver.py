@@ -1,0 +1,162 @@
+"""The service as operators run it: ``ladder`` subprocesses and a real uvicorn on loopback."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from app.config import Settings
+from tests.fault.pgcluster import free_port
+
+# Settings the environment of the machine (or a .env file) must not leak into the test's runs.
+_LOG_RECORD = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL):")
+_SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+
+
+def ladder_argv(*args: str) -> list[str]:
+    """The ``ladder`` console script of the interpreter running the tests."""
+    script = Path(sys.executable).parent / "ladder"
+    if script.is_file():
+        return [str(script), *args]
+    return [sys.executable, "-m", "app.cli", *args]
+
+
+def app_env(database_url: str, **settings: str) -> dict[str, str]:
+    """The process environment with the app's settings given explicitly (nothing inherited)."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in _SETTINGS_ENV}
+    env.update(
+        DATABASE_URL=database_url,
+        ENVIRONMENT="test",
+        LOG_LEVEL="info",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(settings)
+    return env
+
+
+def run_ladder(workdir: Path, env: dict[str, str], *args: str) -> str:
+    """Run one ``ladder`` command (outside the repo, so no .env applies); return its stdout."""
+    proc = subprocess.run(
+        ladder_argv(*args),
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"ladder {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+class AppServer:
+    """``ladder serve --workers 1`` on a free loopback port, its output captured to a file."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], log_path: Path) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.log_path = log_path
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            ladder_argv("serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"),
+            cwd=self.workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited at start:\n{self.log_text()[-4000:]}")
+            try:
+                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"the server did not answer /healthz:\n{self.log_text()[-4000:]}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self) -> None:
+        """SIGTERM: uvicorn stops accepting and drains what is in flight."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> int | None:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        """SIGTERM and wait; SIGKILL if it does not go. Never raises."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(25)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+def server_errors(log: str, limit: int = 3, tail: int = 40) -> list[str]:
+    """The first few error blocks (a traceback chain up to the next log record), each cut to
+    its last ``tail`` lines, which name the exception that escaped."""
+    lines = log.splitlines()
+    blocks: list[str] = []
+    i = 0
+    while i < len(lines) and len(blocks) < limit:
+        if not lines[i].startswith("Traceback"):
+            i += 1
+            continue
+        start = max(0, i - 1)
+        j = i + 1
+        while j < len(lines) and not _LOG_RECORD.match(lines[j]):
+            j += 1
+        block = lines[start:j]
+        if len(block) > tail:
+            block = [block[0], "    [...]", *block[-tail:]]
+        blocks.append("\n".join(block))
+        i = j
+    return blocks
+
+
+def count_tracebacks(log: str) -> int:
+    """Error blocks in the log (a chained traceback counts once)."""
+    return len(server_errors(log, limit=1_000_000))
+
+
+def count_500s(log: str) -> int:
+    return sum(1 for line in log.splitlines() if '" 500' in line)
