@@ -13,11 +13,11 @@ RUN uv sync --frozen --no-dev
 
 # Runtime stage: only the virtualenv and the code, run as an unprivileged user.
 FROM python:3.11-slim AS runtime
-RUN groupadd --system ladder && useradd --system --gid ladder --home /srv ladder
+RUN groupadd --system --gid 10001 ladder && useradd --system --uid 10001 --gid ladder --home /srv ladder
 WORKDIR /srv
-COPY --from=build --chown=ladder:ladder /srv /srv
+COPY --from=build --chown=10001:10001 /srv /srv
 ENV PATH="/srv/.venv/bin:$PATH" PYTHONUNBUFFERED=1 ENVIRONMENT=production PORT=8000
-USER ladder
+USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/healthz\", timeout=2)"]
