@@ -35,13 +35,18 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenant.id"], name=op.f("fk_idempotency_record_tenant_id_tenant"), ondelete="CASCADE"
+            ["tenant_id"],
+            ["tenant.id"],
+            name=op.f("fk_idempotency_record_tenant_id_tenant"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("tenant_id", "key", name=op.f("pk_idempotency_record")),
     )
     with op.batch_alter_table("idempotency_record", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_idempotency_record_tenant_id_expires_at"), ["tenant_id", "expires_at"], unique=False
+            batch_op.f("ix_idempotency_record_tenant_id_expires_at"),
+            ["tenant_id", "expires_at"],
+            unique=False,
         )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE idempotency_record ENABLE ROW LEVEL SECURITY")
