@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.scoring.engine import (
     EPSILON,
+    _floor_hundredths,
     ensure_same_framework,
     find_level,
     format_number,
@@ -61,7 +62,9 @@ def _message(
     hours: float,
     budget_hours: float | None,
 ) -> str:
-    reached = f"{final.readiness:.2f} readiness"
+    # Floored to hundredths like the level reasons, so the two numbers in one message agree
+    # (rounding printed "reaches 0.70 readiness" beside "readiness 0.69 is below the threshold").
+    reached = f"{_floor_hundredths(final.readiness)} readiness"
     if stop_reason == "already_met":
         return f"Already meets {name}; no steps needed."
     if stop_reason == "target_met":
