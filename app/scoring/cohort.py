@@ -1,15 +1,10 @@
-"""Cohort scoring: many subjects at once in columnar numpy form, with the engine's exact rules.
+"""Cohort scoring: many subjects at once in columnar numpy form, by the engine's exact rules.
 
-``score_cohort`` gives, for every subject, the numbers ``evaluate`` gives for that subject alone
-(values, every level's readiness, coverage and verdict, attained and next level, level index,
-coverage and confidence); ``readiness_lost`` and ``gap_matrix`` are the cohort forms of the gap
-analysis. The level rules come from the engine's own helpers (``level_requirements``,
-``level_path``, ``EPSILON``, ``INDEX_CAP``, ``confidence``), so the two paths cannot drift.
-
-This is the only module of the package that uses numpy; ``app.scoring`` does not import it, so
-scoring one subject never pays for loading numpy.
+The level rules come from the engine's own helpers, so the two paths cannot drift. This is the
+only module of the package that uses numpy; ``app.scoring`` does not import it.
 """
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,14 +50,12 @@ _INT64_MAX = np.iinfo(np.int64).max
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CohortRatings:
-    """Ratings of many subjects in columnar form (one row per rating).
+    """Ratings of many subjects in columnar form (one row per rating)."""
 
-    Callers drop ratings of competencies the framework does not have (the engine only lists
-    them in ``ignored_competencies``) and of roles outside ``RATER_ROLES``. A rater is the pair
-    ``(role, rater)``, exactly like the engine's ``(role, rater_ref)``: ids may be shared across
-    roles or not, and across subjects.
-    """
-
+    # Callers drop ratings of competencies the framework does not have (the engine only lists
+    # them in ignored_competencies) and of roles outside RATER_ROLES (which the engine ignores
+    # unless a request gives such a role a weight). A rater is the pair (role, rater), like the
+    # engine's (role, rater_ref): an id may be shared by several roles and by several subjects.
     subject_index: Int32s  # 0..n_subjects-1
     competency_index: Int32s  # index into framework.competencies
     proficiency: Floats
@@ -125,7 +118,7 @@ def cohort_ratings(
             competency = competency_index.get(rating.competency)
             role = role_index.get(rating.role)
             if competency is None or role is None:
-                continue  # the engine skips both (a role outside RATER_ROLES has no weight)
+                continue  # not representable; see CohortRatings
             subjects.append(subject)
             competencies.append(competency)
             proficiencies.append(rating.proficiency)
@@ -153,7 +146,8 @@ def _index_column(name: str, array: npt.ArrayLike, size: int, bound: int) -> Int
         raise ScoringError(f"{name} must hold integers, not {column.dtype}")
     if size and (int(column.min()) < 0 or int(column.max()) >= bound):
         raise ScoringError(f"{name} must lie in [0, {bound})")
-    return column
+    # uint64 does not mix with int64 in place; the range check above makes the cast exact.
+    return column.astype(np.int64) if column.dtype == np.uint64 else column
 
 
 def _int64_column(name: str, array: npt.ArrayLike, size: int) -> Int64s:
@@ -176,18 +170,22 @@ def _dense(ids: Int64s) -> tuple[Int64s, int]:
     return inverse.astype(np.int64, copy=False), len(unique)
 
 
-def _group_ids(columns: Sequence[tuple[Ints, int]]) -> tuple[Int64s, Int64s]:
-    """Number the distinct tuples of the columns; return each row's group and each group's row.
+def _run_starts(ordered: npt.NDArray[np.generic]) -> Bools:
+    """Mark the positions of a sorted array where a new value begins."""
+    starts = np.empty(ordered.shape[0], dtype=np.bool_)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    return starts
 
-    ``columns`` pairs each column with its span (values lie in 0..span-1). When the spans fit
-    one int64 the tuple becomes a single key and an unstable sort is enough, since rows of a
-    group only need to end up adjacent; that is several times faster than ``np.lexsort``.
-    """
-    size = columns[0][0].shape[0]
-    capacity = 1
-    for _, span in columns:
-        capacity *= max(span, 1)
-    if capacity <= _INT64_MAX:
+
+def _sorted_runs(
+    columns: Sequence[tuple[Ints, int]], prefixes: Sequence[int]
+) -> tuple[npt.NDArray[np.intp], list[Bools]]:
+    """Sort rows by a tuple of (column, span) pairs; mark where the runs of each prefix start."""
+    # When the spans fit one int64 the tuple becomes a single key and an unstable sort is enough,
+    # since equal tuples only need to end up adjacent: several times faster than np.lexsort.
+    spans = [max(span, 1) for _, span in columns]
+    if math.prod(spans) <= _INT64_MAX:
         key = columns[0][0].astype(np.int64)
         for column, span in columns[1:]:
             key *= span
@@ -195,20 +193,19 @@ def _group_ids(columns: Sequence[tuple[Ints, int]]) -> tuple[Int64s, Int64s]:
         order = np.argsort(key)
         ordered = key[order]
         del key
-        starts = np.empty(size, dtype=np.bool_)
-        starts[:1] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
-        del ordered
-    else:
-        order = np.lexsort([column for column, _ in reversed(columns)])
-        starts = np.zeros(size, dtype=np.bool_)
-        starts[:1] = True
-        for column, _ in columns:
-            column_ordered = column[order]
-            starts[1:] |= column_ordered[1:] != column_ordered[:-1]
-    ids = np.empty(size, dtype=np.int64)
-    ids[order] = np.cumsum(starts) - 1
-    return ids, order[starts].astype(np.int64, copy=False)
+        # A prefix of the tuple is the key divided by the spans of the columns after it.
+        return order, [
+            _run_starts(ordered if length == len(spans) else ordered // math.prod(spans[length:]))
+            for length in prefixes
+        ]
+    order = np.lexsort([column for column, _ in reversed(columns)])
+    changed = np.zeros(max(order.shape[0] - 1, 0), dtype=np.bool_)
+    by_length: dict[int, Bools] = {}
+    for length, (column, _) in enumerate(columns, start=1):
+        column_ordered = column[order]
+        changed |= column_ordered[1:] != column_ordered[:-1]
+        by_length[length] = np.concatenate((np.ones(min(order.shape[0], 1), np.bool_), changed))
+    return order, [by_length[length] for length in prefixes]
 
 
 def _latest(
@@ -268,35 +265,47 @@ def _aggregate(
     if not finite.all():
         bad = float(proficiency[~finite][0])
         raise ScoringError(f"proficiency must be a finite number, got {bad!r}")
-    # Clamped before the latest-rating choice, as the engine's tie rule compares clamped values.
-    proficiency = np.clip(proficiency, float(framework.scale_min), float(framework.scale_max))
+    # Clamped before the latest-rating choice, as the engine's tie rule compares clamped values;
+    # copied only when something is off the scale, since the caller's column must not change.
+    bottom, top = float(framework.scale_min), float(framework.scale_max)
+    if proficiency.size and (proficiency.min() < bottom or proficiency.max() > top):
+        proficiency = np.clip(proficiency, bottom, top)
     rater_id, n_rater_ids = _dense(rater)
     del rater
 
-    # Distinct raters: every (role, rater) with a counted rating, calibrated ones included.
-    _, first = _group_ids(
-        [(subject, n_subjects), (role, len(RATER_ROLES)), (rater_id, n_rater_ids)]
+    # One sort serves both questions. Runs of (subject, role, rater) are the distinct raters,
+    # calibrated ones included; runs of (subject, role, rater, competency) are one rater's
+    # ratings of one competency, of which the latest counts. Calibrated raters are grouped
+    # too: it costs nothing and saves copying the columns.
+    order, (rater_starts, group_starts) = _sorted_runs(
+        [
+            (subject, n_subjects),
+            (role, len(RATER_ROLES)),
+            (rater_id, n_rater_ids),
+            (competency, n_competencies),
+        ],
+        (3, 4),
     )
-    distinct = np.bincount(subject[first], minlength=n_subjects).astype(np.int32)
-
-    cells = n_subjects * n_competencies
-    cell = subject.astype(np.int64) * n_competencies + competency
-    values = np.full(cells, np.nan)
-
-    # Each rater's latest rating per competency (calibrated raters too: grouping them costs
-    # nothing and saves copying the columns), then the weighted mean over the others.
-    groups, first = _group_ids([(cell, cells), (role, len(RATER_ROLES)), (rater_id, n_rater_ids)])
-    if groups.shape[0] == first.shape[0]:
+    distinct = np.bincount(subject[order[rater_starts]], minlength=n_subjects).astype(np.int32)
+    first = order[group_starts]
+    if first.shape[0] == order.shape[0]:
         # No rater rated a competency twice in the window: every row is its rater's latest.
         latest = proficiency[first]
     else:
+        groups = np.empty(order.shape[0], dtype=np.int64)
+        groups[order] = np.cumsum(group_starts) - 1
         latest = _latest(groups, first.shape[0], assessed_at, sequence, proficiency)
-    del groups
+        del groups
+    del order, rater_starts, group_starts
     others = role[first] != _CALIBRATED
+    rows = first[others]
     latest = latest[others]
-    group_cell = cell[first[others]]
-    weight = role_weights[role[first[others]]]
     del first, others
+    cells = n_subjects * n_competencies
+    group_cell = subject[rows].astype(np.int64) * n_competencies + competency[rows]
+    weight = role_weights[role[rows]]
+    del rows
+    values = np.full(cells, np.nan)
     # astype without a copy: bincount with weights already gives float64 (for the type checker).
     total = np.bincount(group_cell, weights=weight, minlength=cells).astype(np.float64, copy=False)
     mean = np.bincount(group_cell, weights=weight * latest, minlength=cells).astype(
@@ -316,7 +325,8 @@ def _aggregate(
     # calibrated rater, which is the engine's max over each calibrated rater's latest rating.
     calibrated = role == _CALIBRATED
     if calibrated.any():
-        calibrated_cell = cell[calibrated]
+        calibrated_cell = subject[calibrated].astype(np.int64) * n_competencies
+        calibrated_cell += competency[calibrated]
         override = _latest(
             calibrated_cell,
             cells,
