@@ -23,6 +23,7 @@ from app.errors import install_error_handlers
 from app.frameworks import service as frameworks_service
 from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
+from app.interop.router import router as interop_router
 from app.limits import BodySizeLimit, ServerTiming
 from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         health_router,
         frameworks_router,
+        interop_router,
         subjects_router,
         assessments_router,
         scores_router,

@@ -27,7 +27,7 @@ VersionNumber = Annotated[int, Path(ge=1, le=1_000_000)]
 
 
 def _created(resolved: service.ResolvedVersion) -> tuple[FrameworkVersionRead, dict[str, str]]:
-    model = _read(resolved)
+    model = read_version(resolved)
     location = f"/v1/frameworks/{model.key}/versions/{model.version}"
     return model, {"ETag": resolved.etag, "Location": location}
 
@@ -36,9 +36,10 @@ READ_ERRORS = error_responses(401, 403, 404, 422, 503)
 WRITE_ERRORS = error_responses(401, 403, 404, 409, 412, 413, 422, 428, 503)
 
 
-def _read(
+def read_version(
     resolved: service.ResolvedVersion, response: Response | None = None
 ) -> FrameworkVersionRead:
+    """The API view of a framework version (and its ETag on the response, when given)."""
     v = resolved.version
     if response is not None:
         response.headers["ETag"] = resolved.etag
@@ -132,7 +133,7 @@ async def get_framework(
     key: FrameworkKey, principal: FrameworksRead, session: SessionDep, response: Response
 ) -> FrameworkVersionRead:
     """The latest published version of a framework, with its whole document."""
-    return _read(await service.resolve(session, principal, key), response)
+    return read_version(await service.resolve(session, principal, key), response)
 
 
 @router.get("/{key}/versions", summary="List versions of a framework", responses=READ_ERRORS)
@@ -185,7 +186,7 @@ async def get_version(
     response: Response,
 ) -> FrameworkVersionRead:
     """One version of a framework, whatever its status; the ETag guards draft updates."""
-    return _read(await service.resolve(session, principal, key, version), response)
+    return read_version(await service.resolve(session, principal, key, version), response)
 
 
 @router.put("/{key}/versions/{version}", summary="Update a draft version", responses=WRITE_ERRORS)
@@ -201,7 +202,7 @@ async def update_version(
     """Replace a draft's document. Needs `If-Match` with the draft's ETag; published versions are 409."""
     resolved = await service.update_draft(session, principal, key, version, document, if_match)
     await session.commit()
-    return _read(resolved, response)
+    return read_version(resolved, response)
 
 
 @router.post(
@@ -217,7 +218,7 @@ async def publish_version(
     """Publish a draft. It becomes immutable and the previous published version is archived."""
     resolved = await service.publish(session, principal, key, version)
     await session.commit()
-    return _read(resolved, response)
+    return read_version(resolved, response)
 
 
 @router.get(

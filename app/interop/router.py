@@ -1,0 +1,268 @@
+"""HTTP routes of CASE 1.1 interoperability: package import and export, and read-only CASE routes.
+
+The read-only routes (``/ims/case/v1p1``) serve the frameworks the caller can see, addressed by
+the deterministic identifiers of ``app.interop.case``; anything else is a 404, so one tenant never
+learns of another's frameworks.
+"""
+
+import uuid
+from collections import OrderedDict
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.auth.dependencies import FrameworksRead, FrameworksWrite, SessionDep
+from app.auth.principal import Principal
+from app.errors import NotFound, error_responses
+from app.frameworks import repository as repo
+from app.frameworks import service
+from app.frameworks.document import FrameworkDocument
+from app.frameworks.router import FrameworkKey, VersionNumber, read_version
+from app.frameworks.schemas import FrameworkVersionRead
+from app.interop import case
+from app.models import Framework, FrameworkVersion
+
+router = APIRouter()
+
+CASE_PATH = "/ims/case/v1p1"
+IMPORT_ERRORS = error_responses(401, 403, 409, 413, 422, 503)
+READ_ERRORS = error_responses(401, 403, 404, 422, 503)
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+
+SourcedId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=100,
+        description="The object's CASE identifier (a UUID), as found in an exported package.",
+        examples=["0b7c1b6e-3f9d-5a43-9b0e-2f6d0c8a1e57"],
+    ),
+]
+
+
+class CaseImportRead(BaseModel):
+    """The framework version a CASE package became, and how each part of the package was used."""
+
+    framework: FrameworkVersionRead
+    report: list[case.ReportEntry] = Field(
+        description="What was mapped where, and every field, association or extension not kept."
+    )
+
+
+def _document(resolved: service.ResolvedVersion) -> FrameworkDocument:
+    return FrameworkDocument.model_validate(resolved.version.content)
+
+
+def _context(resolved: service.ResolvedVersion, request: Request) -> case.ExportContext:
+    fw, v = resolved.framework, resolved.version
+    return case.ExportContext(
+        ids=case.CaseIds(owner=fw.tenant_id, key=fw.key, version=v.version),
+        status=v.status,
+        changed_at=v.updated_at,
+        base_uri=str(request.base_url).rstrip("/") + CASE_PATH,
+    )
+
+
+_INDEX: "OrderedDict[tuple[str, int], dict[str, str]]" = OrderedDict()
+_INDEX_MAX = 256
+
+
+def _identifiers(fw: Framework, version: FrameworkVersion) -> dict[str, str]:
+    """CASE identifiers of a version, cached per (id, revision): a revision never changes."""
+    cache_key = (version.id.hex, version.revision)
+    hit = _INDEX.get(cache_key)
+    if hit is not None:
+        _INDEX.move_to_end(cache_key)
+        return hit
+    ids = case.CaseIds(owner=fw.tenant_id, key=fw.key, version=version.version)
+    index = case.identifiers(FrameworkDocument.model_validate(version.content), ids)
+    _INDEX[cache_key] = index
+    if len(_INDEX) > _INDEX_MAX:
+        _INDEX.popitem(last=False)
+    return index
+
+
+async def _visible(session: AsyncSession, principal: Principal) -> list[Framework]:
+    """The caller's frameworks and the built-in ones; a tenant's own shadows a built-in key."""
+    seen: set[str] = set()
+    out = []
+    for fw in await repo.list_visible(session, principal.tenant_id):
+        if fw.key not in seen:
+            seen.add(fw.key)
+            out.append(fw)
+    return out
+
+
+async def _find(
+    session: AsyncSession, principal: Principal, sourced_id: str, kind: str
+) -> service.ResolvedVersion:
+    """The visible framework version with a CASE object of this identifier and class."""
+    missing = NotFound(f"No {kind} {sourced_id!r} is visible to this tenant.")
+    try:
+        identifier = str(uuid.UUID(sourced_id))
+    except ValueError:
+        raise missing from None
+    for fw in await _visible(session, principal):
+        for version in await repo.versions_of(session, fw):
+            if _identifiers(fw, version).get(identifier) == kind:
+                return service.ResolvedVersion(fw, version)
+    raise missing
+
+
+@router.post(
+    "/v1/frameworks/import/case",
+    status_code=201,
+    tags=["frameworks"],
+    summary="Import a CASE 1.1 package",
+    description=(
+        "Import a 1EdTech CASE 1.1 CFPackage as a framework: a new framework, or a new version "
+        "of yours with that key. A package exported by this service comes back unchanged. A "
+        "package from another tool is mapped by documented rules: top-level items with children "
+        "become areas, leaf items competencies (weight 1), the rubric criterion with the most "
+        "scored levels the scale, and one level `proficient` is made because CASE has no career "
+        "levels. The `report` lists what became what, and every field, association and "
+        "extension that was not kept, with its path. Identifiers that are not UUIDs are accepted "
+        "unless `strict=true`. Nothing is stored unless the whole package converts into a valid "
+        "framework; otherwise the 422 names each offending field of the package."
+    ),
+    responses=IMPORT_ERRORS,
+)
+async def import_case_package(
+    principal: FrameworksWrite,
+    session: SessionDep,
+    response: Response,
+    package: Annotated[case.CFPackage, Body()],
+    strict: Annotated[
+        bool, Query(description="Refuse identifiers that are not CASE UUIDs (422 per field).")
+    ] = False,
+    publish: Annotated[bool, Query(description="Publish the imported version at once.")] = False,
+    key: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            pattern=KEY_PATTERN,
+            description="Framework key to import under; default: the package's own.",
+        ),
+    ] = None,
+) -> CaseImportRead:
+    """Import a CASE CFPackage as a framework version, with the report of how."""
+    result = case.package_to_document(package, strict=strict, key=key)
+    resolved = await service.import_document(session, principal, result.document, publish=publish)
+    await session.commit()
+    return CaseImportRead(framework=read_version(resolved, response), report=result.report)
+
+
+@router.get(
+    "/v1/frameworks/{key}/versions/{version}/export/case",
+    tags=["frameworks"],
+    summary="Export a version as a CASE 1.1 package",
+    description=(
+        "The version as a 1EdTech CASE 1.1 CFPackage: areas, competencies and levels as CFItems "
+        "linked by isChildOf associations, the scale and each competency's expectations as "
+        "CFRubrics, and what CASE has no field for in `extensions.competencyLadder`. Identifiers "
+        "are stable: exporting the same version again gives the same package, and importing it "
+        "gives the same framework."
+    ),
+    responses=READ_ERRORS,
+    response_model=case.CFPackage,
+)
+async def export_case_package(
+    key: FrameworkKey,
+    version: VersionNumber,
+    principal: FrameworksRead,
+    session: SessionDep,
+    request: Request,
+) -> Response:
+    """One framework version as a CASE CFPackage."""
+    resolved = await service.resolve(session, principal, key, version)
+    package = case.document_to_package(_document(resolved), _context(resolved, request))
+    filename = f"{key}-v{version}.case.json"
+    return JSONResponse(
+        package, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+@router.get(
+    f"{CASE_PATH}/CFDocuments",
+    tags=["CASE"],
+    summary="List CASE documents",
+    description=(
+        "CASE getAllCFDocuments: the latest published version of every framework you can see "
+        "(yours and the built-in templates) as CFDocuments. Frameworks with no published "
+        "version are left out."
+    ),
+    responses=error_responses(401, 403, 503),
+    response_model=case.CFDocumentSet,
+)
+async def list_case_documents(
+    principal: FrameworksRead, session: SessionDep, request: Request
+) -> Response:
+    """Every visible framework's latest published version, as a CASE document list."""
+    documents = []
+    for fw in await _visible(session, principal):
+        row = await repo.latest_published(session, fw)
+        if row is not None:
+            resolved = service.ResolvedVersion(fw, row)
+            documents.append(case.cf_document(_document(resolved), _context(resolved, request)))
+    return JSONResponse({"CFDocuments": documents})
+
+
+@router.get(
+    f"{CASE_PATH}/CFDocuments/{{sourcedId}}",
+    tags=["CASE"],
+    summary="Get a CASE document",
+    description="CASE getCFDocument: one framework version's CFDocument, by its identifier.",
+    responses=READ_ERRORS,
+    response_model=case.CFDocument,
+)
+async def get_case_document(
+    sourcedId: SourcedId, principal: FrameworksRead, session: SessionDep, request: Request
+) -> Response:
+    """One CFDocument by identifier."""
+    resolved = await _find(session, principal, sourcedId, "CFDocument")
+    return JSONResponse(case.cf_document(_document(resolved), _context(resolved, request)))
+
+
+@router.get(
+    f"{CASE_PATH}/CFPackages/{{sourcedId}}",
+    tags=["CASE"],
+    summary="Get a CASE package",
+    description=(
+        "CASE getCFPackage: one framework version as a whole CFPackage, by its document's "
+        "identifier. The same package as the version's CASE export."
+    ),
+    responses=READ_ERRORS,
+    response_model=case.CFPackage,
+)
+async def get_case_package(
+    sourcedId: SourcedId, principal: FrameworksRead, session: SessionDep, request: Request
+) -> Response:
+    """One CFPackage by its document's identifier."""
+    resolved = await _find(session, principal, sourcedId, "CFDocument")
+    return JSONResponse(case.document_to_package(_document(resolved), _context(resolved, request)))
+
+
+@router.get(
+    f"{CASE_PATH}/CFItems/{{sourcedId}}",
+    tags=["CASE"],
+    summary="Get a CASE item",
+    description=(
+        "CASE getCFItem: one area, competency or level of a framework version as a CFItem, "
+        "with the link to its document."
+    ),
+    responses=READ_ERRORS,
+    response_model=case.CFItem,
+)
+async def get_case_item(
+    sourcedId: SourcedId, principal: FrameworksRead, session: SessionDep, request: Request
+) -> Response:
+    """One CFItem by identifier."""
+    resolved = await _find(session, principal, sourcedId, "CFItem")
+    item = case.cf_item(_document(resolved), _context(resolved, request), str(uuid.UUID(sourcedId)))
+    if item is None:
+        raise NotFound(f"No CFItem {sourcedId!r} is visible to this tenant.")
+    return JSONResponse(item)
