@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +139,20 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def _printable(value: object) -> str:
+    # A loc can hold a key the client sent, e.g. a lone surrogate that UTF-8 cannot encode.
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _field_errors_from_pydantic(raw: Sequence[Any]) -> list[FieldError]:
     out = []
     for err in raw:
-        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        loc = [p if isinstance(p, int) else _printable(p) for p in err.get("loc", ())]
         out.append(
             FieldError(
-                loc=loc, msg=str(err.get("msg", ""))[:2000], type=str(err.get("type", ""))[:100]
+                loc=loc,
+                msg=_printable(err.get("msg", ""))[:2000],
+                type=str(err.get("type", ""))[:100],
             )
         )
     return out
@@ -171,8 +179,34 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+PUBLIC_PATHS = ("/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/_static/")
+
+
+async def _unauthenticated(request: Request) -> JSONResponse | None:
+    """A 401 for a caller without a valid key, whatever else is wrong with the request.
+
+    FastAPI parses a JSON body before running dependencies, so a broken body would otherwise
+    answer 422 to anonymous callers; authentication must come first on every protected route.
+    """
+    if request.url.path.startswith(PUBLIC_PATHS):
+        return None
+    from app.auth.service import authenticate  # here: the auth service imports this module
+
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    try:
+        async with request.app.state.sessionmaker() as session:
+            await authenticate(session, token.strip() if scheme.lower() == "bearer" else None)
+    except Unauthenticated as exc:
+        return await _app_error(request, exc)
+    return None
+
+
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    refused = await _unauthenticated(request)
+    if refused is not None:
+        return refused
     errors = _field_errors_from_pydantic(exc.errors())
     return problem_response(
         request,
@@ -184,16 +218,43 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method routed for the request's path, for the ``Allow`` header of a 405."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers a JSON body that is not UTF-8 with a bare 400; it is malformed JSON like
+        # any other, so it gets the same documented 422 as a syntax error.
+        return problem_response(
+            request,
+            422,
+            slug="validation-error",
+            title="Invalid input",
+            detail="The request body is not valid UTF-8.",
+            errors=[FieldError(loc=["body"], msg="not valid UTF-8", type="json_invalid")],
+        )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route on the path; a resource with GET
+        # and POST on separate routes must still answer `Allow: GET, POST`.
+        headers["Allow"] = _allowed_methods(request)
     return problem_response(
         request,
         exc.status_code,
         slug=slug,
         title=str(exc.detail) if exc.detail else "Error",
         detail=str(exc.detail) if exc.detail else None,
-        headers=dict(exc.headers or {}) or None,
+        headers=headers or None,
     )
 
 

@@ -9,13 +9,13 @@ advisory lock on (tenant, key); SQLite, a single-process store, uses an in-proce
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Header, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.principal import Principal
@@ -35,6 +35,11 @@ IdempotencyKey = Annotated[
 ]
 
 REPLAYED_HEADERS = ("etag", "location")
+EXPIRED_PURGE_BATCH = 100
+
+# What a create hands back: the response model, headers, and the subject it concerns (if any),
+# so the stored response is erased with the person.
+Produced = tuple[BaseModel, dict[str, str]] | tuple[BaseModel, dict[str, str], uuid.UUID | None]
 _IN_FLIGHT: set[tuple[uuid.UUID, str]] = set()
 
 
@@ -67,14 +72,15 @@ async def execute(
     principal: Principal,
     request: Request,
     key: str | None,
-    produce: Callable[[], Awaitable[tuple[BaseModel, dict[str, str]]]],
+    produce: Callable[[], Awaitable[Produced]],
     status_code: int = 201,
 ) -> Response:
     """Run a create once per key; commit it together with its response."""
     if key is None:
-        model, headers = await produce()
+        model, headers, _ = _unpack(await produce())
         await session.commit()
-        return _response(model.model_dump_json().encode(), status_code, headers)
+        # By alias, as FastAPI serializes response models (e.g. a level band's "from" and "to").
+        return _response(model.model_dump_json(by_alias=True).encode(), status_code, headers)
     slot = (principal.tenant_id, key)
     if slot in _IN_FLIGHT or not await _lock(session, principal.tenant_id, key):
         raise Conflict("A request with this Idempotency-Key is still in flight; retry shortly.")
@@ -90,7 +96,7 @@ async def _execute_once(
     principal: Principal,
     request: Request,
     key: str,
-    produce: Callable[[], Awaitable[tuple[BaseModel, dict[str, str]]]],
+    produce: Callable[[], Awaitable[Produced]],
     status_code: int,
 ) -> Response:
     fingerprint = _fingerprint(request, await request.body())
@@ -117,14 +123,16 @@ async def _execute_once(
     if existing is not None:
         await session.delete(existing)
         await session.flush()
-    model, headers = await produce()
-    body = model.model_dump_json()
+    await _purge_expired(session, principal.tenant_id, now)
+    model, headers, subject_id = _unpack(await produce())
+    body = model.model_dump_json(by_alias=True)
     kept = {k: v for k, v in headers.items() if k.lower() in REPLAYED_HEADERS}
     session.add(
         IdempotencyRecord(
             tenant_id=principal.tenant_id,
             key=key,
             fingerprint=fingerprint,
+            subject_id=subject_id,
             status_code=status_code,
             body=body,
             headers=kept,
@@ -133,6 +141,28 @@ async def _execute_once(
     )
     await session.commit()
     return _response(body.encode(), status_code, headers)
+
+
+def _unpack(produced: Produced) -> tuple[BaseModel, dict[str, str], uuid.UUID | None]:
+    if len(produced) == 3:
+        return produced
+    return produced[0], produced[1], None
+
+
+async def _purge_expired(session: AsyncSession, tenant_id: uuid.UUID, now: datetime) -> None:
+    """Forget a few expired records of this tenant on each keyed request (bounded work)."""
+    expired = (
+        select(IdempotencyRecord.key)
+        .where(IdempotencyRecord.tenant_id == tenant_id, col(IdempotencyRecord.expires_at) <= now)
+        .limit(EXPIRED_PURGE_BATCH)
+    )
+    keys = list((await session.exec(expired)).all())
+    if keys:
+        await session.exec(
+            delete(IdempotencyRecord).where(
+                col(IdempotencyRecord.tenant_id) == tenant_id, col(IdempotencyRecord.key).in_(keys)
+            )
+        )
 
 
 def _response(body: bytes, status_code: int, headers: dict[str, str]) -> Response:

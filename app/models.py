@@ -237,12 +237,18 @@ class IdempotencyRecord(SQLModel, table=True):
     __tablename__ = "idempotency_record"
     __table_args__ = (
         sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        # A stored response about a person goes when the person is erased.
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subject.tenant_id", "subject.id"], ondelete="CASCADE"
+        ),
         sa.Index(None, "tenant_id", "expires_at"),
+        sa.Index(None, "tenant_id", "subject_id"),
     )
 
     tenant_id: uuid.UUID = Field(primary_key=True)
     key: str = Field(primary_key=True, max_length=200)
     fingerprint: str = Field(max_length=64)
+    subject_id: uuid.UUID | None = Field(default=None)
     status_code: int
     body: str = Field(sa_type=sa.Text)
     headers: dict[str, str] = Field(default_factory=dict, sa_type=JSONDocument)

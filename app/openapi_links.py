@@ -6,55 +6,74 @@ subject is the `{ref}` of its score. FastAPI cannot declare links, so they are a
 generated document here.
 """
 
+import copy
+from dataclasses import dataclass, field
 from typing import Any
 
-# (method, path, status) of the producing response -> link name -> (method, path) of the target
-# operation and the runtime expressions that fill the target's parameters.
-Target = tuple[str, str, dict[str, str]]
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The operation a link leads to, and runtime expressions for its parameters and body."""
+
+    method: str
+    path: str
+    parameters: dict[str, str]
+    request_body: dict[str, Any] = field(default_factory=dict)
+
 
 _SUBJECT = {"ref": "$response.body#/external_ref"}
 _SUBJECT_WITH_ETAG = {**_SUBJECT, "header.If-Match": "$response.header.ETag"}
 _VERSION = {"key": "$response.body#/key", "version": "$response.body#/version"}
 _VERSION_WITH_ETAG = {**_VERSION, "header.If-Match": "$response.header.ETag"}
 _FRAMEWORK = {"key": "$response.body#/key"}
+_LISTED_FRAMEWORK = {"key": "$response.body#/items/0/key"}
 
-_SUBJECT_TARGETS: dict[str, Target] = {
-    "GetSubject": ("get", "/v1/subjects/{ref}", _SUBJECT),
-    "UpdateSubject": ("patch", "/v1/subjects/{ref}", _SUBJECT_WITH_ETAG),
-    "EraseSubject": ("delete", "/v1/subjects/{ref}", _SUBJECT),
-    "ScoreSubject": ("get", "/v1/subjects/{ref}/score", _SUBJECT),
-    "SubjectGaps": ("get", "/v1/subjects/{ref}/gaps", _SUBJECT),
-    "SubjectRecommendations": ("get", "/v1/subjects/{ref}/recommendations", _SUBJECT),
-    "SubjectHistory": ("get", "/v1/subjects/{ref}/history", _SUBJECT),
-    "WhatIf": ("post", "/v1/subjects/{ref}/what-if", _SUBJECT),
-    "RecordCompletedActivity": ("post", "/v1/subjects/{ref}/completed-activities", _SUBJECT),
-    "ListCompletedActivities": ("get", "/v1/subjects/{ref}/completed-activities", _SUBJECT),
+_SUBJECT_TARGETS = {
+    "GetSubject": Target("get", "/v1/subjects/{ref}", _SUBJECT),
+    "UpdateSubject": Target("patch", "/v1/subjects/{ref}", _SUBJECT_WITH_ETAG),
+    "EraseSubject": Target("delete", "/v1/subjects/{ref}", _SUBJECT),
+    "ScoreSubject": Target("get", "/v1/subjects/{ref}/score", _SUBJECT),
+    "SubjectGaps": Target("get", "/v1/subjects/{ref}/gaps", _SUBJECT),
+    "SubjectRecommendations": Target("get", "/v1/subjects/{ref}/recommendations", _SUBJECT),
+    "SubjectHistory": Target("get", "/v1/subjects/{ref}/history", _SUBJECT),
+    "WhatIf": Target("post", "/v1/subjects/{ref}/what-if", _SUBJECT),
+    "RecordCompletedActivity": Target("post", "/v1/subjects/{ref}/completed-activities", _SUBJECT),
+    "ListCompletedActivities": Target("get", "/v1/subjects/{ref}/completed-activities", _SUBJECT),
+    "AssessSubject": Target(
+        "post", "/v1/assessments", {}, {"subject_ref": "$response.body#/external_ref"}
+    ),
 }
 
 # A created version is a draft (or published with ?publish=true): it can be read, updated,
 # published, exported, copied into a new draft, listed among its siblings and cloned.
-_VERSION_TARGETS: dict[str, Target] = {
-    "GetVersion": ("get", "/v1/frameworks/{key}/versions/{version}", _VERSION),
-    "UpdateDraft": ("put", "/v1/frameworks/{key}/versions/{version}", _VERSION_WITH_ETAG),
-    "PublishVersion": ("post", "/v1/frameworks/{key}/versions/{version}/publish", _VERSION),
-    "ExportVersion": ("get", "/v1/frameworks/{key}/versions/{version}/export", _VERSION),
-    "ListVersions": ("get", "/v1/frameworks/{key}/versions", _FRAMEWORK),
-    "StartDraft": ("post", "/v1/frameworks/{key}/versions", _FRAMEWORK),
-    "CloneFramework": ("post", "/v1/frameworks/{key}/clone", _FRAMEWORK),
+_VERSION_TARGETS = {
+    "GetVersion": Target("get", "/v1/frameworks/{key}/versions/{version}", _VERSION),
+    "UpdateDraft": Target("put", "/v1/frameworks/{key}/versions/{version}", _VERSION_WITH_ETAG),
+    "PublishVersion": Target("post", "/v1/frameworks/{key}/versions/{version}/publish", _VERSION),
+    "ExportVersion": Target("get", "/v1/frameworks/{key}/versions/{version}/export", _VERSION),
+    "ListVersions": Target("get", "/v1/frameworks/{key}/versions", _FRAMEWORK),
+    "StartDraft": Target("post", "/v1/frameworks/{key}/versions", _FRAMEWORK),
+    "CloneFramework": Target("post", "/v1/frameworks/{key}/clone", _FRAMEWORK),
 }
 
+# (method, path, status) of the response a link starts from -> link name -> target.
 LINKS: dict[tuple[str, str, str], dict[str, Target]] = {
     ("post", "/v1/subjects", "201"): _SUBJECT_TARGETS,
-    ("get", "/v1/subjects/{ref}", "200"): {
-        "UpdateSubject": ("patch", "/v1/subjects/{ref}", _SUBJECT_WITH_ETAG),
-    },
+    ("get", "/v1/subjects/{ref}", "200"): {"UpdateSubject": _SUBJECT_TARGETS["UpdateSubject"]},
     ("post", "/v1/assessments", "201"): {
-        "GetAssessment": ("get", "/v1/assessments/{assessment_id}", {"assessment_id": "$response.body#/id"}),
-        "ScoreAssessedSubject": (
+        "GetAssessment": Target(
+            "get", "/v1/assessments/{assessment_id}", {"assessment_id": "$response.body#/id"}
+        ),
+        "ScoreAssessedSubject": Target(
             "get",
             "/v1/subjects/{ref}/score",
             {"ref": "$response.body#/subject_ref", "framework": "$response.body#/framework/key"},
         ),
+    },
+    # Every tenant sees the built-in templates: read one, or clone it to adapt it.
+    ("get", "/v1/frameworks", "200"): {
+        "GetListedFramework": Target("get", "/v1/frameworks/{key}", _LISTED_FRAMEWORK),
+        "CloneListedFramework": Target("post", "/v1/frameworks/{key}/clone", _LISTED_FRAMEWORK),
     },
     ("post", "/v1/frameworks", "201"): _VERSION_TARGETS,
     ("post", "/v1/frameworks/import", "201"): _VERSION_TARGETS,
@@ -62,12 +81,18 @@ LINKS: dict[tuple[str, str, str], dict[str, Target]] = {
     ("post", "/v1/frameworks/{key}/clone", "201"): _VERSION_TARGETS,
     ("post", "/v1/frameworks/{key}/versions/{version}/publish", "200"): {
         # Only a published version is the framework's "latest published" one.
-        "GetFramework": ("get", "/v1/frameworks/{key}", _FRAMEWORK),
+        "GetFramework": Target("get", "/v1/frameworks/{key}", _FRAMEWORK),
         "GetVersion": _VERSION_TARGETS["GetVersion"],
         "ExportVersion": _VERSION_TARGETS["ExportVersion"],
+        "AssessAgainstVersion": Target(
+            "post",
+            "/v1/assessments",
+            {},
+            {"framework": {"key": "$response.body#/key", "version": "$response.body#/version"}},
+        ),
     },
     ("post", "/v1/api-keys", "201"): {
-        "RevokeKey": ("delete", "/v1/api-keys/{key_id}", {"key_id": "$response.body#/id"}),
+        "RevokeKey": Target("delete", "/v1/api-keys/{key_id}", {"key_id": "$response.body#/id"}),
     },
 }
 
@@ -80,11 +105,12 @@ def add_links(schema: dict[str, Any]) -> dict[str, Any]:
     """
     paths: dict[str, Any] = schema.get("paths", {})
     for (method, path, status), targets in LINKS.items():
-        response = paths[path][method]["responses"][status]
-        links = response.setdefault("links", {})
-        for name, (target_method, target_path, parameters) in targets.items():
-            links[name] = {
-                "operationId": paths[target_path][target_method]["operationId"],
-                "parameters": dict(parameters),
-            }
+        links = paths[path][method]["responses"][status].setdefault("links", {})
+        for name, target in targets.items():
+            link: dict[str, Any] = {"operationId": paths[target.path][target.method]["operationId"]}
+            if target.parameters:
+                link["parameters"] = dict(target.parameters)
+            if target.request_body:
+                link["requestBody"] = copy.deepcopy(target.request_body)
+            links[name] = link
     return schema

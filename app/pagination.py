@@ -12,6 +12,8 @@ from app.errors import FieldError, InvalidInput
 T = TypeVar("T")
 
 CURSOR_MAX_LENGTH = 512
+# The alphabet of ``encode_cursor``: unpadded URL-safe base64.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 
 
 class Page(BaseModel, Generic[T]):
@@ -36,10 +38,12 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
         values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, UnicodeError, binascii.Error):
         values = None
+    # Issued cursors hold refs, timestamps and ids: printable ASCII. Anything else (a NUL, a lone
+    # surrogate) would only reach the database to be refused there.
     if (
         not isinstance(values, list)
         or len(values) != arity
-        or not all(isinstance(v, str) for v in values)
+        or not all(isinstance(v, str) and v.isascii() and v.isprintable() for v in values)
     ):
         raise invalid_cursor()
     return values

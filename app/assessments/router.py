@@ -5,7 +5,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
-from pydantic import AwareDatetime
 
 from app import idempotency
 from app.assessments import bulk, service
@@ -16,9 +15,11 @@ from app.bulk import BulkMode, read_items
 from app.config import get_settings
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
-from app.pagination import Page, decode_cursor, encode_cursor, invalid_cursor
+from app.pagination import CURSOR_PATTERN, Page, decode_cursor, encode_cursor, invalid_cursor
+from app.schemas import Timestamp
 
 router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
 
 
 @router.post(
@@ -42,9 +43,9 @@ async def create_assessment(
     correction is a new assessment (the latest rating of each rater counts).
     """
 
-    async def produce() -> tuple[AssessmentRead, dict[str, str]]:
-        created = await service.create(session, principal, body)
-        return created, {"Location": f"/v1/assessments/{created.id}"}
+    async def produce() -> tuple[AssessmentRead, dict[str, str], uuid.UUID]:
+        created, subject_id = await service.create(session, principal, body)
+        return created, {"Location": f"/v1/assessments/{created.id}"}, subject_id
 
     return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
@@ -53,13 +54,13 @@ async def create_assessment(
 async def list_assessments(
     principal: AssessmentsRead,
     session: SessionDep,
-    subject_ref: Annotated[str | None, Query(max_length=200)] = None,
-    rater_ref: Annotated[str | None, Query(max_length=200)] = None,
+    subject_ref: Annotated[str | None, Query(max_length=200, pattern=REF_PATTERN)] = None,
+    rater_ref: Annotated[str | None, Query(max_length=200, pattern=REF_PATTERN)] = None,
     rater_role: Annotated[RaterRole | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query(description="assessed_at at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="assessed_at before")] = None,
+    since: Annotated[Timestamp | None, Query(description="assessed_at at or after")] = None,
+    until: Annotated[Timestamp | None, Query(description="assessed_at before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
 ) -> Page[AssessmentRead]:
     """Assessments newest first, filtered by subject, rater, role and date range."""
     limit = min(limit, get_settings().max_page_size)
@@ -89,7 +90,8 @@ async def list_assessments(
 
 
 @router.get(
-    "/{assessment_id}",
+    # Only a UUID routes here, so /v1/assessments/bulk is not read as an id: GET answers 405.
+    "/{assessment_id:uuid}",
     summary="Get an assessment",
     responses=error_responses(401, 403, 404, 422, 503),
 )

@@ -4,8 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.schemas import Timestamp
 from app.subjects.schemas import KeyStr, Ref
 
 MAX_RATINGS_PER_ASSESSMENT = 300
@@ -43,7 +44,7 @@ class AssessmentCreate(BaseModel):
     framework: FrameworkRef
     rater_ref: Ref = Field(description="Your id of the rater (a person or a calibration panel).")
     rater_role: RaterRole
-    assessed_at: AwareDatetime = Field(description="When the assessment was made (with offset).")
+    assessed_at: Timestamp = Field(description="When the assessment was made (with offset).")
     ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_RATINGS_PER_ASSESSMENT)
 
 

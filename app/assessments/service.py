@@ -88,8 +88,8 @@ def draft_error(loc: list[str | int]) -> FieldError:
 
 async def create(
     session: AsyncSession, principal: Principal, body: AssessmentCreate
-) -> AssessmentRead:
-    """Store an immutable assessment; every rating is checked against the pinned version."""
+) -> tuple[AssessmentRead, uuid.UUID]:
+    """Store an immutable assessment (checked against the pinned version); returns it and its subject's id."""
     subject = await subjects.get(session, principal, body.subject_ref)
     resolved = await frameworks.resolve(
         session, principal, body.framework.key, body.framework.version
@@ -152,9 +152,10 @@ async def create(
     if before is not None:
         await events.readiness_changed(session, principal.tenant_id, before, watchers)
     await session.flush()
-    return to_read(
+    read = to_read(
         assessment, subject.external_ref, resolved.framework.key, resolved.version.version, ratings
     )
+    return read, subject.id
 
 
 def to_read(

@@ -5,13 +5,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from app.audit.repository import list_events
 from app.auth.dependencies import Admin, SessionDep
 from app.config import get_settings
 from app.errors import error_responses
-from app.pagination import Page, decode_cursor, encode_cursor, invalid_cursor
+from app.pagination import CURSOR_PATTERN, Page, decode_cursor, encode_cursor, invalid_cursor
+from app.schemas import NUL_FREE, Timestamp
 
 router = APIRouter(prefix="/v1/audit-events", tags=["audit"])
 
@@ -30,13 +31,13 @@ class AuditEventRead(BaseModel):
 async def list_audit_events(
     principal: Admin,
     session: SessionDep,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    object_type: Annotated[str | None, Query(max_length=64)] = None,
-    object_id: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    until: Annotated[AwareDatetime | None, Query()] = None,
+    action: Annotated[str | None, Query(max_length=64, pattern=NUL_FREE)] = None,
+    object_type: Annotated[str | None, Query(max_length=64, pattern=NUL_FREE)] = None,
+    object_id: Annotated[str | None, Query(max_length=200, pattern=NUL_FREE)] = None,
+    since: Annotated[Timestamp | None, Query()] = None,
+    until: Annotated[Timestamp | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
 ) -> Page[AuditEventRead]:
     """Who changed what and when in your tenant, newest first."""
     limit = min(limit, get_settings().max_page_size)

@@ -4,7 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas import NUL_FREE, Timestamp
 
 Scope = Literal[
     "frameworks:read",
@@ -21,11 +23,11 @@ Scope = Literal[
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, examples=["hris-sync"])
+    name: str = Field(min_length=1, max_length=200, pattern=NUL_FREE, examples=["hris-sync"])
     scopes: list[Scope] = Field(
         min_length=1, max_length=8, examples=[["subjects:read", "assessments:write"]]
     )
-    expires_at: AwareDatetime | None = Field(
+    expires_at: Timestamp | None = Field(
         default=None, description="Optional expiry (timezone-aware)."
     )
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.errors import FieldError, InvalidInput
+from app.schemas import CLOSED_MAP, NUL_FREE
 
 FORMAT: Literal["competency-framework/v1"] = "competency-framework/v1"
 
@@ -17,9 +18,9 @@ Key = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$", examples=["execution"]),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Text = Annotated[str, Field(max_length=4000)]
-Indicator = Annotated[str, Field(min_length=1, max_length=300)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NUL_FREE)]
+Text = Annotated[str, Field(max_length=4000, pattern=NUL_FREE)]
+Indicator = Annotated[str, Field(min_length=1, max_length=300, pattern=NUL_FREE)]
 
 RoleWeightKey = Literal["self", "manager", "peer", "direct_report", "external"]
 ActivityKind = Literal[
@@ -75,6 +76,7 @@ class Area(Strict):
     emphasis: dict[Key, Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=dict,
         description="Level key -> share of that level's expectations this area carries.",
+        json_schema_extra=CLOSED_MAP,
     )
 
 
@@ -91,7 +93,9 @@ class Competency(Strict):
     weight: float = Field(default=1.0, ge=0, le=1000)
     description: Text = ""
     expectations: dict[Key, Expectation] = Field(
-        default_factory=dict, description="Level key -> what that level requires."
+        default_factory=dict,
+        description="Level key -> what that level requires.",
+        json_schema_extra=CLOSED_MAP,
     )
 
 
@@ -106,11 +110,13 @@ class Activity(Strict):
     kind: ActivityKind
     description: Text = ""
     develops: dict[Key, Annotated[int, Field(ge=1, le=100)]] = Field(
-        min_length=1, description="Competency key -> proficiency points the activity develops."
+        min_length=1,
+        description="Competency key -> proficiency points the activity develops.",
+        json_schema_extra=CLOSED_MAP,
     )
     effort_hours: float = Field(gt=0, le=10_000)
     level_band: LevelBand
-    url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+    url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[\x21-\x7e]+$")
 
 
 class FrameworkDocument(Strict):

@@ -1,15 +1,16 @@
 """HTTP routes that answer: where does this person stand, what is missing, what to do next."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
-from pydantic import AwareDatetime
 
 from app import idempotency
 from app.assessments.schemas import FrameworkRef
 from app.auth.dependencies import AnalyticsRead, AssessmentsWrite, SessionDep
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
+from app.schemas import Timestamp
 from app.scores import present, service
 from app.scores import schemas as s
 from app.subjects import service as subjects
@@ -27,7 +28,7 @@ FrameworkKey = Annotated[
     ),
 ]
 Version = Annotated[int | None, Query(ge=1, le=1_000_000, description="Default: latest published.")]
-AsOf = Annotated[AwareDatetime | None, Query(description="Score as of this moment; default now.")]
+AsOf = Annotated[Timestamp | None, Query(description="Score as of this moment; default now.")]
 Track = Annotated[
     str | None,
     Query(
@@ -209,9 +210,10 @@ async def add_completed_activity(
 ) -> Response:
     """A learning system reports a finished development activity; plans skip it from now on."""
 
-    async def produce() -> tuple[s.CompletedActivityRead, dict[str, str]]:
+    async def produce() -> tuple[s.CompletedActivityRead, dict[str, str], uuid.UUID]:
         row = await service.add_completed(session, principal, ref, body)
-        return s.CompletedActivityRead(activity=row.activity_key, completed_at=row.completed_at), {}
+        read = s.CompletedActivityRead(activity=row.activity_key, completed_at=row.completed_at)
+        return read, {}, row.subject_id
 
     return await idempotency.execute(session, principal, request, idempotency_key, produce)
 

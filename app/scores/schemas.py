@@ -3,9 +3,10 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef, RaterRole
+from app.schemas import CLOSED_MAP, Timestamp
 from app.subjects.schemas import KeyStr, Ref
 
 Proficiency = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -229,9 +230,10 @@ class WhatIfRequest(BaseModel):
     changes: dict[KeyStr, Proficiency] = Field(
         max_length=300,
         description="Competency → hypothetical proficiency replacing the aggregated value.",
+        json_schema_extra=CLOSED_MAP,
     )
     framework: FrameworkRef | None = None
-    as_of: AwareDatetime | None = None
+    as_of: Timestamp | None = None
     track: KeyStr | None = None
     target_level: KeyStr | None = None
     budget_hours: float | None = Field(default=None, ge=0, le=100_000)
@@ -246,7 +248,7 @@ class RatingInput(BaseModel):
     proficiency: Proficiency
     rater_ref: Ref = "anonymous"
     rater_role: RaterRole
-    assessed_at: AwareDatetime | None = Field(default=None, description="Default: as_of.")
+    assessed_at: Timestamp | None = Field(default=None, description="Default: as_of.")
 
 
 class EvaluateRequest(BaseModel):
@@ -256,13 +258,15 @@ class EvaluateRequest(BaseModel):
 
     framework: FrameworkRef
     ratings: list[RatingInput] = Field(max_length=5000)
-    as_of: AwareDatetime | None = None
+    as_of: Timestamp | None = None
     track: KeyStr | None = None
     target_level: KeyStr | None = None
     budget_hours: float | None = Field(default=None, ge=0, le=100_000)
     max_steps: int | None = Field(default=None, ge=0, le=100)
     completed_activities: list[KeyStr] = Field(default_factory=list, max_length=1000)
-    changes: dict[KeyStr, Proficiency] = Field(default_factory=dict, max_length=300)
+    changes: dict[KeyStr, Proficiency] = Field(
+        default_factory=dict, max_length=300, json_schema_extra=CLOSED_MAP
+    )
     settings: SettingsOverride | None = None
 
 
@@ -270,7 +274,7 @@ class CompletedActivityCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     activity: KeyStr
-    completed_at: AwareDatetime
+    completed_at: Timestamp
 
 
 class CompletedActivityRead(BaseModel):

@@ -1,8 +1,10 @@
 """HTTP routes of subjects."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from pydantic import StringConstraints
 
 from app import idempotency
 from app.auth.dependencies import SessionDep, SubjectsRead, SubjectsWrite
@@ -11,7 +13,7 @@ from app.config import get_settings
 from app.errors import FieldError, InvalidInput, error_responses
 from app.idempotency import IdempotencyKey
 from app.models import Subject
-from app.pagination import Page, decode_cursor, encode_cursor
+from app.pagination import CURSOR_PATTERN, Page, decode_cursor, encode_cursor
 from app.subjects import service
 from app.subjects.schemas import SubjectCreate, SubjectRead, SubjectUpdate
 
@@ -19,6 +21,11 @@ router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
 SubjectRef = Annotated[
     str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$")
+]
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+AttributeFilter = Annotated[
+    str,
+    StringConstraints(max_length=300, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*:[^\x00-\x1f]*$"),
 ]
 
 
@@ -73,9 +80,10 @@ async def create_subject(
 ) -> Response:
     """Register a person by your own id (`external_ref`)."""
 
-    async def produce() -> tuple[SubjectRead, dict[str, str]]:
+    async def produce() -> tuple[SubjectRead, dict[str, str], uuid.UUID]:
         created = read(await service.create(session, principal, body))
-        return created, {"ETag": created.etag, "Location": f"/v1/subjects/{created.external_ref}"}
+        location = f"/v1/subjects/{created.external_ref}"
+        return created, {"ETag": created.etag, "Location": location}, created.id
 
     return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
@@ -125,14 +133,14 @@ async def bulk_create_subjects(
 async def list_subjects(
     principal: SubjectsRead,
     session: SessionDep,
-    track: Annotated[str | None, Query(max_length=64)] = None,
-    current_level: Annotated[str | None, Query(max_length=64)] = None,
+    track: Annotated[str | None, Query(max_length=64, pattern=KEY_PATTERN)] = None,
+    current_level: Annotated[str | None, Query(max_length=64, pattern=KEY_PATTERN)] = None,
     attribute: Annotated[
-        list[str],
+        list[AttributeFilter],
         Query(max_length=20, description="Filter 'key:value', repeatable (all must match)."),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
 ) -> Page[SubjectRead]:
     """Subjects ordered by `external_ref`, in cursor pages, filtered by track, level, attributes."""
     limit = min(limit, get_settings().max_page_size)

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.schemas import CLOSED_MAP
+
 Ref = Annotated[
     str,
     StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"),
@@ -25,6 +27,7 @@ Attributes = Annotated[
     Field(
         max_length=20,
         description="Free attributes for cohort filters: team, department, location...",
+        json_schema_extra=CLOSED_MAP,
     ),
 ]
 

@@ -1,0 +1,40 @@
+"""Constrained types the API models share, so the OpenAPI document says what validation does.
+
+- Postgres cannot store U+0000 in text or jsonb: free text refuses it with a 422 (never a
+  500 from the driver, never silently stripped).
+- Timestamps are RFC 3339 strings with an offset, as ``format: date-time`` promises; pydantic
+  would otherwise also take numbers and numeric strings as Unix times. Their UTC time must
+  exist, since that is what the database stores.
+- Maps keyed by a pattern are closed: pydantic documents the key pattern as
+  ``patternProperties``, which on its own lets any other key through in JSON Schema.
+"""
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+
+NUL_FREE = r"^[^\x00]*$"
+
+CLOSED_MAP: dict[str, Any] = {"additionalProperties": False}
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-01-31T09:00:00Z")
+
+
+def _storable(value: datetime) -> datetime:
+    # The database keeps UTC: 0001-01-01T00:00:00+01:00 has no UTC year to store.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the moment lies outside the years 1 to 9999 in UTC") from None
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_storable)]
