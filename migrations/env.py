@@ -34,6 +34,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one at a time; the others then find head.
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7264001)")
         context.run_migrations()
 
 
