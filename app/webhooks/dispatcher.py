@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
 from app.db import bind_tenant
+from app.errors import is_transient_database_error
 from app.models import WebhookDelivery, WebhookQueue, WebhookSubscription, utcnow
 from app.webhooks.service import SIGNATURE_HEADER, sign
 from app.webhooks.targets import TargetRefused, check_target
@@ -71,8 +72,14 @@ class Dispatcher:
                 sent = await self.dispatch_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("webhook dispatch round failed")
+            except Exception as exc:
+                if is_transient_database_error(exc):
+                    # The API answers 503 meanwhile; deliveries wait in the outbox.
+                    log.warning(
+                        "webhook dispatch paused: database unavailable (%s)", type(exc).__name__
+                    )
+                else:
+                    log.exception("webhook dispatch round failed")
                 sent = 0
             if sent == 0:
                 await asyncio.sleep(self.settings.webhook_poll_seconds)
