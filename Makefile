@@ -20,7 +20,8 @@ lint: .venv/.synced
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-openapi: .venv/.synced  ## rewrite the committed OpenAPI document from the app
+openapi: .venv/.synced  ## record the examples from a run of the app, then rewrite the committed OpenAPI document
+	$(RUN) ladder openapi-examples
 	$(RUN) ladder openapi --output openapi/openapi.json
 
 fault: .venv/.synced  ## restart and kill a private Postgres under concurrent writers (also in `make test`)

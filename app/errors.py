@@ -229,19 +229,27 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+_UNDECODABLE_JSON: dict[type[BaseException], str] = {
+    UnicodeDecodeError: "not valid UTF-8",
+    RecursionError: "nested too deeply",
+}
+
+
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-        # FastAPI answers a JSON body that is not UTF-8 with a bare 400; it is malformed JSON like
-        # any other, so it gets the same documented 422 as a syntax error.
+    if exc.status_code == 400 and isinstance(exc.__cause__, (ValueError, RecursionError)):
+        # FastAPI answers a JSON body it cannot decode with a bare 400 unless the cause is a
+        # syntax error. Bytes that are not UTF-8, nesting deeper than the decoder recurses and
+        # integers longer than Python converts are malformed JSON too: the same documented 422.
+        reason = _UNDECODABLE_JSON.get(type(exc.__cause__), "not valid JSON")
         return problem_response(
             request,
             422,
             slug="validation-error",
             title="Invalid input",
-            detail="The request body is not valid UTF-8.",
-            errors=[FieldError(loc=["body"], msg="not valid UTF-8", type="json_invalid")],
+            detail=f"The request body is {reason}.",
+            errors=[FieldError(loc=["body"], msg=reason, type="json_invalid")],
         )
     headers = dict(exc.headers or {})
     if exc.status_code == 405:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -25,6 +26,8 @@ from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
 from app.interop.router import router as interop_router
 from app.limits import BodySizeLimit, ServerTiming
+from app.openapi_examples import add_examples
+from app.openapi_links import add_links
 from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
 from app.webhooks.dispatcher import Dispatcher
@@ -113,9 +116,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks_router,
     ):
         app.include_router(router)
+    _install_openapi_extras(app)
     if settings.docs_enabled:
         _mount_docs(app)
     return app
+
+
+def _install_openapi_extras(app: FastAPI) -> None:
+    """Links and recorded examples in the generated document (FastAPI cannot declare them)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_examples(add_links(generate()))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_docs(app: FastAPI) -> None:

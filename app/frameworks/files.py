@@ -31,6 +31,22 @@ def is_yaml(content_type: str | None, filename: str | None = None) -> bool:
     return media in YAML_TYPES or bool(filename and filename.endswith((".yaml", ".yml")))
 
 
+def _scan_yaml(text: str) -> None:
+    """Refuse what would make loading expensive, before loading: aliases and deep nesting."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        # Anchors and aliases can expand into huge documents; a framework never needs them.
+        if isinstance(event, yaml.AliasEvent):
+            raise _refuse("YAML aliases are not allowed in framework files.")
+        # The loader recurses once per level: stop a deep file here, without loading it.
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH + 1:
+                raise _refuse(f"The file nests deeper than {MAX_DEPTH} levels.")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def load_file(raw: bytes, filename: str | None = None, content_type: str | None = None) -> Any:
     """Decode a JSON or YAML framework file into plain data."""
     try:
@@ -41,19 +57,18 @@ def load_file(raw: bytes, filename: str | None = None, content_type: str | None 
         raise _refuse("The file contains NUL characters.")
     if is_yaml(content_type, filename):
         try:
-            # Anchors and aliases can expand into huge documents; a framework never needs them.
-            for event in yaml.parse(text, Loader=yaml.SafeLoader):
-                if isinstance(event, yaml.AliasEvent):
-                    raise _refuse("YAML aliases are not allowed in framework files.")
+            _scan_yaml(text)
             data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:
+            # ValueError: an integer longer than Python converts (sys.get_int_max_str_digits).
             raise _refuse(
                 f"The YAML could not be parsed: {exc}".replace("\x00", "")[:1000]
             ) from None
     else:
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers syntax errors and integers longer than Python converts.
             raise _refuse(f"The JSON could not be parsed: {exc}"[:1000]) from None
     if not _depth_ok(data):
         raise _refuse(f"The file nests deeper than {MAX_DEPTH} levels.")

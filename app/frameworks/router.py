@@ -227,7 +227,11 @@ async def publish_version(
     responses={
         **READ_ERRORS,
         200: {
-            "content": {"application/json": {}, "application/yaml": {"schema": {"type": "string"}}}
+            "content": {
+                "application/json": {},
+                # The same document, written as YAML.
+                "application/yaml": {"schema": {"$ref": "#/components/schemas/FrameworkDocument"}},
+            }
         },
     },
     response_model=FrameworkDocument,

@@ -135,6 +135,8 @@ async def _add_version(
 ) -> FrameworkVersion:
     now = utcnow()
     row = FrameworkVersion(
+        created_at=now,
+        updated_at=now,
         tenant_id=fw.tenant_id,
         framework_id=fw.id,
         version=version,
