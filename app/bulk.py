@@ -33,14 +33,14 @@ def read_items(raw: bytes, content_type: str | None, max_items: int) -> list[Any
                 continue
             try:
                 items.append(json.loads(line))
-            except (json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:
                 raise _refuse(["body", number], f"Line {number + 1} is not JSON: {exc}") from None
             if len(items) > max_items:
                 break
     else:
         try:
             decoded = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise _refuse(["body"], f"The body is not JSON: {exc}") from None
         if not isinstance(decoded, list):
             raise _refuse(["body"], "Send a JSON array of items (or NDJSON, one item per line).")

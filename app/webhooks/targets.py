@@ -32,7 +32,11 @@ async def check_target(url: str, *, allow_private: bool) -> None:
     Checked when subscribing and again before every delivery, so a DNS answer that changes
     to an internal address later (rebinding) is still refused.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket or a port out of range
+        raise TargetRefused(f"the URL cannot be parsed: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetRefused("webhook URLs must be absolute http(s) URLs")
     if parts.username or parts.password:
@@ -41,7 +45,7 @@ async def check_target(url: str, *, allow_private: bool) -> None:
         return
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM
+            parts.hostname, port or 443, type=socket.SOCK_STREAM
         )
     except (socket.gaierror, UnicodeError) as exc:
         raise TargetRefused(f"the host {parts.hostname!r} does not resolve") from exc
@@ -59,5 +63,6 @@ async def validate_subscription_url(url: str, *, allow_private: bool) -> None:
         await check_target(url, allow_private=allow_private)
     except TargetRefused as exc:
         raise InvalidInput(
-            str(exc), errors=[FieldError(loc=["body", "url"], msg=str(exc), type="webhook_target")]
+            str(exc)[:2000],
+            errors=[FieldError(loc=["body", "url"], msg=str(exc)[:2000], type="webhook_target")],
         ) from None

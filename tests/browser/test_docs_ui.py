@@ -113,7 +113,9 @@ def test_try_out_the_score_endpoint_in_swagger_ui(
     operation = shown(chrome, SCORE_OPERATION)
     click(chrome, ".opblock-summary", operation)
     click(chrome, "button.try-out__btn", operation)
-    shown(chrome, 'tr[data-param-name="ref"] input', operation).send_keys(assessed_subject)
+    ref_field = shown(chrome, 'tr[data-param-name="ref"] input', operation)
+    ref_field.clear()  # the documented example pre-fills the field
+    ref_field.send_keys(assessed_subject)
     click(chrome, "button.execute", operation)
 
     response = shown(chrome, ".live-responses-table .response", operation)
