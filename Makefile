@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen --no-progress
 
-.PHONY: run test lint openapi fault clean
+.PHONY: run test lint openapi fault bench bench-api bench-cohort bench-ingest clean
 
 run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
 	$(RUN) ladder dev
@@ -26,6 +26,17 @@ openapi: .venv/.synced  ## record the examples from a run of the app, then rewri
 
 fault: .venv/.synced  ## restart and kill a private Postgres under concurrent writers (also in `make test`)
 	$(RUN) pytest -m fault tests/fault -s -p no:cacheprovider
+
+bench-api: .venv/.synced  ## score endpoint vs bare JSON and one-row-read baselines (wrk, ~4 min)
+	$(RUN) python bench/api_read.py $(BENCH_ARGS)
+
+bench-cohort: .venv/.synced  ## cohort evaluation of 10,000 and 100,000 subjects (~4 min)
+	$(RUN) python bench/cohort.py $(BENCH_ARGS)
+
+bench-ingest: .venv/.synced  ## bulk ingest, ratings per second (~1 min)
+	$(RUN) python bench/ingest.py $(BENCH_ARGS)
+
+bench: bench-api bench-cohort bench-ingest
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)

@@ -4,6 +4,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -289,6 +290,12 @@ def is_transient_database_error(exc: BaseException) -> bool:
         exc, (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, TimeoutError)
     ):
         return True
+    # The raw driver (bulk reads use asyncpg directly) raises its own errors with a SQLSTATE.
+    code = getattr(exc, "sqlstate", None)
+    if isinstance(code, str) and code.startswith(TRANSIENT_SQLSTATE_PREFIXES):
+        return True
+    if type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__:
+        return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
@@ -327,6 +334,8 @@ def install_error_handlers(app: FastAPI) -> None:
     for db_error in (PoolTimeoutError, ConnectionError, TimeoutError, OSError):
         app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(asyncpg.PostgresError, _database_error)
+    app.add_exception_handler(asyncpg.InterfaceError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

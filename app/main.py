@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import IntegrityError
 
 from app.assessments.router import router as assessments_router
 from app.audit.router import router as audit_router
@@ -58,9 +59,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     if settings.load_builtin_frameworks:
-        async with app.state.sessionmaker() as session:
-            loaded = await frameworks_service.ensure_builtin(session)
-            await session.commit()
+        try:
+            async with app.state.sessionmaker() as session:
+                loaded = await frameworks_service.ensure_builtin(session)
+                await session.commit()
+        except IntegrityError:
+            # Another worker starting at the same moment loaded them first.
+            loaded = []
         if loaded:
             log.info("loaded built-in frameworks: %s", ", ".join(loaded))
     dispatcher_task = None

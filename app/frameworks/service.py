@@ -19,7 +19,7 @@ from app.errors import (
     InvalidInput,
     NotFound,
 )
-from app.etags import check_if_match, make_etag
+from app.etags import check_if_match, guarded_update, make_etag
 from app.frameworks import repository as repo
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import FrameworkDocument, dump_document, ensure_valid, parse_document
@@ -288,11 +288,10 @@ async def update_draft(
     check_if_match(if_match, current.etag)
     _same_key(doc, key)
     ensure_valid(doc)
-    row.content = dump_document(doc)
-    row.revision += 1
-    row.updated_at = utcnow()
+    values = {"content": dump_document(doc), "revision": row.revision + 1, "updated_at": utcnow()}
+    await guarded_update(session, FrameworkVersion, row, values)
     _sync_framework_fields(fw, doc)
-    session.add_all([row, fw])
+    session.add(fw)
     record(session, principal, "framework_version.updated", "framework", key, {"version": version})
     await session.flush()
     return current

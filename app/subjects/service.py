@@ -13,7 +13,7 @@ from app.audit.repository import record
 from app.auth.principal import Principal
 from app.bulk import BulkMode, BulkRefusal, refuse_all, validation_errors
 from app.errors import Conflict, FieldError, NotFound
-from app.etags import check_if_match, make_etag
+from app.etags import check_if_match, guarded_update, make_etag
 from app.models import Subject, utcnow
 from app.subjects import repository as repo
 from app.subjects.schemas import SubjectCreate, SubjectUpdate
@@ -55,11 +55,8 @@ async def update(
     changes = body.model_dump(exclude_unset=True)
     if changes.get("attributes") is None and "attributes" in changes:
         changes["attributes"] = {}
-    for field, value in changes.items():
-        setattr(subject, field, value)
-    subject.revision += 1
-    subject.updated_at = utcnow()
-    session.add(subject)
+    values = {**changes, "revision": subject.revision + 1, "updated_at": utcnow()}
+    await guarded_update(session, Subject, subject, values)
     record(session, principal, "subject.updated", "subject", ref, {"fields": sorted(changes)})
     await session.flush()
     return subject

@@ -1,0 +1,346 @@
+"""API read path: GET /v1/subjects/{ref}/score against a bare endpoint and a raw one-row read.
+
+All three are served the same way (uvicorn, same workers, same host, access log on) and loaded
+by the same wrk (same threads and connections), round-robin over many subjects so no single
+cached row flatters the score. Each subject has manager, peer and self assessments of all 14
+competencies of the built-in product-management ladder. Rounds alternate the endpoints, and the
+table shows each endpoint's median round.
+
+    python bench/api_read.py [--subjects 1000] [--seconds 15] [--rounds 3] [--quick]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+
+from bench.harness import (
+    Population,
+    Server,
+    World,
+    backend_pids,
+    base_parser,
+    builtin_framework,
+    cpu_seconds,
+    cpu_used,
+    ensure_wrk,
+    free_port,
+    ladder_server,
+    load_population,
+    loader_env,
+    machine_note,
+    median,
+    now_utc,
+    say,
+    server_seconds,
+    stop_on_sigterm,
+    table,
+    thousands,
+    verdict,
+    world,
+)
+
+LUA = Path(__file__).resolve().parent / "roundrobin.lua"
+TARGET_SHARE_OF_FLOOR = 0.75
+TARGET_P99_MS = 50.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """One wrk run."""
+
+    requests: int
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    worker_cpu_ms: float = float("nan")  # per request, in the serving processes
+    db_cpu_ms: float = float("nan")  # per request, in the Postgres backends of the bench db
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A measured endpoint: its label, server, path template and key."""
+
+    label: str
+    server: Server
+    path: str  # with {id}
+    token: str | None
+
+
+def run_wrk(
+    wrk: str, endpoint: Endpoint, ids_file: Path, seconds: int, connections: int, threads: int
+) -> LoadResult:
+    """Load one endpoint with wrk and read the script's result line."""
+    argv = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(LUA),
+        endpoint.server.url,
+        "--",
+        str(ids_file),
+        endpoint.path,
+        endpoint.token or "",
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120, check=False)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    data = json.loads(line.removeprefix("WRK_RESULT "))
+    errors = sum(
+        data[k]
+        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    )
+    return LoadResult(
+        requests=data["requests"],
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        errors=errors,
+    )
+
+
+def measured_run(
+    wrk: str, endpoint: Endpoint, ids_file: Path, args: argparse.Namespace, database: str
+) -> LoadResult:
+    """One measured wrk run, with the CPU the servers and the database spent per request."""
+    workers = endpoint.server.worker_pids()
+    cpu0 = cpu_seconds(workers)
+    db0 = cpu_seconds(backend_pids(database))
+    result = run_wrk(wrk, endpoint, ids_file, args.seconds, args.connections, args.threads)
+    thousandths = max(result.requests, 1) / 1000
+    db1 = cpu_seconds([*db0, *backend_pids(database)])
+    return replace(
+        result,
+        worker_cpu_ms=cpu_used(cpu0, cpu_seconds(workers)) / thousandths,
+        db_cpu_ms=cpu_used(db0, db1) / thousandths,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Unloaded:
+    """Latency of sequential requests on one connection: client wall and server time."""
+
+    client_p50_ms: float
+    server_p50_ms: float
+
+
+def unloaded(endpoint: Endpoint, refs: list[str], n: int) -> Unloaded:
+    """Time ``n`` sequential requests on one keep-alive connection (after a few unmeasured)."""
+    headers = {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
+    walls: list[float] = []
+    servers: list[float] = []
+    with httpx.Client(base_url=endpoint.server.url, headers=headers, timeout=30) as client:
+        for i in range(n + 20):
+            path = endpoint.path.replace("{id}", refs[i % len(refs)])
+            started = time.perf_counter()
+            response = client.get(path)
+            wall = time.perf_counter() - started
+            if response.status_code != 200:
+                raise RuntimeError(f"GET {path} answered {response.status_code}: {response.text}")
+            if i >= 20:
+                walls.append(wall * 1000)
+                servers.append(server_seconds(response) * 1000)
+    return Unloaded(median(walls), median(servers))
+
+
+def baseline_server(w: World, workers: int) -> Server:
+    """bench/baseline_app.py under uvicorn with the service's flags (not started yet)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.baseline_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "info",
+        "--proxy-headers",
+        "--timeout-graceful-shutdown",
+        "20",
+    ]
+    env = {**w.env, "BASELINE_DATABASE_URL": w.db.app_url, "BASELINE_TENANT_ID": w.tenant_id}
+    return Server("baseline", argv, env, w.workdir, workers)
+
+
+def fmt_ms(value: float) -> str:
+    """Milliseconds with one decimal, or a dash."""
+    return "-" if value != value else f"{value:.1f}"  # NaN: no Server-Timing header
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table."""
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=1000, help="distinct subjects (1000)")
+    parser.add_argument("--seconds", type=int, default=15, help="measured seconds per run (15)")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up seconds per run (5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the endpoints (3)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of both servers")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.subjects, args.seconds, args.warmup, args.rounds = 100, 3, 1, 1
+    wrk = ensure_wrk()
+    stop_on_sigterm()
+    started = time.perf_counter()
+    say(machine_note())
+    with world(args) as w:
+        population = Population(builtin_framework(), args.seed, now_utc())
+        say(f"loading {thousands(args.subjects)} subjects with 3 assessments each ...")
+        with ladder_server(loader_env(w), w.workdir, 2, "loader") as loader:
+            loader.start()
+            stats = load_population(
+                loader, w.token, population, 0, args.subjects, analyze=w.db.analyze
+            )
+        say(f"  loaded {thousands(stats.ratings)} ratings in {stats.seconds:.1f} s")
+        w.db.settle()
+        refs = [population.ref(i) for i in range(args.subjects)]
+        ids_file = w.workdir / "refs.txt"
+        ids_file.write_text("\n".join(refs) + "\n")
+
+        with (
+            ladder_server(w.env, w.workdir, args.workers, "service") as service,
+            baseline_server(w, args.workers) as baseline,
+        ):
+            service.start()
+            baseline.start(health_path="/bare")
+            endpoints = [
+                Endpoint("bare JSON, no database", baseline, "/bare", None),
+                Endpoint("one-row read, raw asyncpg (floor)", baseline, "/row?id={id}", None),
+                Endpoint(
+                    "GET /v1/subjects/{ref}/score", service, "/v1/subjects/{id}/score", w.token
+                ),
+            ]
+            say("unloaded latency (one connection, sequential) ...")
+            quiet = {e.label: unloaded(e, refs, 50 if args.quick else 300) for e in endpoints}
+            runs: dict[str, list[LoadResult]] = {e.label: [] for e in endpoints}
+            for round_no in range(1, args.rounds + 1):
+                for e in endpoints:
+                    say(f"round {round_no}/{args.rounds}: {e.label} ...")
+                    run_wrk(wrk, e, ids_file, args.warmup, args.connections, args.threads)
+                    result = measured_run(wrk, e, ids_file, args, w.db.name)
+                    if result.errors:
+                        say(f"  WARNING: {result.errors} failed requests (see the server log)")
+                    runs[e.label].append(result)
+
+    def med(label: str, field: str) -> float:
+        return median([getattr(r, field) for r in runs[label]])
+
+    bare_l, floor_l, score_l = (e.label for e in endpoints)
+    rows = [
+        [
+            e.label,
+            thousands(med(e.label, "rps")),
+            fmt_ms(med(e.label, "p50_ms")),
+            fmt_ms(med(e.label, "p90_ms")),
+            fmt_ms(med(e.label, "p99_ms")),
+            f"{med(e.label, 'worker_cpu_ms'):.2f}",
+            f"{med(e.label, 'db_cpu_ms'):.2f}",
+            fmt_ms(quiet[e.label].client_p50_ms),
+            fmt_ms(quiet[e.label].server_p50_ms),
+            thousands(sum(r.errors for r in runs[e.label])),
+            " ".join(thousands(r.rps) for r in runs[e.label]),
+        ]
+        for e in endpoints
+    ]
+    share = med(score_l, "rps") / med(floor_l, "rps")
+    p99 = med(score_l, "p99_ms")
+    say()
+    say(
+        f"API read path - {thousands(args.subjects)} subjects x 3 assessments (manager, peer, self)"
+        f" x 14 competencies, product-management ladder, Postgres"
+    )
+    say(
+        f"servers: ladder serve and uvicorn bench.baseline_app, {args.workers} workers each, "
+        f"access log on; service role: {'superuser' if args.superuser else 'unprivileged (RLS on)'}"
+    )
+    say(
+        f"load: wrk -t{args.threads} -c{args.connections}, {args.seconds} s per run after "
+        f"{args.warmup} s warm-up, {args.rounds} round(s), median of the rounds shown; refs round-robin"
+    )
+    say()
+    say(
+        table(
+            [
+                "endpoint",
+                "req/s",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "app CPU ms",
+                "db CPU ms",
+                "1-conn ms",
+                "server ms",
+                "errors",
+                "req/s per round",
+            ],
+            rows,
+        )
+    )
+    say(
+        "(app/db CPU: CPU time per request of the serving processes / of the database's Postgres"
+        " backends during the measured run; 1-conn: median latency of sequential requests on one"
+        " connection, and its Server-Timing, service only)"
+    )
+    say()
+    say(
+        table(
+            [
+                "score endpoint relative to",
+                "throughput",
+                "p50 latency",
+                "p99 latency",
+                "app CPU/request",
+            ],
+            [
+                [
+                    label,
+                    f"{med(score_l, 'rps') / med(label, 'rps'):.3f}x",
+                    f"{med(score_l, 'p50_ms') / med(label, 'p50_ms'):.2f}x",
+                    f"{med(score_l, 'p99_ms') / med(label, 'p99_ms'):.2f}x",
+                    f"{med(score_l, 'worker_cpu_ms') / med(label, 'worker_cpu_ms'):.1f}x",
+                ]
+                for label in (floor_l, bare_l)
+            ],
+        )
+    )
+    say()
+    say("targets")
+    say(
+        f"  throughput >= {TARGET_SHARE_OF_FLOOR:.0%} of the floor: {share:.0%}"
+        f"  {verdict(share >= TARGET_SHARE_OF_FLOOR)}"
+    )
+    say(
+        f"  p99 <= {TARGET_P99_MS:.0f} ms at {args.connections} connections: {p99:.1f} ms"
+        f"  {verdict(p99 <= TARGET_P99_MS)}"
+    )
+    say(machine_note())
+    say(f"total run time {time.perf_counter() - started:.0f} s")
+    failed = sum(r.errors for results in runs.values() for r in results)
+    if failed:
+        say(f"{failed} requests failed under load (errors column): the numbers are not valid")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
