@@ -92,9 +92,14 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+def remember_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    """Scope this session's later transactions to one tenant (each sets it when it begins)."""
+    session.sync_session.info["tenant_id"] = tenant_id
+
+
 async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
     """Scope this session's current and later transactions to one tenant."""
-    session.sync_session.info["tenant_id"] = tenant_id
+    remember_tenant(session, tenant_id)
     if session.in_transaction():
         conn = await session.connection()
         if conn.dialect.name == "postgresql":

@@ -5,6 +5,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import and_, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -98,34 +99,35 @@ async def page(
 
 
 async def subject_ratings(
-    session: AsyncSession, tenant_id: uuid.UUID, subject_id: uuid.UUID, framework: Framework
-) -> list[tuple[Assessment, Rating]]:
-    """Every rating of a subject made against any version of one framework."""
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    framework: tuple[uuid.UUID, uuid.UUID],
+) -> list[Any]:
+    """Every rating of a subject against any version of one framework (owner, id), as plain
+    rows (competency, proficiency, rater_ref, rater_role, assessed_at, sequence)."""
+    a, r = Assessment.__table__.c, Rating.__table__.c  # type: ignore[attr-defined]
+    fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
+    owner, framework_id = framework
     stmt = (
-        select(Assessment, Rating)
-        .join(
-            Rating,
-            and_(
-                col(Rating.tenant_id) == col(Assessment.tenant_id),
-                col(Rating.assessment_id) == col(Assessment.id),
-            ),
+        sa.select(
+            r.competency_key, r.proficiency, a.rater_ref, a.rater_role, a.assessed_at, a.sequence
         )
+        .select_from(Assessment.__table__)  # type: ignore[attr-defined]
+        .join(Rating.__table__, (r.tenant_id == a.tenant_id) & (r.assessment_id == a.id))  # type: ignore[attr-defined]
         .join(
-            FrameworkVersion,
-            and_(
-                col(FrameworkVersion.tenant_id) == col(Assessment.framework_tenant_id),
-                col(FrameworkVersion.id) == col(Assessment.framework_version_id),
-            ),
+            FrameworkVersion.__table__,  # type: ignore[attr-defined]
+            (fv.tenant_id == a.framework_tenant_id) & (fv.id == a.framework_version_id),
         )
         .where(
-            Assessment.tenant_id == tenant_id,
-            Assessment.subject_id == subject_id,
-            FrameworkVersion.tenant_id == framework.tenant_id,
-            FrameworkVersion.framework_id == framework.id,
+            a.tenant_id == tenant_id,
+            a.subject_id == subject_id,
+            fv.tenant_id == owner,
+            fv.framework_id == framework_id,
         )
-        .order_by(col(Assessment.assessed_at), col(Assessment.sequence))
+        .order_by(a.assessed_at, a.sequence)
     )
-    return [(r[0], r[1]) for r in (await session.exec(stmt)).all()]
+    return list((await (await session.connection()).execute(stmt)).all())
 
 
 async def latest_framework_of(

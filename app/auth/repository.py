@@ -3,15 +3,33 @@
 import uuid
 from collections.abc import Sequence
 
+from sqlalchemy import String, cast, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.db import TENANT_SETTING
 from app.models import ApiKey, Tenant
 
 
 async def get_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
     """A key by id, across tenants: the tenant is not known until the key is checked."""
     return (await session.exec(select(ApiKey).where(ApiKey.id == key_id))).first()
+
+
+async def get_key_scoping_transaction(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
+    """Like get_key, and on Postgres also sets the transaction's tenant in the same round trip.
+
+    Setting it before the secret is checked is harmless: a refused key ends the request, and
+    its transaction is rolled back unused.
+    """
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql":
+        return await get_key(session, key_id)
+    stmt = select(
+        ApiKey, func.set_config(TENANT_SETTING, cast(ApiKey.tenant_id, String), True)
+    ).where(ApiKey.id == key_id)
+    row = (await session.exec(stmt)).first()
+    return None if row is None else row[0]
 
 
 async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:

@@ -10,7 +10,7 @@ from app.audit.repository import record
 from app.auth import repository as repo
 from app.auth.keys import SCOPES, grants, issue_key, parse_token, secret_matches
 from app.auth.principal import Principal
-from app.db import bind_tenant
+from app.db import bind_tenant, remember_tenant
 from app.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from app.models import ApiKey, Tenant, utcnow
 
@@ -23,7 +23,7 @@ async def authenticate(session: AsyncSession, token: str | None) -> Principal:
     if parsed is None:
         raise Unauthenticated("The API key is malformed.")
     key_id, secret = parsed
-    key = await repo.get_key(session, key_id)
+    key = await repo.get_key_scoping_transaction(session, key_id)
     # Same message for unknown and wrong secret: do not reveal which key ids exist.
     if key is None or not secret_matches(secret, key.secret_hash):
         raise Unauthenticated("The API key is not valid.")
@@ -32,7 +32,8 @@ async def authenticate(session: AsyncSession, token: str | None) -> Principal:
         raise Unauthenticated("The API key has been revoked.")
     if key.expires_at is not None and key.expires_at <= now:
         raise Unauthenticated("The API key has expired.")
-    await bind_tenant(session, key.tenant_id)
+    # The key lookup already set this transaction's tenant on Postgres; later ones set it on begin.
+    remember_tenant(session, key.tenant_id)
     return Principal(tenant_id=key.tenant_id, key_id=key.id, scopes=frozenset(key.scopes))
 
 

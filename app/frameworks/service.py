@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,27 @@ def compiled(version: FrameworkVersion) -> ScoringFramework:
     if len(_COMPILED) > _COMPILED_MAX:
         _COMPILED.popitem(last=False)
     return fw
+
+
+async def compiled_for_scoring(
+    session: AsyncSession, principal: Principal, key: str, version: int | None = None
+) -> tuple[ScoringFramework, tuple[uuid.UUID, uuid.UUID]]:
+    """The compiled version to score against and its framework's (tenant, id); the stored
+    document is read only on a cache miss."""
+    meta = await repo.version_meta(session, principal.tenant_id, key, version)
+    if meta is None:
+        await resolve(session, principal, key, version)  # raises the precise 404
+        raise _not_found(key)
+    owner, framework_id, version_id, revision, number = meta
+    cache_key = (version_id.hex, revision)
+    hit = _COMPILED.get(cache_key)
+    if hit is None:
+        content = await repo.version_content(session, owner, version_id)
+        hit = compile_framework(FrameworkDocument.model_validate(content), number)
+        _COMPILED[cache_key] = hit
+        if len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    return hit, (owner, framework_id)
 
 
 def _not_found(key: str) -> NotFound:

@@ -67,7 +67,13 @@ async def score(
     every number can be recomputed by hand.
     """
     data, outcome, moment = await service.score_subject(
-        session, principal, ref, framework=_framework(framework, version), as_of=as_of, track=track
+        session,
+        principal,
+        ref,
+        framework=_framework(framework, version),
+        as_of=as_of,
+        track=track,
+        parts="score",
     )
     return present.score(data.framework, outcome.evaluation, ref, moment)
 
@@ -95,7 +101,9 @@ async def gaps(
         as_of=as_of,
         track=track,
         target_level=target_level,
+        parts="gaps",
     )
+    assert outcome.gaps is not None
     return present.gaps(data.framework, outcome.gaps, ref)
 
 
@@ -134,6 +142,7 @@ async def recommendations(
         budget_hours=budget_hours,
         max_steps=max_steps,
     )
+    assert outcome.plan is not None
     return present.plan(data.framework, outcome.plan, ref, data.completed)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -53,11 +54,16 @@ def engine_errors(where: Mapping[type[ScoringError], list[str | int]]) -> Iterat
         ) from None
 
 
+Parts = Literal["score", "gaps", "plan"]
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
+    """The evaluation, and the gaps and plan when they were asked for."""
+
     evaluation: Evaluation
-    gaps: GapAnalysis
-    plan: Plan
+    gaps: GapAnalysis | None
+    plan: Plan | None
 
 
 def run(
@@ -73,6 +79,7 @@ def run(
     max_steps: int | None = None,
     completed: Collection[str] = (),
     query: bool = True,
+    parts: Parts = "plan",
 ) -> Outcome:
     """Score, gaps and plan for one subject's ratings (pure; both API paths call this)."""
     prefix = "query" if query else "body"
@@ -83,14 +90,19 @@ def run(
     }
     with engine_errors(where):
         ev = evaluate(fw, ratings, as_of=as_of, track=track, settings=settings, overrides=overrides)
-        ga = analyze_gaps(fw, ev, target_level=target_level)
-        pl = recommend(
-            fw,
-            ev,
-            target_level=target_level,
-            budget_hours=budget_hours,
-            max_steps=max_steps,
-            completed_activities=completed,
+        # Each route computes only what it returns: a plan rescans every activity per step.
+        ga = analyze_gaps(fw, ev, target_level=target_level) if parts != "score" else None
+        pl = (
+            recommend(
+                fw,
+                ev,
+                target_level=target_level,
+                budget_hours=budget_hours,
+                max_steps=max_steps,
+                completed_activities=completed,
+            )
+            if parts == "plan"
+            else None
         )
     return Outcome(ev, ga, pl)
 
@@ -104,7 +116,12 @@ class SubjectData:
 
 
 async def load_subject(
-    session: AsyncSession, principal: Principal, ref: str, framework: FrameworkRef | None
+    session: AsyncSession,
+    principal: Principal,
+    ref: str,
+    framework: FrameworkRef | None,
+    *,
+    with_completed: bool = True,
 ) -> SubjectData:
     """A subject with every rating made against any version of the chosen framework."""
     subject = await subjects.get(session, principal, ref)
@@ -124,24 +141,27 @@ async def load_subject(
                 ],
             )
         framework = FrameworkRef(key=latest.key, version=None)
-    resolved = await frameworks.resolve(session, principal, framework.key, framework.version)
-    compiled = frameworks.compiled(resolved.version)
-    rows = await assessments_repo.subject_ratings(
-        session, principal.tenant_id, subject.id, resolved.framework
+    compiled, owner = await frameworks.compiled_for_scoring(
+        session, principal, framework.key, framework.version
     )
+    rows = await assessments_repo.subject_ratings(session, principal.tenant_id, subject.id, owner)
     ratings = [
         Rating(
-            competency=r.competency_key,
-            proficiency=float(r.proficiency),
-            rater_ref=a.rater_ref,
-            role=a.rater_role,
-            assessed_at=a.assessed_at,
-            sequence=a.sequence,
+            competency=key,
+            proficiency=float(value),
+            rater_ref=rater,
+            role=role,
+            assessed_at=at,
+            sequence=sequence,
         )
-        for a, r in rows
+        for key, value, rater, role, at, sequence in rows
     ]
-    completed = await completed_activities(session, principal, subject)
-    return SubjectData(subject, compiled, ratings, [c.activity_key for c in completed])
+    completed = (
+        [c.activity_key for c in await completed_activities(session, principal, subject)]
+        if with_completed
+        else []
+    )
+    return SubjectData(subject, compiled, ratings, completed)
 
 
 async def completed_activities(
@@ -172,9 +192,10 @@ async def score_subject(
     overrides: Mapping[str, float] | None = None,
     settings: s.SettingsOverride | None = None,
     query: bool = True,
+    parts: Parts = "plan",
 ) -> tuple[SubjectData, Outcome, datetime]:
-    """Everything the score, gaps, recommendations and what-if routes need."""
-    data = await load_subject(session, principal, ref, framework)
+    """Everything the score, gaps, recommendations and what-if routes need (and no more)."""
+    data = await load_subject(session, principal, ref, framework, with_completed=parts == "plan")
     moment = as_of or utcnow()
     outcome = run(
         data.framework,
@@ -188,6 +209,7 @@ async def score_subject(
         max_steps=max_steps,
         completed=data.completed,
         query=query,
+        parts=parts,
     )
     return data, outcome, moment
 
@@ -267,6 +289,8 @@ def bundle(
     fw: Framework, outcome: Outcome, ref: str | None, as_of: datetime, excluded: list[str]
 ) -> s.EvaluationRead:
     """Score, gaps and plan in one response."""
+    assert outcome.gaps is not None, "bundle needs the gaps"
+    assert outcome.plan is not None, "bundle needs the plan"
     return s.EvaluationRead(
         score=present.score(fw, outcome.evaluation, ref, as_of),
         gaps=present.gaps(fw, outcome.gaps, ref),
