@@ -147,6 +147,8 @@ async def _load_postgres(
 ) -> CohortRatings:
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
+    # The join over a large cohort spills to disk with the default 4 MB of sort/hash memory.
+    await driver.execute("SET LOCAL work_mem = '64MB'")
     chunks: list[bytes] = []
 
     async def collect(chunk: bytes) -> None:

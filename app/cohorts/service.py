@@ -92,9 +92,19 @@ def _respond(
     distribution: dict[str, int] = {lv.key: 0 for lv in fw.levels}
     distribution["none"] = 0
     people: list[s.CohortPerson] = []
+    # Plain Python lists once, instead of a numpy scalar conversion per cell and person.
+    competency_keys = [c.key for c in fw.competencies]
+    next_levels = result.next_level.tolist()
+    level_index = result.level_index.tolist()
+    readiness = result.readiness.tolist()
+    coverage = result.overall_coverage.tolist()
+    confidence = result.confidence.tolist()
+    lost_rows = lost.tolist()
+    top = np.argsort(-lost, axis=1, kind="stable")[:, : body.top_gaps].tolist() if n else []
+    attained_levels = result.attained.tolist()
     rated = np.isfinite(result.values).any(axis=1) if n else np.zeros(0, dtype=bool)
     for i in range(n):
-        attained = key_of(int(result.attained[i]))
+        attained = key_of(attained_levels[i])
         distribution[attained or "none"] += 1
         official = subjects.levels[i]
         if official in rank:
@@ -105,27 +115,27 @@ def _respond(
                 below_level.append(subjects.refs[i])
         if body.include_people:
             target = int(targets[i])
-            order = np.argsort(-lost[i], kind="stable")[: body.top_gaps]
+            # Built without re-validation: every value comes typed from the engine's arrays, and
+            # validating 100,000 people again costs seconds.
             people.append(
-                s.CohortPerson(
+                s.CohortPerson.model_construct(
                     subject_ref=subjects.refs[i],
                     display_name=subjects.names[i],
                     track=subjects.tracks[i],
                     official_level=official,
                     attained_level=attained,
-                    next_level=key_of(int(result.next_level[i])),
-                    level_index=float(result.level_index[i]),
+                    next_level=key_of(int(next_levels[i])),
+                    level_index=level_index[i],
                     target_level=key_of(target),
-                    target_readiness=float(result.readiness[i, target]) if target >= 0 else None,
-                    coverage=float(result.overall_coverage[i]),
-                    confidence=float(result.confidence[i]),
+                    target_readiness=readiness[i][target] if target >= 0 else None,
+                    coverage=coverage[i],
+                    confidence=confidence[i],
                     top_gaps=[
-                        s.PersonGap(
-                            competency=fw.competencies[int(c)].key,
-                            readiness_points_lost=float(lost[i, c]),
+                        s.PersonGap.model_construct(
+                            competency=competency_keys[c], readiness_points_lost=lost_rows[i][c]
                         )
-                        for c in order
-                        if lost[i, c] > 0
+                        for c in top[i]
+                        if lost_rows[i][c] > 0
                     ],
                 )
             )
@@ -146,7 +156,7 @@ def _respond(
     heatmap = None
     if body.include_heatmap:
         values = [[None if math.isnan(v) else round(v, 6) for v in row] for row in gaps.tolist()]
-        heatmap = s.Heatmap(
+        heatmap = s.Heatmap.model_construct(
             competencies=[c.key for c in fw.competencies], subject_refs=subjects.refs, values=values
         )
     return s.CohortResponse(
