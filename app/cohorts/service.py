@@ -96,11 +96,20 @@ def _respond(
     competency_keys = [c.key for c in fw.competencies]
     next_levels = result.next_level.tolist()
     level_index = result.level_index.tolist()
-    readiness = result.readiness.tolist()
+    target_readiness = (
+        np.take_along_axis(result.readiness, np.maximum(targets, 0)[:, None], axis=1)[:, 0].tolist()
+        if n
+        else []
+    )
     coverage = result.overall_coverage.tolist()
     confidence = result.confidence.tolist()
-    lost_rows = lost.tolist()
-    top = np.argsort(-lost, axis=1, kind="stable")[:, : body.top_gaps].tolist() if n else []
+    top_index = (
+        np.argsort(-lost, axis=1, kind="stable")[:, : body.top_gaps]
+        if n
+        else np.zeros((0, 0), dtype=int)
+    )
+    top = top_index.tolist()
+    top_lost = np.take_along_axis(lost, top_index, axis=1).tolist() if n else []
     attained_levels = result.attained.tolist()
     rated = np.isfinite(result.values).any(axis=1) if n else np.zeros(0, dtype=bool)
     for i in range(n):
@@ -127,15 +136,15 @@ def _respond(
                     next_level=key_of(int(next_levels[i])),
                     level_index=level_index[i],
                     target_level=key_of(target),
-                    target_readiness=readiness[i][target] if target >= 0 else None,
+                    target_readiness=target_readiness[i] if target >= 0 else None,
                     coverage=coverage[i],
                     confidence=confidence[i],
                     top_gaps=[
                         s.PersonGap.model_construct(
-                            competency=competency_keys[c], readiness_points_lost=lost_rows[i][c]
+                            competency=competency_keys[c], readiness_points_lost=points
                         )
-                        for c in top[i]
-                        if lost_rows[i][c] > 0
+                        for c, points in zip(top[i], top_lost[i], strict=True)
+                        if points > 0
                     ],
                 )
             )
