@@ -38,7 +38,9 @@ async def create(session: AsyncSession, principal: Principal, body: SubjectCreat
         raise Conflict(f"A subject {body.external_ref!r} already exists.")
     subject = Subject(tenant_id=principal.tenant_id, **body.model_dump())
     session.add(subject)
-    record(session, principal, "subject.created", "subject", body.external_ref)
+    # Audit events name people by internal id only: the caller's ref may itself be personal
+    # data, and the audit log outlives an erasure.
+    record(session, principal, "subject.created", "subject", str(subject.id))
     try:
         await session.flush()
     except IntegrityError:
@@ -57,7 +59,14 @@ async def update(
         changes["attributes"] = {}
     values = {**changes, "revision": subject.revision + 1, "updated_at": utcnow()}
     await guarded_update(session, Subject, subject, values)
-    record(session, principal, "subject.updated", "subject", ref, {"fields": sorted(changes)})
+    record(
+        session,
+        principal,
+        "subject.updated",
+        "subject",
+        str(subject.id),
+        {"fields": sorted(changes)},
+    )
     await session.flush()
     return subject
 
@@ -153,7 +162,7 @@ async def bulk_create(
             principal,
             "subject.bulk_created",
             "subject",
-            rows[0]["external_ref"],
+            str(rows[0]["id"]),
             {"subjects": len(rows)},
         )
         await session.flush()

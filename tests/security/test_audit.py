@@ -45,7 +45,8 @@ async def test_each_change_writes_an_audit_event(
     r = await client.post("/v1/subjects", json=subject_body("emp-1"), headers=h)
     subject_id = r.json()["id"]
     event = await _one(client, tenant_a, action="subject.created")
-    assert (event["object_type"], event["object_id"]) == ("subject", "emp-1")
+    # People are named by internal id, never by the caller's ref (which may be personal data).
+    assert (event["object_type"], event["object_id"]) == ("subject", subject_id)
     assert event["actor_key_id"] == actor
 
     r = await client.post("/v1/assessments", json=assessment_body("emp-1"), headers=h)
@@ -136,7 +137,7 @@ async def test_erasure_event_keeps_only_the_fact_and_the_id(
         assert value not in event["object_id"]
     # And after the erasure, nothing in the whole log holds what was said about the person.
     everything = dump(await all_audit_events(client, tenant))
-    for value in (DISPLAY_NAME, ATTRIBUTE_VALUE, EVIDENCE):
+    for value in (DISPLAY_NAME, ATTRIBUTE_VALUE, EVIDENCE, f'"{world_a.subject_ref}"'):
         assert value not in everything, value
 
 
@@ -150,7 +151,7 @@ async def test_audit_events_are_tenant_isolated(
     a_objects = {e["object_id"] for e in a_events}
     assert not a_objects & {e["object_id"] for e in b_events}
     for filters in (
-        {"object_id": world_a.subject_ref},
+        {"object_id": world_a.subject_id},
         {"object_id": world_a.assessment_ids[0]},
         {"object_id": world_a.key_id},
         {"object_type": "assessment"},
@@ -158,10 +159,13 @@ async def test_audit_events_are_tenant_isolated(
     ):
         assert await all_audit_events(client, tenant_b, **filters) == [], filters
     # B's own creation of a subject is in B's log only.
+    b_subject_id = (await client.get(f"/v1/subjects/{b_subject}", headers=tenant_b.headers)).json()[
+        "id"
+    ]
     b_created = await all_audit_events(client, tenant_b, action="subject.created")
-    assert [e["object_id"] for e in b_created] == [b_subject]
+    assert [e["object_id"] for e in b_created] == [b_subject_id]
     a_created = await all_audit_events(client, world_a.tenant, action="subject.created")
-    assert [e["object_id"] for e in a_created] == [world_a.subject_ref]
+    assert [e["object_id"] for e in a_created] == [world_a.subject_id]
 
 
 async def test_audit_log_paginates_with_cursors(client: httpx.AsyncClient, world_a: World) -> None:
