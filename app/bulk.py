@@ -18,6 +18,24 @@ class BulkRefusal(BaseModel):
     errors: list[FieldError]
 
 
+def bulk_request_body(item_schema: str) -> dict[str, Any]:
+    """The OpenAPI request body of a bulk route: a JSON array of items, or NDJSON."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": f"#/components/schemas/{item_schema}"},
+                    }
+                },
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    }
+
+
 def read_items(raw: bytes, content_type: str | None, max_items: int) -> list[Any]:
     """Decode a JSON array or NDJSON stream of items; 422 naming the bad line otherwise."""
     media = (content_type or "").split(";")[0].strip().lower()

@@ -11,7 +11,7 @@ from app.assessments import bulk, service
 from app.assessments.bulk import BulkAssessmentResult
 from app.assessments.schemas import AssessmentCreate, AssessmentRead, RaterRole
 from app.auth.dependencies import AssessmentsRead, AssessmentsWrite, SessionDep
-from app.bulk import BulkMode, read_items
+from app.bulk import BulkMode, bulk_request_body, read_items
 from app.config import get_settings
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
@@ -108,20 +108,7 @@ async def get_assessment(
     summary="Record many assessments at once",
     response_model=BulkAssessmentResult,
     responses=error_responses(401, 403, 409, 413, 422, 503),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "array",
-                        "items": {"$ref": "#/components/schemas/AssessmentCreate"},
-                    }
-                },
-                "application/x-ndjson": {"schema": {"type": "string"}},
-            },
-        }
-    },
+    openapi_extra=bulk_request_body("AssessmentCreate"),
 )
 async def bulk_create_assessments(
     principal: AssessmentsWrite,

@@ -8,7 +8,7 @@ from pydantic import StringConstraints
 
 from app import idempotency
 from app.auth.dependencies import SessionDep, SubjectsRead, SubjectsWrite
-from app.bulk import BulkMode, read_items
+from app.bulk import BulkMode, bulk_request_body, read_items
 from app.config import get_settings
 from app.errors import FieldError, InvalidInput, error_responses
 from app.idempotency import IdempotencyKey
@@ -94,20 +94,7 @@ async def create_subject(
     summary="Register many subjects at once",
     response_model=service.BulkSubjectResult,
     responses=error_responses(401, 403, 409, 413, 422, 503),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "array",
-                        "items": {"$ref": "#/components/schemas/SubjectCreate"},
-                    }
-                },
-                "application/x-ndjson": {"schema": {"type": "string"}},
-            },
-        }
-    },
+    openapi_extra=bulk_request_body("SubjectCreate"),
 )
 async def bulk_create_subjects(
     principal: SubjectsWrite,
