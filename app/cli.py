@@ -7,6 +7,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -137,8 +138,12 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> None:
-    migrate(get_settings(), args.revision)
+    settings = get_settings()
+    migrate(settings, args.revision)
     print(f"schema at {args.revision}")
+    if settings.load_builtin_frameworks and args.revision == "head":
+        loaded = asyncio.run(_load_builtin(settings))
+        print(f"built-in frameworks: {', '.join(loaded) if loaded else 'up to date'}")
 
 
 def _cmd_create_tenant(args: argparse.Namespace) -> None:
@@ -193,8 +198,12 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
 
 async def _export(
-    settings: Settings, tenant_slug: str, key: str, version: int | None
-) -> dict[str, object]:
+    settings: Settings,
+    tenant_slug: str,
+    key: str,
+    version: int | None,
+    case_base_uri: str | None = None,
+) -> dict[str, Any]:
     from app.auth import repository as auth_repo
     from app.auth.principal import Principal
     from app.db import create_engine, make_sessionmaker
@@ -209,7 +218,19 @@ async def _export(
                 sys.exit(f"ladder export: no tenant {tenant_slug!r}")
             principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
             resolved = await resolve(session, principal, key, version)
-            return dump_document(FrameworkDocument.model_validate(resolved.version.content))
+            doc = FrameworkDocument.model_validate(resolved.version.content)
+            if case_base_uri is None:
+                return dump_document(doc)
+            from app.interop import case
+
+            fw, v = resolved.framework, resolved.version
+            ctx = case.ExportContext(
+                ids=case.CaseIds(owner=fw.tenant_id, key=fw.key, version=v.version),
+                status=v.status,
+                changed_at=v.updated_at,
+                base_uri=case_base_uri.rstrip("/"),
+            )
+            return case.document_to_package(doc, ctx)
     finally:
         await engine.dispose()
 
@@ -241,7 +262,8 @@ async def _import(settings: Settings, tenant_slug: str, data: object, publish: b
 def _cmd_export(args: argparse.Namespace) -> None:
     from app.frameworks.files import dump_yaml
 
-    data = asyncio.run(_export(get_settings(), args.tenant, args.key, args.version))
+    base_uri = args.base_uri if args.format == "case" else None
+    data = asyncio.run(_export(get_settings(), args.tenant, args.key, args.version, base_uri))
     text = dump_yaml(data) if args.format == "yaml" else json.dumps(data, indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text)
@@ -256,6 +278,20 @@ def _cmd_import(args: argparse.Namespace) -> None:
     path = Path(args.file)
     try:
         data = load_file(path.read_bytes(), path.name)
+        if args.case:
+            from pydantic import ValidationError
+
+            from app.frameworks.document import dump_document
+            from app.interop import case
+
+            try:
+                package = case.CFPackage.model_validate(data)
+            except ValidationError as exc:
+                sys.exit(f"ladder import: not a CASE CFPackage: {exc}")
+            result = case.package_to_document(package, strict=args.strict, key=args.key)
+            for entry in result.report:
+                print(f"  report: {entry.model_dump_json()}", file=sys.stderr)
+            data = dump_document(result.document)
         print(asyncio.run(_import(get_settings(), args.tenant, data, args.publish)))
     except InvalidInput as exc:
         details = "\n".join(f"  {'.'.join(map(str, e.loc))}: {e.msg}" for e in exc.errors or [])
@@ -286,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("migrate", help="apply database migrations")
+    p = sub.add_parser("migrate", help="apply database migrations and load the built-in ladder")
     p.add_argument("revision", nargs="?", default="head")
     p.set_defaults(func=_cmd_migrate)
 
@@ -328,17 +364,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("import", help="import a framework file (JSON or YAML) into a tenant")
+    p = sub.add_parser(
+        "import", help="import a framework file (JSON/YAML, or a CASE package) into a tenant"
+    )
     p.add_argument("file")
     p.add_argument("--tenant", default="dev")
     p.add_argument("--publish", action="store_true")
+    p.add_argument("--case", action="store_true", help="the file is a CASE 1.1 CFPackage (JSON)")
+    p.add_argument(
+        "--strict", action="store_true", help="with --case: refuse identifiers that are not UUIDs"
+    )
+    p.add_argument("--key", help="with --case: the framework key to import under")
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("export", help="export a framework version as a file")
     p.add_argument("key")
     p.add_argument("--version", type=int)
     p.add_argument("--tenant", default="dev")
-    p.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    p.add_argument("--format", choices=("yaml", "json", "case"), default="yaml")
+    p.add_argument(
+        "--base-uri",
+        default="http://127.0.0.1:8000/ims/case/v1p1",
+        help="with --format case: the CASE base URI",
+    )
     p.add_argument("--output")
     p.set_defaults(func=_cmd_export)
 

@@ -134,3 +134,71 @@ def test_openapi_is_printed(
     assert code == 0
     text = (tmp_path / "o.json").read_text() if args else out
     assert json.loads(text)["info"]["title"] == "Competency Ladder"
+
+
+def test_case_export_and_import_round_trip(
+    tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/case.db"}
+    assert run_cli("migrate", env=env)[0] == 0
+    assert run_cli("create-tenant", "acme", env=env)[0] == 0
+    package_file = tmp_path / "pm.case.json"
+    code, _, err = run_cli(
+        "export",
+        "product-management",
+        "--tenant",
+        "acme",
+        "--format",
+        "case",
+        "--output",
+        str(package_file),
+        env=env,
+    )
+    assert code == 0, err
+    package = json.loads(package_file.read_text())
+    assert package["CFDocument"]["title"] == "Product Management Career Ladder"
+    code, printed, err = run_cli(
+        "import",
+        str(package_file),
+        "--case",
+        "--key",
+        "acme-pm",
+        "--tenant",
+        "acme",
+        "--publish",
+        env=env,
+    )
+    assert code == 0, err
+    assert "acme-pm version 1 (published)" in printed
+    native = tmp_path / "acme.json"
+    original = tmp_path / "original.json"
+    assert (
+        run_cli(
+            "export",
+            "acme-pm",
+            "--tenant",
+            "acme",
+            "--format",
+            "json",
+            "--output",
+            str(native),
+            env=env,
+        )[0]
+        == 0
+    )
+    assert (
+        run_cli(
+            "export",
+            "product-management",
+            "--tenant",
+            "acme",
+            "--format",
+            "json",
+            "--output",
+            str(original),
+            env=env,
+        )[0]
+        == 0
+    )
+    mine, theirs = json.loads(native.read_text()), json.loads(original.read_text())
+    assert {**mine, "key": "x"} == {**theirs, "key": "x"}
