@@ -142,7 +142,11 @@ def _cmd_migrate(args: argparse.Namespace) -> None:
     migrate(settings, args.revision)
     print(f"schema at {args.revision}")
     if settings.load_builtin_frameworks and args.revision == "head":
-        loaded = asyncio.run(_load_builtin(settings))
+        # Loaded as the role that migrated: the service's own role may not be granted rights yet.
+        owner = settings.model_copy(
+            update={"database_url": settings.migration_database_url or settings.database_url}
+        )
+        loaded = asyncio.run(_load_builtin(owner))
         print(f"built-in frameworks: {', '.join(loaded) if loaded else 'up to date'}")
 
 

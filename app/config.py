@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # Memory per worker for rendered score responses (Postgres only); 0 turns the cache off.
+    score_cache_mb: int = Field(default=64, ge=0, le=65_536)
     load_builtin_frameworks: bool = True
     api_key_prefix: str = Field(default="cl", pattern=r"^[a-z]{2,8}$")
     dev_api_key_file: Path = PROJECT_ROOT / "var" / "dev-api-key"

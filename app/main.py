@@ -29,6 +29,7 @@ from app.interop.router import router as interop_router
 from app.limits import BodySizeLimit, ServerTiming
 from app.openapi_examples import add_examples
 from app.openapi_links import add_links
+from app.scores.cache import ScoreFastLane, ScoreReads
 from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
 from app.webhooks.dispatcher import Dispatcher
@@ -68,6 +69,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             loaded = []
         if loaded:
             log.info("loaded built-in frameworks: %s", ", ".join(loaded))
+    app.state.score_reads = await ScoreReads.start(
+        settings, app.state.sessionmaker, app.state.rate_limiter
+    )
     dispatcher_task = None
     if settings.webhooks_enabled:
         dispatcher = Dispatcher(app.state.sessionmaker, settings)
@@ -80,6 +84,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await dispatcher_task
             await dispatcher.aclose()
+        if app.state.score_reads is not None:
+            await app.state.score_reads.close()
         await engine.dispose()
 
 
@@ -98,7 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.score_reads = None  # set by the lifespan on Postgres
     install_error_handlers(app)
+    app.add_middleware(ScoreFastLane)  # innermost: timed, size-limited, then the router
     app.add_middleware(ServerTiming)
     app.add_middleware(
         BodySizeLimit,

@@ -151,7 +151,12 @@ async def latest_framework_of(
             ),
         )
         .where(Assessment.tenant_id == tenant_id, Assessment.subject_id == subject_id)
-        .order_by(col(Assessment.assessed_at).desc())
+        # Fully ordered, so the score_lookup function (migration 0006) picks the same one.
+        .order_by(
+            col(Assessment.assessed_at).desc(),
+            col(Assessment.sequence).desc(),
+            col(Assessment.id).desc(),
+        )
         .limit(1)
     )
     return (await session.exec(stmt)).first()

@@ -31,10 +31,10 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self.rate > 0
 
-    def check(self, key_id: uuid.UUID, now: float | None = None) -> None:
-        """Take one token for the key or raise RateLimited with the seconds to wait."""
+    def take(self, key_id: uuid.UUID, now: float | None = None) -> bool:
+        """Take one token for the key if it has one; False when the key must wait."""
         if not self.enabled:
-            return
+            return True
         moment = time.monotonic() if now is None else now
         bucket = self._buckets.get(key_id)
         if bucket is None:
@@ -45,8 +45,14 @@ class RateLimiter:
         bucket.updated = moment
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
+            return True
+        return False
+
+    def check(self, key_id: uuid.UUID, now: float | None = None) -> None:
+        """Take one token for the key or raise RateLimited with the seconds to wait."""
+        if self.take(key_id, now):
             return
-        wait = math.ceil((1.0 - bucket.tokens) / self.rate)
+        wait = math.ceil((1.0 - self._buckets[key_id].tokens) / self.rate)
         raise RateLimited(
             f"Rate limit of {round(self.rate * 60)} requests per minute exceeded.",
             retry_after_seconds=max(1, wait),

@@ -1,0 +1,388 @@
+"""Repeated score reads served from memory, each one checked against the database first.
+
+``GET /v1/subjects/{ref}/score`` without query parameters is the read HR dashboards repeat
+most, and its answer changes only when its inputs do. On Postgres each such request makes one
+round trip to the ``score_lookup`` function (migration 0006), which checks the API key and
+returns a fingerprint of everything the score depends on: the subject's revision, the framework
+version it is scored against, and the ids of its (immutable) assessments. When the fingerprint
+matches a response rendered earlier by this process, and the moment of the request lies in the
+span where the same ratings fall inside the scoring window, that response is sent with this
+moment's ``as_of``. Otherwise the score is computed by the same service code as every other
+request and kept for next time.
+
+Anything out of the ordinary (a missing, wrong, expired or revoked key, a missing scope, an
+unknown subject, a subject without assessments, query parameters, a database hiccup) is left to
+the ordinary route, so errors are exactly the ordinary ones. The embedded SQLite store has no
+such function and always takes the ordinary route.
+"""
+
+import json
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.auth.keys import grants, hash_secret, parse_token
+from app.auth.principal import Principal
+from app.auth.ratelimit import RateLimiter
+from app.config import Settings
+from app.db import remember_tenant
+from app.errors import AppError, is_transient_database_error
+from app.models import utcnow
+from app.scores import present, service
+from app.scores.schemas import ScoreRead
+from app.scoring import Rating, ScoringSettings
+
+log = logging.getLogger(__name__)
+
+SCOPE = "analytics:read"
+LOOKUP = "SELECT * FROM score_lookup($1, $2, $3)"
+# The fingerprint again, after a miss was computed (the key was checked moments before).
+CHECK = (
+    "SELECT subject_id, subject_revision, version_id, version_revision, assessment_ids "
+    "FROM score_lookup($1, (SELECT secret_hash FROM api_key WHERE id = $1), $2)"
+)
+# The route's own pattern for a subject ref; anything else is the ordinary route's 422.
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,199}")
+# Rendered in place of the real moment, then replaced per request. No rating inside the window
+# of a current request can carry it, and the template is refused unless it appears as expected.
+_SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+_MOMENT = TypeAdapter(datetime)
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+Fingerprint = tuple[uuid.UUID, int, uuid.UUID, int, tuple[uuid.UUID, ...]]
+
+
+def _json_moment(moment: datetime) -> bytes:
+    """A moment exactly as the API renders it, as a JSON string."""
+    return _MOMENT.dump_json(moment)
+
+
+_SCORE = TypeAdapter(ScoreRead)
+
+
+def render(content: ScoreRead) -> bytes:
+    """The bytes the ordinary route sends (FastAPI serializes a response model like this)."""
+    return _SCORE.dump_json(content)
+
+
+def stable_until(
+    ratings: Sequence[Rating], settings: ScoringSettings, moment: datetime
+) -> datetime:
+    """The first moment after ``moment`` when a rating enters or leaves the scoring window.
+
+    A rating counts at ``as_of`` when ``assessed_at <= as_of < assessed_at + window``, so the
+    set of counted ratings, and with it every number of the score, is the same from ``moment``
+    up to (not including) the returned moment.
+    """
+    window = timedelta(days=settings.window_days)
+    edges = [
+        edge
+        for rating in ratings
+        for edge in (rating.assessed_at, rating.assessed_at + window)
+        if edge > moment
+    ]
+    return min(edges, default=_NEVER)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A rendered score with its three moment fields cut out."""
+
+    pieces: tuple[bytes, ...]
+    # For each gap between pieces: 0 = as_of, 1 = window_start.
+    slots: tuple[int, ...]
+    window: timedelta
+
+    @classmethod
+    def cut(cls, body: bytes, window: timedelta) -> "Template | None":
+        """Split a body rendered at the sentinel moment; None if it does not split cleanly."""
+        as_of, start = _json_moment(_SENTINEL), _json_moment(_SENTINEL - window)
+        parts = re.split(b"(" + re.escape(as_of) + b"|" + re.escape(start) + b")", body)
+        pieces, found = tuple(parts[0::2]), parts[1::2]
+        slots = tuple(0 if f == as_of else 1 for f in found)
+        if sorted(slots) != ([0, 0, 1] if as_of != start else [0, 0, 0]):
+            return None
+        return cls(pieces, slots, window)
+
+    def fill(self, moment: datetime) -> bytes:
+        values = (_json_moment(moment), _json_moment(moment - self.window))
+        out = [self.pieces[0]]
+        for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
+            out += (values[slot], piece)
+        return b"".join(out)
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.pieces))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    fingerprint: Fingerprint
+    valid_from: datetime
+    valid_until: datetime
+    template: Template
+
+
+class ScoreCache:
+    """Rendered scores by (tenant, subject ref), least recently used first out, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[tuple[uuid.UUID, str], Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(
+        self, key: tuple[uuid.UUID, str], fingerprint: Fingerprint, moment: datetime
+    ) -> Template | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.fingerprint != fingerprint:
+            return None
+        if not entry.valid_from <= moment < entry.valid_until:
+            return None
+        self._entries.move_to_end(key)
+        return entry.template
+
+    def put(self, key: tuple[uuid.UUID, str], entry: Entry) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old.template.size
+        if entry.template.size > self.max_bytes:
+            return
+        self._entries[key] = entry
+        self.bytes += entry.template.size
+        while self.bytes > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.bytes -= evicted.template.size
+
+
+PREFIX, SUFFIX = "/v1/subjects/", "/score"
+
+
+def _bearer(scope: Scope) -> str | None:
+    """The bearer token of a request, read straight from the ASGI headers."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+def _score_ref(scope: Scope) -> str | None:
+    """The subject ref when the request is a plain ``GET /v1/subjects/{ref}/score``."""
+    if scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]:
+        return None
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
+        return None
+    ref = path[len(PREFIX) : -len(SUFFIX)]
+    return ref if _REF.fullmatch(ref) else None
+
+
+class ScoreReads:
+    """The fast path of the score route (Postgres): one lookup, then memory or the service."""
+
+    def __init__(
+        self,
+        pool: Any,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        limiter: RateLimiter,
+        max_bytes: int,
+    ) -> None:
+        self.pool = pool
+        self.sessionmaker = sessionmaker
+        self.limiter = limiter
+        self.cache = ScoreCache(max_bytes)
+        self.clock: Callable[[], datetime] = utcnow
+        self.hits = 0
+        self.misses = 0
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        limiter: RateLimiter,
+    ) -> "ScoreReads | None":
+        """A fast path for this service, or None on SQLite or when the cache is turned off."""
+        if settings.is_sqlite or settings.score_cache_mb <= 0:
+            return None
+        import asyncpg
+
+        url = make_url(settings.database_url).set(drivername="postgresql")
+        # No connection is opened until the first request: the service starts with the
+        # database down, like its main pool. The lookup leaves no session state behind (its
+        # tenant setting is transaction-local), so connections go back to the pool without
+        # asyncpg's reset, which would cost a second round trip per request.
+        pool = await asyncpg.create_pool(
+            url.render_as_string(hide_password=False),
+            min_size=0,
+            max_size=settings.db_pool_size,
+            timeout=settings.db_connect_timeout_seconds,
+            command_timeout=max(settings.db_statement_timeout_ms / 1000 * 2, 5),
+            max_inactive_connection_lifetime=300,
+            reset=_no_reset,
+            server_settings={
+                "application_name": "competency-ladder-score-reads",
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "idle_in_transaction_session_timeout": "60000",
+            },
+        )
+        return cls(pool, sessionmaker, limiter, settings.score_cache_mb * 1024 * 1024)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def _fetch(self, query: str, *args: Any) -> Any:
+        """One row through the pool; None on any database trouble (the route then answers)."""
+        try:
+            async with self.pool.acquire() as conn:
+                return await conn.fetchrow(query, *args)
+        except Exception as exc:
+            if not is_transient_database_error(exc):
+                log.exception("score lookup failed; answering through the ordinary route")
+            return None
+
+    async def lookup(
+        self, key_id: uuid.UUID, secret_hash: str, ref: str
+    ) -> tuple[Principal, Fingerprint] | None:
+        """The caller and the subject's fingerprint, or None when the ordinary route must answer."""
+        row = await self._fetch(LOOKUP, key_id, secret_hash, ref)
+        if row is None:
+            return None
+        # The function returns a row only when the secret's hash matched.
+        tenant_id, _, scopes_json, expires_at, revoked_at = row[:5]
+        if revoked_at is not None or (expires_at is not None and expires_at <= self.clock()):
+            return None
+        scopes = _scopes(scopes_json)
+        if not grants(scopes, SCOPE):
+            return None
+        fingerprint = _fingerprint(row[5:])
+        if fingerprint is None:
+            return None
+        return Principal(tenant_id=tenant_id, key_id=key_id, scopes=scopes), fingerprint
+
+    async def answer(self, scope: Scope) -> tuple[bytes, str] | None:
+        """The body of the score response and whether it came from memory, or None to let the
+        ordinary route answer."""
+        ref = _score_ref(scope)
+        token = _bearer(scope) if ref is not None else None
+        parsed = parse_token(token) if token is not None else None
+        if ref is None or parsed is None:
+            return None
+        key_id, secret = parsed
+        found = await self.lookup(key_id, hash_secret(secret), ref)
+        if found is None:
+            return None
+        principal, fingerprint = found
+        moment = self.clock()
+        template = self.cache.get((principal.tenant_id, ref), fingerprint, moment)
+        outcome = "hit"
+        if template is None:
+            outcome = "miss"
+            try:
+                template = await self._compute(principal, ref, fingerprint, moment)
+            except AppError:
+                return None  # e.g. the subject was erased meanwhile: the route says so
+            except Exception as exc:
+                if is_transient_database_error(exc):
+                    return None
+                raise
+        # Counted only for answers sent from here; the route counts the ones it answers.
+        if not self.limiter.take(key_id):
+            return None
+        if outcome == "hit":
+            self.hits += 1
+        else:
+            self.misses += 1
+        return template.fill(moment), outcome
+
+    async def _compute(
+        self, principal: Principal, ref: str, fingerprint: Fingerprint, moment: datetime
+    ) -> Template:
+        """Score through the service; keep the rendering if its inputs did not change meanwhile."""
+        async with self.sessionmaker() as session:
+            remember_tenant(session, principal.tenant_id)
+            data, outcome, _ = await service.score_subject(
+                session, principal, ref, framework=None, as_of=moment, track=None, parts="score"
+            )
+        fw = data.framework
+        window = timedelta(days=fw.settings.window_days)
+        template = Template.cut(
+            render(present.score(fw, outcome.evaluation, ref, _SENTINEL)), window
+        )
+        if template is None:  # cannot happen with sane data; answer without keeping it
+            body = render(present.score(fw, outcome.evaluation, ref, moment))
+            return Template((body,), (), window)
+        again = await self._fetch(CHECK, principal.key_id, ref)
+        if again is not None and _fingerprint(again) == fingerprint:
+            until = stable_until(data.ratings, fw.settings, moment)
+            entry = Entry(fingerprint, moment, until, template)
+            self.cache.put((principal.tenant_id, ref), entry)
+        return template
+
+
+async def _no_reset(_conn: Any) -> None:
+    """Pool connections need no reset after the lookup (see ScoreReads.start)."""
+
+
+@lru_cache(maxsize=1024)
+def _scopes(scopes_json: str) -> frozenset[str]:
+    return frozenset(json.loads(scopes_json))
+
+
+def _fingerprint(row: Sequence[Any]) -> Fingerprint | None:
+    subject_id, subject_revision, version_id, version_revision, assessment_ids = row
+    if subject_id is None or version_id is None or not assessment_ids:
+        return None  # unknown subject or no assessments: the route's 404 or 422
+    return subject_id, subject_revision, version_id, version_revision, tuple(assessment_ids)
+
+
+class ScoreFastLane:
+    """ASGI middleware: answer ``GET /v1/subjects/{ref}/score`` from ScoreReads when it can.
+
+    It sits inside the timing and body-size middlewares and in front of the router; whatever it
+    declines goes on to the ordinary route unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            reads: ScoreReads | None = scope["app"].state.score_reads
+            answer = await reads.answer(scope) if reads is not None else None
+            if answer is not None:
+                body, outcome = answer
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-length", str(len(body)).encode()),
+                            (b"content-type", b"application/json"),
+                            (b"server-timing", f'cache;desc="{outcome}"'.encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
