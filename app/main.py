@@ -106,7 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.score_reads = None  # set by the lifespan on Postgres
     install_error_handlers(app)
-    app.add_middleware(ScoreFastLane)  # innermost: timed, size-limited, then the router
     app.add_middleware(ServerTiming)
     app.add_middleware(
         BodySizeLimit,
@@ -116,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/v1/subjects/bulk": settings.max_bulk_request_bytes,
         },
     )
+    app.add_middleware(ScoreFastLane)  # outermost: remembered scores skip everything else
     for router in (
         health_router,
         frameworks_router,

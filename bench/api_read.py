@@ -246,13 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         ids_file.write_text("\n".join(refs) + "\n")
 
         uncached_env = {**w.env, "SCORE_CACHE_MB": "0"}
-        with (
-            ladder_server(w.env, w.workdir, args.workers, "service") as service,
-            ladder_server(uncached_env, w.workdir, args.workers, "service-uncached") as uncached,
-            baseline_server(w, args.workers) as baseline,
-        ):
+        service = ladder_server(w.env, w.workdir, args.workers, "service")
+        uncached = ladder_server(uncached_env, w.workdir, args.workers, "service-uncached")
+        with service, uncached, baseline_server(w, args.workers) as baseline:
             service.start()
-            uncached.start()
             baseline.start(health_path="/bare")
             path = "/v1/subjects/{id}/score"
             endpoints = [
@@ -264,20 +261,30 @@ def main(argv: list[str] | None = None) -> int:
             say("warming the score cache (every subject read until 95% of reads hit) ...")
             warmed = warm(wrk, endpoints[2], ids_file, refs, args)
             say(f"  {warmed:.0%} of sampled reads answered from memory")
-            say("unloaded latency (one connection, sequential) ...")
-            quiet = {e.label: unloaded(e, refs, 50 if args.quick else 300) for e in endpoints}
             runs: dict[str, list[LoadResult]] = {e.label: [] for e in endpoints}
+            quiet: dict[str, Unloaded] = {}
             hits: list[float] = []
-            for round_no in range(1, args.rounds + 1):
-                for e in endpoints:
-                    say(f"round {round_no}/{args.rounds}: {e.label} ...")
-                    run_wrk(wrk, e, ids_file, args.warmup, args.connections, args.threads)
-                    result = measured_run(wrk, e, ids_file, args, w.db.name)
-                    if result.errors:
-                        say(f"  WARNING: {result.errors} failed requests (see the server log)")
-                    runs[e.label].append(result)
-                    if e is endpoints[2]:
-                        hits.append(hit_ratio(e, refs, 100))
+
+            def measure(group: list[Endpoint]) -> None:
+                say("unloaded latency (one connection, sequential) ...")
+                quiet.update({e.label: unloaded(e, refs, 50 if args.quick else 300) for e in group})
+                for round_no in range(1, args.rounds + 1):
+                    for e in group:
+                        say(f"round {round_no}/{args.rounds}: {e.label} ...")
+                        run_wrk(wrk, e, ids_file, args.warmup, args.connections, args.threads)
+                        result = measured_run(wrk, e, ids_file, args, w.db.name)
+                        if result.errors:
+                            say(f"  WARNING: {result.errors} failed requests (see the server log)")
+                        runs[e.label].append(result)
+                        if e is endpoints[2]:
+                            hits.append(hit_ratio(e, refs, 100))
+
+            measure(endpoints[:3])
+            # One service at a time: both at once could hold more connections than Postgres's
+            # default max_connections allows next to the baselines.
+            service.stop()
+            uncached.start()
+            measure(endpoints[3:])
 
     def med(label: str, field: str) -> float:
         return median([getattr(r, field) for r in runs[label]])

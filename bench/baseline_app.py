@@ -34,6 +34,10 @@ async def _json_codec(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _no_reset(_conn: asyncpg.Connection) -> None:
+    """Nothing to undo after a plain read."""
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the asyncpg pool when a database is configured."""
@@ -47,6 +51,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             min_size=min(10, size),
             max_size=size,
             init=_json_codec,
+            # The read leaves no session state, so connections need no reset on release (the
+            # service's score lookups skip it too); with asyncpg's default each read would pay
+            # a second round trip.
+            reset=_no_reset,
             server_settings={
                 "application_name": "ladder-bench-baseline",
                 "app.tenant_id": tenant_id,

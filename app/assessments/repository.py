@@ -151,7 +151,7 @@ async def latest_framework_of(
             ),
         )
         .where(Assessment.tenant_id == tenant_id, Assessment.subject_id == subject_id)
-        # Fully ordered, so the score_lookup function (migration 0006) picks the same one.
+        # Fully ordered, so the score cache's lookup (scores/cache.py) picks the same one.
         .order_by(
             col(Assessment.assessed_at).desc(),
             col(Assessment.sequence).desc(),

@@ -2,23 +2,23 @@
 
 ``GET /v1/subjects/{ref}/score`` without query parameters is the read HR dashboards repeat
 most, and its answer changes only when its inputs do. On Postgres each such request makes one
-round trip to the ``score_lookup`` function (migration 0006), which checks the API key and
-returns a fingerprint of everything the score depends on: the subject's revision, the framework
-version it is scored against, and the ids of its (immutable) assessments. When the fingerprint
-matches a response rendered earlier by this process, and the moment of the request lies in the
-span where the same ratings fall inside the scoring window, that response is sent with this
-moment's ``as_of``. Otherwise the score is computed by the same service code as every other
-request and kept for next time.
+round trip: a statement that checks the API key and returns a fingerprint of everything the
+score depends on — the subject's revision, the framework version it is scored against, and the
+ids of its (immutable) assessments. When the fingerprint matches a response rendered earlier by
+this process, and the moment of the request lies in the span where the same ratings fall inside
+the scoring window, that response is sent with this moment's ``as_of``. Otherwise the score is
+computed by the same service code as every other request and kept for next time.
 
 Anything out of the ordinary (a missing, wrong, expired or revoked key, a missing scope, an
 unknown subject, a subject without assessments, query parameters, a database hiccup) is left to
-the ordinary route, so errors are exactly the ordinary ones. The embedded SQLite store has no
-such function and always takes the ordinary route.
+the ordinary route, so errors are exactly the ordinary ones. The embedded SQLite store always
+takes the ordinary route.
 """
 
 import json
 import logging
 import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -47,12 +47,43 @@ from app.scoring import Rating, ScoringSettings
 log = logging.getLogger(__name__)
 
 SCOPE = "analytics:read"
-LOOKUP = "SELECT * FROM score_lookup($1, $2, $3)"
-# The fingerprint again, after a miss was computed (the key was checked moments before).
-CHECK = (
-    "SELECT subject_id, subject_revision, version_id, version_revision, assessment_ids "
-    "FROM score_lookup($1, (SELECT secret_hash FROM api_key WHERE id = $1), $2)"
-)
+# Which tenant a key belongs to, asked once per key and worker (a key never changes tenant).
+KEY_TENANT = "SELECT tenant_id FROM api_key WHERE id = $1 AND secret_hash = $2"
+SET_TENANT = "SELECT set_config('app.tenant_id', $1, false)"
+# The key's state and the subject's fingerprint in one statement. The key must match its
+# secret's hash, and the subject must belong to the key's tenant; row-level security filters
+# by the connection's tenant on top. The version is the one the service scores against: the
+# latest published version of the framework of the subject's latest assessment, a tenant's own
+# framework shadowing a built-in one with the same key (as in frameworks/repository.py).
+LOOKUP = """
+SELECT ak.tenant_id, ak.scopes::text, ak.expires_at, ak.revoked_at,
+       sb.id, sb.revision, v.id, v.revision, ids.ids
+  FROM api_key ak
+  LEFT JOIN subject sb ON sb.tenant_id = ak.tenant_id AND sb.external_ref = $3
+  LEFT JOIN LATERAL (
+        SELECT f.key
+          FROM assessment a
+          JOIN framework_version fv
+            ON fv.tenant_id = a.framework_tenant_id AND fv.id = a.framework_version_id
+          JOIN framework f ON f.tenant_id = fv.tenant_id AND f.id = fv.framework_id
+         WHERE a.tenant_id = sb.tenant_id AND a.subject_id = sb.id
+         ORDER BY a.assessed_at DESC, a.sequence DESC, a.id DESC
+         LIMIT 1) latest ON true
+  LEFT JOIN LATERAL (
+        SELECT fv.id, fv.revision
+          FROM framework f
+          JOIN framework_version fv ON fv.tenant_id = f.tenant_id AND fv.framework_id = f.id
+         WHERE f.key = latest.key
+           AND f.tenant_id IN (sb.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)
+           AND fv.status = 'published'
+         ORDER BY f.tenant_id DESC, fv.version DESC
+         LIMIT 1) v ON true
+  LEFT JOIN LATERAL (
+        SELECT array_agg(a.id ORDER BY a.id) AS ids
+          FROM assessment a
+         WHERE a.tenant_id = sb.tenant_id AND a.subject_id = sb.id) ids ON true
+ WHERE ak.id = $1 AND ak.secret_hash = $2
+"""
 # The route's own pattern for a subject ref; anything else is the ordinary route's 422.
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,199}")
 # Rendered in place of the real moment, then replaced per request. No rating inside the window
@@ -212,6 +243,8 @@ class ScoreReads:
         self.limiter = limiter
         self.cache = ScoreCache(max_bytes)
         self.clock: Callable[[], datetime] = utcnow
+        self.key_tenants: dict[uuid.UUID, uuid.UUID] = {}
+        self.connection_tenants: dict[int, uuid.UUID] = {}
         self.hits = 0
         self.misses = 0
 
@@ -251,11 +284,36 @@ class ScoreReads:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _fetch(self, query: str, *args: Any) -> Any:
-        """One row through the pool; None on any database trouble (the route then answers)."""
-        try:
+    async def _tenant_of(self, key_id: uuid.UUID, secret_hash: str) -> uuid.UUID | None:
+        tenant = self.key_tenants.get(key_id)
+        if tenant is None:
             async with self.pool.acquire() as conn:
-                return await conn.fetchrow(query, *args)
+                tenant = await conn.fetchval(KEY_TENANT, key_id, secret_hash)
+            if tenant is not None:
+                if len(self.key_tenants) >= 10_000:
+                    self.key_tenants.clear()
+                self.key_tenants[key_id] = tenant
+        return tenant
+
+    async def _lookup_row(self, key_id: uuid.UUID, secret_hash: str, ref: str) -> Any:
+        """The LOOKUP row, on a connection scoped to the key's tenant; None on any trouble."""
+        try:
+            tenant = await self._tenant_of(key_id, secret_hash)
+            if tenant is None:
+                return None
+            async with self.pool.acquire() as conn:
+                # The lane's connections keep the tenant of their last request (session-level,
+                # so no extra round trip while it stays the same); nothing else uses them.
+                pid = conn.get_server_pid()
+                if self.connection_tenants.get(pid) != tenant:
+                    await conn.fetchval(SET_TENANT, str(tenant))
+                    self.connection_tenants[pid] = tenant
+                row = await conn.fetchrow(LOOKUP, key_id, secret_hash, ref)
+                if row is not None and row[4] is None:
+                    # No such subject, or (should the server have reused a process id) a
+                    # connection without the tenant: set it again next time.
+                    self.connection_tenants.pop(pid, None)
+                return row
         except Exception as exc:
             if not is_transient_database_error(exc):
                 log.exception("score lookup failed; answering through the ordinary route")
@@ -265,17 +323,16 @@ class ScoreReads:
         self, key_id: uuid.UUID, secret_hash: str, ref: str
     ) -> tuple[Principal, Fingerprint] | None:
         """The caller and the subject's fingerprint, or None when the ordinary route must answer."""
-        row = await self._fetch(LOOKUP, key_id, secret_hash, ref)
+        row = await self._lookup_row(key_id, secret_hash, ref)
         if row is None:
-            return None
-        # The function returns a row only when the secret's hash matched.
-        tenant_id, _, scopes_json, expires_at, revoked_at = row[:5]
+            return None  # unknown key or wrong secret
+        tenant_id, scopes_json, expires_at, revoked_at = row[:4]
         if revoked_at is not None or (expires_at is not None and expires_at <= self.clock()):
             return None
         scopes = _scopes(scopes_json)
         if not grants(scopes, SCOPE):
             return None
-        fingerprint = _fingerprint(row[5:])
+        fingerprint = _fingerprint(row[4:])
         if fingerprint is None:
             return None
         return Principal(tenant_id=tenant_id, key_id=key_id, scopes=scopes), fingerprint
@@ -289,7 +346,8 @@ class ScoreReads:
         if ref is None or parsed is None:
             return None
         key_id, secret = parsed
-        found = await self.lookup(key_id, hash_secret(secret), ref)
+        secret_hash = hash_secret(secret)
+        found = await self.lookup(key_id, secret_hash, ref)
         if found is None:
             return None
         principal, fingerprint = found
@@ -299,7 +357,7 @@ class ScoreReads:
         if template is None:
             outcome = "miss"
             try:
-                template = await self._compute(principal, ref, fingerprint, moment)
+                template = await self._compute(principal, secret_hash, ref, fingerprint, moment)
             except AppError:
                 return None  # e.g. the subject was erased meanwhile: the route says so
             except Exception as exc:
@@ -316,7 +374,12 @@ class ScoreReads:
         return template.fill(moment), outcome
 
     async def _compute(
-        self, principal: Principal, ref: str, fingerprint: Fingerprint, moment: datetime
+        self,
+        principal: Principal,
+        secret_hash: str,
+        ref: str,
+        fingerprint: Fingerprint,
+        moment: datetime,
     ) -> Template:
         """Score through the service; keep the rendering if its inputs did not change meanwhile."""
         async with self.sessionmaker() as session:
@@ -332,8 +395,9 @@ class ScoreReads:
         if template is None:  # cannot happen with sane data; answer without keeping it
             body = render(present.score(fw, outcome.evaluation, ref, moment))
             return Template((body,), (), window)
-        again = await self._fetch(CHECK, principal.key_id, ref)
-        if again is not None and _fingerprint(again) == fingerprint:
+        assert principal.key_id is not None
+        again = await self._lookup_row(principal.key_id, secret_hash, ref)
+        if again is not None and _fingerprint(again[4:]) == fingerprint:
             until = stable_until(data.ratings, fw.settings, moment)
             entry = Entry(fingerprint, moment, until, template)
             self.cache.put((principal.tenant_id, ref), entry)
@@ -359,8 +423,9 @@ def _fingerprint(row: Sequence[Any]) -> Fingerprint | None:
 class ScoreFastLane:
     """ASGI middleware: answer ``GET /v1/subjects/{ref}/score`` from ScoreReads when it can.
 
-    It sits inside the timing and body-size middlewares and in front of the router; whatever it
-    declines goes on to the ordinary route unchanged.
+    It is the outermost of the service's middlewares, so a remembered score costs as little as
+    possible; it adds the ``Server-Timing`` the timing middleware adds to every other response.
+    Whatever it declines goes on through the middlewares to the ordinary route unchanged.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -368,10 +433,13 @@ class ScoreFastLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            started = time.perf_counter()
             reads: ScoreReads | None = scope["app"].state.score_reads
             answer = await reads.answer(scope) if reads is not None else None
             if answer is not None:
                 body, outcome = answer
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                timing = f'app;dur={elapsed_ms:.1f}, cache;desc="{outcome}"'
                 await send(
                     {
                         "type": "http.response.start",
@@ -379,7 +447,7 @@ class ScoreFastLane:
                         "headers": [
                             (b"content-length", str(len(body)).encode()),
                             (b"content-type", b"application/json"),
-                            (b"server-timing", f'cache;desc="{outcome}"'.encode()),
+                            (b"server-timing", timing.encode()),
                         ],
                     }
                 )

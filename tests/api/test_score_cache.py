@@ -213,6 +213,38 @@ async def test_refusals_are_those_of_the_route(lane: Lane) -> None:
     assert (r.status_code, outcome(r), r.json()["track"]) == (200, None, "ic")
 
 
+async def test_tenants_sharing_one_lookup_connection_see_only_their_own(
+    database: Database, settings: Settings
+) -> None:
+    if database.backend != "postgres":
+        pytest.skip("the fast lane is Postgres only")
+    # One connection in the lane's pool: it switches tenant between the requests.
+    async for lane in _lane(settings.model_copy(update={"db_pool_size": 1})):
+        for tenant in (lane.tenant, lane.other):
+            await seed_pm(lane.client, tenant)
+        body = {
+            "subject_ref": "emp-1",
+            "framework": {"key": "product-management"},
+            "rater_ref": "mgr-2",
+            "rater_role": "manager",
+            "assessed_at": "2026-10-20T00:00:00Z",
+            "ratings": ratings({k: 5 for k in PM_RATINGS}),
+        }
+        r = await lane.client.post("/v1/assessments", json=body, headers=lane.other.headers)
+        assert r.status_code == 201
+        answers: dict[str, set[bytes]] = {"a": set(), "b": set()}
+        for _ in range(3):
+            for name, tenant in (("a", lane.tenant), ("b", lane.other)):
+                r = await lane.get(headers=tenant.headers)
+                assert r.status_code == 200 and outcome(r) in {"hit", "miss"}
+                answers[name].add(without_moment(r))
+        assert len(answers["a"]) == len(answers["b"]) == 1
+        assert answers["a"] != answers["b"]
+        lane.app.state.score_reads = None
+        r = await lane.get(headers=lane.other.headers)
+        assert {without_moment(r)} == answers["b"]
+
+
 async def test_erased_subject_is_gone_at_once(lane: Lane) -> None:
     await seed_pm(lane.client, lane.tenant)
     assert outcome((await lane.get(), await lane.get())[1]) == "hit"
