@@ -27,7 +27,7 @@ openapi: .venv/.synced  ## record the examples from a run of the app, then rewri
 fault: .venv/.synced  ## restart and kill a private Postgres under concurrent writers (also in `make test`)
 	$(RUN) pytest -m fault tests/fault -s -p no:cacheprovider
 
-bench-api: .venv/.synced  ## score endpoint vs bare JSON and one-row-read baselines (wrk, ~4 min)
+bench-api: .venv/.synced  ## score endpoint (default and SCORE_CACHE_MB=0) vs bare JSON and one-row-read baselines (wrk, ~5 min)
 	$(RUN) python bench/api_read.py $(BENCH_ARGS)
 
 bench-cohort: .venv/.synced  ## cohort evaluation of 10,000 and 100,000 subjects (~4 min)

@@ -91,6 +91,9 @@ _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,199}")
 _SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
 _MOMENT = TypeAdapter(datetime)
 _NEVER = datetime.max.replace(tzinfo=UTC)
+# However valid, a remembered score is recomputed after this long, so a worker that never reads
+# an erased person again still lets go of their score.
+MAX_AGE = timedelta(minutes=10)
 
 Fingerprint = tuple[uuid.UUID, int, uuid.UUID, int, tuple[uuid.UUID, ...]]
 
@@ -189,10 +192,13 @@ class ScoreCache:
         self._entries.move_to_end(key)
         return entry.template
 
-    def put(self, key: tuple[uuid.UUID, str], entry: Entry) -> None:
+    def drop(self, key: tuple[uuid.UUID, str]) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= old.template.size
+
+    def put(self, key: tuple[uuid.UUID, str], entry: Entry) -> None:
+        self.drop(key)
         if entry.template.size > self.max_bytes:
             return
         self._entries[key] = entry
@@ -334,8 +340,14 @@ class ScoreReads:
             return None
         fingerprint = _fingerprint(row[4:])
         if fingerprint is None:
+            if row[4] is None:
+                self.forget(tenant_id, ref)  # erased (or never there): keep nothing about it
             return None
         return Principal(tenant_id=tenant_id, key_id=key_id, scopes=scopes), fingerprint
+
+    def forget(self, tenant_id: uuid.UUID, ref: str) -> None:
+        """Drop a subject's remembered score (after an erasure)."""
+        self.cache.drop((tenant_id, ref))
 
     async def answer(self, scope: Scope) -> tuple[bytes, str] | None:
         """The body of the score response and whether it came from memory, or None to let the
@@ -398,7 +410,7 @@ class ScoreReads:
         assert principal.key_id is not None
         again = await self._lookup_row(principal.key_id, secret_hash, ref)
         if again is not None and _fingerprint(again[4:]) == fingerprint:
-            until = stable_until(data.ratings, fw.settings, moment)
+            until = min(stable_until(data.ratings, fw.settings, moment), moment + MAX_AGE)
             entry = Entry(fingerprint, moment, until, template)
             self.cache.put((principal.tenant_id, ref), entry)
         return template

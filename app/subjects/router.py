@@ -181,8 +181,15 @@ async def update_subject(
     summary="Erase a subject",
     responses=error_responses(401, 403, 404, 422, 503),
 )
-async def erase_subject(ref: SubjectRef, principal: SubjectsWrite, session: SessionDep) -> Response:
+async def erase_subject(
+    ref: SubjectRef, principal: SubjectsWrite, session: SessionDep, request: Request
+) -> Response:
     """Erase the person and every assessment, rating, evidence text and activity about them."""
     await service.erase(session, principal, ref)
     await session.commit()
+    reads = request.app.state.score_reads
+    if reads is not None:
+        # This worker forgets the person's remembered score now; the others do at their next
+        # read of the ref, and in any case within the score cache's maximum age.
+        reads.forget(principal.tenant_id, ref)
     return Response(status_code=204)

@@ -19,7 +19,7 @@ from app.auth.ratelimit import RateLimiter
 from app.config import Settings
 from app.db import create_engine, make_sessionmaker
 from app.main import create_app
-from app.scores.cache import ScoreCache, ScoreReads, Template, stable_until
+from app.scores.cache import MAX_AGE, ScoreCache, ScoreReads, Template, stable_until
 from app.scoring import Rating, ScoringSettings
 from tests.api.test_scores import PM_RATINGS, ratings, seed_pm
 from tests.conftest import Database, Tenant, _make_tenant
@@ -250,15 +250,40 @@ async def test_erased_subject_is_gone_at_once(lane: Lane) -> None:
     assert outcome((await lane.get(), await lane.get())[1]) == "hit"
     r = await lane.client.delete("/v1/subjects/emp-1", headers=lane.tenant.headers)
     assert r.status_code == 204
+    assert len(lane.reads.cache) == 0  # the erasing worker lets go of the score at once
     r = await lane.get()
     assert (r.status_code, outcome(r)) == (404, None)
+
+
+async def test_another_worker_lets_go_of_an_erased_score_at_its_next_read(lane: Lane) -> None:
+    await seed_pm(lane.client, lane.tenant)
+    assert outcome((await lane.get(), await lane.get())[1]) == "hit"
+    lane.app.state.score_reads = None  # the erasure is handled by "another worker"
+    r = await lane.client.delete("/v1/subjects/emp-1", headers=lane.tenant.headers)
+    assert r.status_code == 204
+    lane.app.state.score_reads = lane.reads
+    assert len(lane.reads.cache) == 1
+    r = await lane.get()
+    assert (r.status_code, outcome(r)) == (404, None)
+    assert len(lane.reads.cache) == 0
+
+
+async def test_remembered_scores_are_recomputed_after_the_maximum_age(lane: Lane) -> None:
+    await seed_pm(lane.client, lane.tenant)
+    start = datetime.now(UTC)
+    lane.reads.clock = lambda: start
+    assert outcome(await lane.get()) == "miss"
+    lane.reads.clock = lambda: start + MAX_AGE - timedelta(microseconds=1)
+    assert outcome(await lane.get()) == "hit"
+    lane.reads.clock = lambda: start + MAX_AGE
+    assert outcome(await lane.get()) == "miss"
 
 
 async def test_a_rating_leaving_the_window_ends_the_remembered_score(lane: Lane) -> None:
     await seed_pm(lane.client, lane.tenant)
     # The manager's rating of 2026-09-01 is the first to leave the 365-day window.
     edge = datetime(2027, 9, 1, tzinfo=UTC)
-    lane.reads.clock = lambda: edge - timedelta(days=30)
+    lane.reads.clock = lambda: edge - timedelta(minutes=5)
     assert outcome(await lane.get()) == "miss"
     lane.reads.clock = lambda: edge - timedelta(microseconds=1)
     inside = await lane.get()
