@@ -3,8 +3,9 @@
 ``GET /v1/subjects/{ref}/score`` without query parameters is the read HR dashboards repeat
 most, and its answer changes only when its inputs do. On Postgres each such request makes one
 round trip: a statement that checks the API key and returns a fingerprint of everything the
-score depends on — the subject's revision, the framework version it is scored against, and the
-ids of its (immutable) assessments. When the fingerprint matches a response rendered earlier by
+score depends on — the subject's revision, the revision of its assessments (assessments are
+immutable; a trigger counts every insert), and the framework version it is scored against.
+When the fingerprint matches a response rendered earlier by
 this process, and the moment of the request lies in the span where the same ratings fall inside
 the scoring window, that response is sent with this moment's ``as_of``. Otherwise the score is
 computed by the same service code as every other request and kept for next time.
@@ -52,38 +53,27 @@ KEY_TENANT = "SELECT tenant_id FROM api_key WHERE id = $1 AND secret_hash = $2"
 SET_TENANT = "SELECT set_config('app.tenant_id', $1, false)"
 # The key's state and the subject's fingerprint in one statement. The key must match its
 # secret's hash, and the subject must belong to the key's tenant; row-level security filters
-# by the connection's tenant on top. The version is the one the service scores against: the
-# latest published version of the framework of the subject's latest assessment, a tenant's own
-# framework shadowing a built-in one with the same key (as in frameworks/repository.py).
+# by the connection's tenant on top. The subject row carries what its assessments contribute
+# (kept by a trigger, migration 0006); the version is the one the service scores against: the
+# latest published version of that framework, a tenant's own framework shadowing a built-in
+# one with the same key (as in frameworks/repository.py).
 LOOKUP = """
 SELECT ak.tenant_id, ak.scopes::text, ak.expires_at, ak.revoked_at,
-       sb.id, sb.revision, v.id, v.revision, ids.ids
+       sb.id, sb.revision, sb.assessments_revision, v.id, v.revision
   FROM api_key ak
   LEFT JOIN subject sb ON sb.tenant_id = ak.tenant_id AND sb.external_ref = $3
-  LEFT JOIN LATERAL (
-        SELECT f.key
-          FROM assessment a
-          JOIN framework_version fv
-            ON fv.tenant_id = a.framework_tenant_id AND fv.id = a.framework_version_id
-          JOIN framework f ON f.tenant_id = fv.tenant_id AND f.id = fv.framework_id
-         WHERE a.tenant_id = sb.tenant_id AND a.subject_id = sb.id
-         ORDER BY a.assessed_at DESC, a.sequence DESC, a.id DESC
-         LIMIT 1) latest ON true
   LEFT JOIN LATERAL (
         SELECT fv.id, fv.revision
           FROM framework f
           JOIN framework_version fv ON fv.tenant_id = f.tenant_id AND fv.framework_id = f.id
-         WHERE f.key = latest.key
+         WHERE f.key = sb.latest_framework_key
            AND f.tenant_id IN (sb.tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)
            AND fv.status = 'published'
          ORDER BY f.tenant_id DESC, fv.version DESC
          LIMIT 1) v ON true
-  LEFT JOIN LATERAL (
-        SELECT array_agg(a.id ORDER BY a.id) AS ids
-          FROM assessment a
-         WHERE a.tenant_id = sb.tenant_id AND a.subject_id = sb.id) ids ON true
  WHERE ak.id = $1 AND ak.secret_hash = $2
 """
+
 # The route's own pattern for a subject ref; anything else is the ordinary route's 422.
 _REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,199}")
 # Rendered in place of the real moment, then replaced per request. No rating inside the window
@@ -95,7 +85,7 @@ _NEVER = datetime.max.replace(tzinfo=UTC)
 # an erased person again still lets go of their score.
 MAX_AGE = timedelta(minutes=10)
 
-Fingerprint = tuple[uuid.UUID, int, uuid.UUID, int, tuple[uuid.UUID, ...]]
+Fingerprint = tuple[uuid.UUID, int, int, uuid.UUID, int]
 
 
 def _json_moment(moment: datetime) -> bytes:
@@ -426,10 +416,12 @@ def _scopes(scopes_json: str) -> frozenset[str]:
 
 
 def _fingerprint(row: Sequence[Any]) -> Fingerprint | None:
-    subject_id, subject_revision, version_id, version_revision, assessment_ids = row
-    if subject_id is None or version_id is None or not assessment_ids:
-        return None  # unknown subject or no assessments: the route's 404 or 422
-    return subject_id, subject_revision, version_id, version_revision, tuple(assessment_ids)
+    subject_id, subject_revision, assessments_revision, version_id, version_revision = row
+    if subject_id is None or version_id is None:
+        # Unknown subject, no assessments (no framework to score against) or no published
+        # version of it: the route's 404 or 422.
+        return None
+    return subject_id, subject_revision, assessments_revision, version_id, version_revision
 
 
 class ScoreFastLane:

@@ -169,6 +169,50 @@ async def test_a_newly_published_version_is_seen_by_the_next_read(lane: Lane) ->
     assert (outcome(after), after.json()["framework"]["version"]) == ("miss", 2)
 
 
+async def test_bulk_loads_move_the_fingerprint_and_the_framework_follows_the_latest(
+    lane: Lane,
+) -> None:
+    """Assessments posted in bulk, older or newer, under another framework: the remembered
+    score follows exactly what the route computes."""
+    h = lane.tenant.headers
+    await seed_pm(lane.client, lane.tenant)  # latest assessment: 2026-10-01, product-management
+    current = await lane.client.get("/v1/subjects/emp-1", headers=h)
+    r = await lane.client.patch(  # a track both ladders have
+        "/v1/subjects/emp-1",
+        json={"track": "ic"},
+        headers={**h, "If-Match": current.headers["etag"]},
+    )
+    assert r.status_code == 200
+    r = await lane.client.post(
+        "/v1/frameworks", json=small_framework(), headers=h, params={"publish": True}
+    )
+    assert r.status_code == 201
+    assert outcome((await lane.get(), await lane.get())[1]) == "hit"
+
+    def eng(when: str, rater: str) -> dict[str, Any]:
+        return {
+            "subject_ref": "emp-1",
+            "framework": {"key": "eng-ladder"},
+            "rater_ref": rater,
+            "rater_role": "peer",
+            "assessed_at": when,
+            "ratings": ratings({"coding": 3, "design": 2, "influence": 2}),
+        }
+
+    for when, framework in (
+        ("2026-08-01T00:00:00Z", "product-management"),  # older: the framework stays
+        ("2026-11-01T00:00:00Z", "eng-ladder"),  # newer: scored against eng-ladder now
+    ):
+        bulk = [eng(when, "peer-a"), eng(when, "peer-b")]
+        r = await lane.client.post("/v1/assessments/bulk", json=bulk, headers=h)
+        assert r.status_code == 201, r.text
+        after = await lane.get()
+        assert after.status_code == 200, after.text
+        assert (outcome(after), after.json()["framework"]["key"]) == ("miss", framework)
+        assert without_moment(after) == without_moment(await lane.ordinary())
+        assert outcome(await lane.get()) == "hit"
+
+
 async def test_revoked_key_is_refused_even_for_a_remembered_score(lane: Lane) -> None:
     await seed_pm(lane.client, lane.tenant)
     token = await lane.tenant.key("analytics:read")
