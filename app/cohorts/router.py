@@ -52,21 +52,22 @@ async def evaluate_cohort(
 
     Every number equals what the per-subject score endpoints answer for the same person.
     """
-    result = await service.evaluate(session, principal, body)
+    answer = await service.evaluate(session, principal, body)
     if format == "json":
-        return Response(result.model_dump_json(), media_type="application/json")
+        return Response(answer.json(), media_type="application/json")
     out = io.StringIO()
     writer = csv.writer(out)
     if table == "people":
         writer.writerow([*PEOPLE_COLUMNS, "top_gaps"])
-        for person in result.people or []:
-            row = person.model_dump()
+        for person in answer.people or []:
             gaps = ";".join(
-                f"{g.competency}:{g.readiness_points_lost:.4f}" for g in person.top_gaps
+                f"{g['competency']}:{g['readiness_points_lost']:.4f}" for g in person["top_gaps"]
             )
-            writer.writerow([*("" if row[c] is None else row[c] for c in PEOPLE_COLUMNS), gaps])
+            writer.writerow(
+                [*("" if person[c] is None else person[c] for c in PEOPLE_COLUMNS), gaps]
+            )
     else:
-        heatmap = result.heatmap
+        heatmap = answer.response.heatmap
         writer.writerow(["subject_ref", *(heatmap.competencies if heatmap else [])])
         if heatmap:
             for ref, values in zip(heatmap.subject_refs, heatmap.values, strict=True):

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.cohorts.schemas import CohortResponse
 from tests.api.test_scores import AS_OF, PM_RATINGS, ratings
 from tests.api.test_subjects_assessments import subject
 from tests.conftest import Tenant
@@ -78,6 +79,9 @@ async def test_cohort_matches_per_subject_scores(
         headers=h,
     )
     assert r.status_code == 200, r.text
+    # The body is exactly what the documented model serializes to (people are built as plain
+    # rows for speed): same fields, order, number and date formats.
+    assert CohortResponse.model_validate_json(r.content).model_dump_json().encode() == r.content
     cohort = r.json()
     people = {p["subject_ref"]: p for p in cohort["people"]}
     assert set(people) == {*PEOPLE, "frank"}
