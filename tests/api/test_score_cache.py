@@ -22,6 +22,7 @@ from app.main import create_app
 from app.scores.cache import MAX_AGE, ScoreCache, ScoreReads, Template, stable_until
 from app.scoring import Rating, ScoringSettings
 from tests.api.test_scores import PM_RATINGS, ratings, seed_pm
+from tests.api.test_subjects_assessments import assessment
 from tests.conftest import Database, Tenant, _make_tenant
 from tests.factories import small_framework
 
@@ -48,6 +49,16 @@ class Lane:
             return await self.get(url)
         finally:
             self.app.state.score_reads = self.reads
+
+
+def top_marks(when: str) -> dict[str, Any]:
+    """A second manager's assessment of emp-1 with the top rating everywhere."""
+    return assessment(rater="mgr-2", when=when, ratings=ratings({k: 5 for k in PM_RATINGS}))
+
+
+def eng_ladder(body: dict[str, Any], values: dict[str, int]) -> dict[str, Any]:
+    """The same assessment made against the small test framework instead."""
+    return {**body, "framework": {"key": "eng-ladder"}, "ratings": ratings(values)}
 
 
 def outcome(response: httpx.Response) -> str | None:
@@ -110,14 +121,7 @@ async def test_a_new_assessment_is_seen_by_the_next_read(lane: Lane) -> None:
     await seed_pm(lane.client, lane.tenant)
     before = (await lane.get(), await lane.get())[1]
     assert outcome(before) == "hit"
-    body = {
-        "subject_ref": "emp-1",
-        "framework": {"key": "product-management"},
-        "rater_ref": "mgr-2",
-        "rater_role": "manager",
-        "assessed_at": "2026-10-15T00:00:00Z",
-        "ratings": ratings({k: 5 for k in PM_RATINGS}),
-    }
+    body = top_marks("2026-10-15T00:00:00Z")
     r = await lane.client.post("/v1/assessments", json=body, headers=lane.tenant.headers)
     assert r.status_code == 201
     after = await lane.get()
@@ -147,17 +151,11 @@ async def test_a_newly_published_version_is_seen_by_the_next_read(lane: Lane) ->
     assert r.status_code == 201
     r = await lane.client.post("/v1/subjects", json={"external_ref": "emp-1"}, headers=h)
     assert r.status_code == 201
-    assessment = {
-        "subject_ref": "emp-1",
-        "framework": {"key": "eng-ladder"},
-        "rater_ref": "mgr-1",
-        "rater_role": "manager",
-        "assessed_at": "2026-10-01T00:00:00Z",
-        "ratings": ratings({"coding": 2, "design": 2, "influence": 1}),
-    }
-    assert (
-        await lane.client.post("/v1/assessments", json=assessment, headers=h)
-    ).status_code == 201
+    body = eng_ladder(
+        assessment(role="manager", when="2026-10-01T00:00:00Z"),
+        {"coding": 2, "design": 2, "influence": 1},
+    )
+    assert (await lane.client.post("/v1/assessments", json=body, headers=h)).status_code == 201
     first = (await lane.get(), await lane.get())[1]
     assert (outcome(first), first.json()["framework"]["version"]) == ("hit", 1)
     assert (
@@ -190,14 +188,8 @@ async def test_bulk_loads_move_the_fingerprint_and_the_framework_follows_the_lat
     assert outcome((await lane.get(), await lane.get())[1]) == "hit"
 
     def eng(when: str, rater: str) -> dict[str, Any]:
-        return {
-            "subject_ref": "emp-1",
-            "framework": {"key": "eng-ladder"},
-            "rater_ref": rater,
-            "rater_role": "peer",
-            "assessed_at": when,
-            "ratings": ratings({"coding": 3, "design": 2, "influence": 2}),
-        }
+        body = assessment(role="peer", rater=rater, when=when)
+        return eng_ladder(body, {"coding": 3, "design": 2, "influence": 2})
 
     for when, framework in (
         ("2026-08-01T00:00:00Z", "product-management"),  # older: the framework stays
@@ -266,14 +258,7 @@ async def test_tenants_sharing_one_lookup_connection_see_only_their_own(
     async for lane in _lane(settings.model_copy(update={"db_pool_size": 1})):
         for tenant in (lane.tenant, lane.other):
             await seed_pm(lane.client, tenant)
-        body = {
-            "subject_ref": "emp-1",
-            "framework": {"key": "product-management"},
-            "rater_ref": "mgr-2",
-            "rater_role": "manager",
-            "assessed_at": "2026-10-20T00:00:00Z",
-            "ratings": ratings({k: 5 for k in PM_RATINGS}),
-        }
+        body = top_marks("2026-10-20T00:00:00Z")
         r = await lane.client.post("/v1/assessments", json=body, headers=lane.other.headers)
         assert r.status_code == 201
         answers: dict[str, set[bytes]] = {"a": set(), "b": set()}
