@@ -20,13 +20,13 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", summary="Liveness")
-async def healthz() -> Health:
+async def check_liveness() -> Health:
     """The process is up. Never touches the database."""
     return Health(status="ok")
 
 
 @router.get("/readyz", summary="Readiness", responses=error_responses(503))
-async def readyz(request: Request) -> Health:
+async def check_readiness(request: Request) -> Health:
     """The database answers; 503 otherwise, so a load balancer stops sending traffic."""
     engine = request.app.state.engine
     try:

@@ -28,6 +28,7 @@ from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
 from app.interop.router import router as interop_router
 from app.limits import BodySizeLimit, ServerTiming
+from app.openapi_contract import operation_id, tidy_contract
 from app.openapi_examples import add_examples
 from app.openapi_links import add_links
 from app.scores.cache import ScoreFastLane, ScoreReads
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         license_info={"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
@@ -153,12 +155,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _install_openapi_extras(app: FastAPI) -> None:
-    """Links and recorded examples in the generated document (FastAPI cannot declare them)."""
+    """Links, recorded examples and the client-facing contract (FastAPI cannot declare them)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_examples(add_links(generate()))
+            app.openapi_schema = add_examples(add_links(tidy_contract(generate())))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

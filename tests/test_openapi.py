@@ -35,3 +35,45 @@ def test_every_operation_documents_problem_responses() -> None:
                         code,
                     )
             assert op.get("summary"), f"{method.upper()} {path} has no summary"
+
+
+def _operations(doc: dict[str, object]) -> list[tuple[str, str, dict[str, object]]]:
+    paths: dict[str, dict[str, dict[str, object]]] = doc["paths"]  # type: ignore[assignment]
+    return [(method, path, op) for path, item in paths.items() for method, op in item.items()]
+
+
+def test_problem_responses_are_typed_under_the_media_type_sent() -> None:
+    # A generated client types an error by the schema under the media type it receives.
+    doc = _current()
+    problem = doc["components"]["schemas"]["Problem"]  # type: ignore[index]
+    assert "errors" in problem["properties"]
+    for method, path, op in _operations(doc):
+        for code, response in op["responses"].items():  # type: ignore[attr-defined]
+            if code.startswith(("4", "5")):
+                assert set(response["content"]) == {"application/problem+json"}, (method, path)
+                schema = response["content"]["application/problem+json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Problem"}, (method, path, code)
+
+
+def test_operation_ids_are_names_a_person_would_write() -> None:
+    ids = [str(op["operationId"]) for _, _, op in _operations(_current())]
+    assert len(ids) == len(set(ids)), "operationIds must be unique"
+    for operation_id in ids:
+        assert operation_id.isidentifier() and operation_id == operation_id.lower(), operation_id
+        # FastAPI's default appends the path and method (score_v1_subjects__ref__score_get).
+        assert "_v1" not in operation_id and not operation_id.endswith(
+            ("_get", "_post", "_put", "_patch", "_delete")
+        ), operation_id
+    assert {"get_score", "get_gaps", "get_recommendations", "create_subject"} <= set(ids)
+
+
+def test_tags_servers_and_security_are_declared() -> None:
+    doc = _current()
+    declared = [tag["name"] for tag in doc["tags"]]  # type: ignore[attr-defined]
+    assert len(declared) == len(set(declared))
+    used = {tag for _, _, op in _operations(doc) for tag in op["tags"]}  # type: ignore[attr-defined]
+    assert used <= set(declared), used - set(declared)
+    assert doc["servers"], "generated clients take their default base URL from servers"
+    for method, path, op in _operations(doc):
+        assert "security" in op, (method, path)
+        assert (op["security"] == []) == (path in ("/healthz", "/readyz")), (method, path)

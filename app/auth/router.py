@@ -28,7 +28,7 @@ def _read(key: ApiKey) -> ApiKeyRead:
 
 
 @router.get("", summary="List API keys", responses=error_responses(401, 403, 503))
-async def list_keys(principal: Admin, session: SessionDep) -> list[ApiKeyRead]:
+async def list_api_keys(principal: Admin, session: SessionDep) -> list[ApiKeyRead]:
     """Every key of your tenant (never the secrets)."""
     return [_read(k) for k in await repo.list_keys(session, principal.tenant_id)]
 
@@ -36,7 +36,7 @@ async def list_keys(principal: Admin, session: SessionDep) -> list[ApiKeyRead]:
 @router.post(
     "", status_code=201, summary="Create an API key", responses=error_responses(401, 403, 422, 503)
 )
-async def create_key(
+async def create_api_key(
     principal: Admin, session: SessionDep, body: Annotated[ApiKeyCreate, Body()]
 ) -> ApiKeyCreated:
     """Issue a key with the given scopes. The full key is in this response and nowhere else."""
@@ -56,7 +56,7 @@ async def create_key(
 @router.delete(
     "/{key_id}", summary="Revoke an API key", responses=error_responses(401, 403, 404, 422, 503)
 )
-async def revoke_key(
+async def revoke_api_key(
     key_id: Annotated[uuid.UUID, Path()], principal: Admin, session: SessionDep
 ) -> ApiKeyRead:
     """Revoke a key at once; requests with it then get 401."""

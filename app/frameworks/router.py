@@ -137,7 +137,7 @@ async def get_framework(
 
 
 @router.get("/{key}/versions", summary="List versions of a framework", responses=READ_ERRORS)
-async def list_versions(
+async def list_framework_versions(
     key: FrameworkKey, principal: FrameworksRead, session: SessionDep
 ) -> list[VersionSummary]:
     """Every version, oldest first, with its status."""
@@ -161,7 +161,7 @@ async def list_versions(
     summary="Start a new draft version",
     responses=WRITE_ERRORS,
 )
-async def create_draft(
+async def create_framework_draft(
     key: FrameworkKey,
     principal: FrameworksWrite,
     session: SessionDep,
@@ -178,7 +178,7 @@ async def create_draft(
 
 
 @router.get("/{key}/versions/{version}", summary="Get one framework version", responses=READ_ERRORS)
-async def get_version(
+async def get_framework_version(
     key: FrameworkKey,
     version: VersionNumber,
     principal: FrameworksRead,
@@ -190,7 +190,7 @@ async def get_version(
 
 
 @router.put("/{key}/versions/{version}", summary="Update a draft version", responses=WRITE_ERRORS)
-async def update_version(
+async def update_draft(
     key: FrameworkKey,
     version: VersionNumber,
     principal: FrameworksWrite,
@@ -208,7 +208,7 @@ async def update_version(
 @router.post(
     "/{key}/versions/{version}/publish", summary="Publish a draft version", responses=WRITE_ERRORS
 )
-async def publish_version(
+async def publish_framework_version(
     key: FrameworkKey,
     version: VersionNumber,
     principal: FrameworksWrite,
@@ -236,7 +236,7 @@ async def publish_version(
     },
     response_model=FrameworkDocument,
 )
-async def export_version(
+async def export_framework_version(
     key: FrameworkKey,
     version: VersionNumber,
     principal: FrameworksRead,

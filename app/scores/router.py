@@ -52,7 +52,7 @@ def _framework(key: str | None, version: int | None) -> FrameworkRef | None:
 
 
 @router.get("/v1/subjects/{ref}/score", summary="Score a subject", responses=ERRORS)
-async def score(
+async def get_score(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
@@ -79,7 +79,7 @@ async def score(
 
 
 @router.get("/v1/subjects/{ref}/gaps", summary="Gap analysis toward a level", responses=ERRORS)
-async def gaps(
+async def get_gaps(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
@@ -112,7 +112,7 @@ async def gaps(
     summary="Development plan toward a level",
     responses=ERRORS,
 )
-async def recommendations(
+async def get_recommendations(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
@@ -172,7 +172,7 @@ async def what_if(
 
 
 @router.get("/v1/subjects/{ref}/history", summary="Score history", responses=ERRORS)
-async def history(
+async def get_history(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,

@@ -83,7 +83,7 @@ async def delete_webhook(webhook_id: WebhookId, principal: Admin, session: Sessi
     summary="Delivery log of a webhook",
     responses=error_responses(401, 403, 404, 422, 503),
 )
-async def list_deliveries(
+async def list_webhook_deliveries(
     webhook_id: WebhookId,
     principal: Admin,
     session: SessionDep,

@@ -1,0 +1,64 @@
+"""What generated clients read from the OpenAPI document, beyond what FastAPI writes by itself.
+
+Clients generated from the document (openapi-python-client, openapi-typescript) name methods
+after operationIds, group them by the top-level tags, take their base URL from `servers`, and
+type an error by the schema declared under the media type the service actually sends. FastAPI
+puts a response `model` under `application/json` only, so problem responses are moved to
+`application/problem+json` here, with the `Problem` schema (and its `errors` list).
+"""
+
+import copy
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from app.errors import PROBLEM_JSON
+
+PROBLEM_REF = "#/components/schemas/Problem"
+
+# In the order a reader meets them; every tag an operation uses must be declared here.
+TAGS: list[dict[str, str]] = [
+    {"name": "health", "description": "Liveness and readiness probes for load balancers."},
+    {
+        "name": "frameworks",
+        "description": "Competency frameworks (career ladders) and their immutable versions.",
+    },
+    {"name": "CASE", "description": "1EdTech CASE 1.1 read endpoints over your frameworks."},
+    {"name": "subjects", "description": "People, by your own id (`external_ref`); erasure."},
+    {"name": "assessments", "description": "Ratings of a person by one rater, singly or in bulk."},
+    {
+        "name": "scores",
+        "description": "Score, gaps, development plan, what-if and history of one person.",
+    },
+    {"name": "cohorts", "description": "Many people at once: levels, heatmap, biggest gaps."},
+    {"name": "api keys", "description": "Issue and revoke API keys (admin)."},
+    {"name": "audit", "description": "Who changed what (admin)."},
+    {"name": "webhooks", "description": "Outbound, signed event deliveries (admin)."},
+]
+
+SERVERS: list[dict[str, str]] = [
+    {"url": "http://127.0.0.1:8000", "description": "`make run` on your machine"},
+]
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name (`get_score`, `create_subject`): what a person would call it."""
+    return route.name
+
+
+def tidy_contract(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the document with problem media types, tags, servers and probe security fixed."""
+    doc = copy.deepcopy(schema)
+    doc["tags"] = copy.deepcopy(TAGS)
+    doc["servers"] = copy.deepcopy(SERVERS)
+    for item in doc.get("paths", {}).values():
+        for op in item.values():
+            if "security" not in op:
+                op["security"] = []  # the probes: reachable without a key, on purpose
+            for status, response in op.get("responses", {}).items():
+                if status[:1] in ("4", "5"):
+                    content = response.setdefault("content", {})
+                    problem = content.get(PROBLEM_JSON, {})
+                    problem["schema"] = {"$ref": PROBLEM_REF}
+                    response["content"] = {PROBLEM_JSON: problem}
+    return doc
