@@ -5,6 +5,11 @@ after operationIds, group them by the top-level tags, take their base URL from `
 type an error by the schema declared under the media type the service actually sends. FastAPI
 puts a response `model` under `application/json` only, so problem responses are moved to
 `application/problem+json` here, with the `Problem` schema (and its `errors` list).
+
+Maps with a key rule (attributes, expectations, develops, emphasis, changes) come out of pydantic
+as `patternProperties`, which generators turn into empty classes: a client could not set a
+subject's team. They are written as `additionalProperties` (the value schema) with the key rule
+under `propertyNames`, which every generator reads as a map; the server validates keys as before.
 """
 
 import copy
@@ -46,9 +51,26 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def _maps_as_additional_properties(node: Any) -> None:
+    """Rewrite every one-pattern `patternProperties` map, in place, as a map generators read."""
+    if isinstance(node, dict):
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1:
+            ((pattern, values),) = patterns.items()
+            del node["patternProperties"]
+            node["additionalProperties"] = values
+            node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+        for child in node.values():
+            _maps_as_additional_properties(child)
+    elif isinstance(node, list):
+        for child in node:
+            _maps_as_additional_properties(child)
+
+
 def tidy_contract(schema: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the document with problem media types, tags, servers and probe security fixed."""
+    """A copy of the document with problems, maps, tags, servers and probe security fixed."""
     doc = copy.deepcopy(schema)
+    _maps_as_additional_properties(doc.get("components", {}))
     doc["tags"] = copy.deepcopy(TAGS)
     doc["servers"] = copy.deepcopy(SERVERS)
     for item in doc.get("paths", {}).values():

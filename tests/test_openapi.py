@@ -77,3 +77,15 @@ def test_tags_servers_and_security_are_declared() -> None:
     for method, path, op in _operations(doc):
         assert "security" in op, (method, path)
         assert (op["security"] == []) == (path in ("/healthz", "/readyz")), (method, path)
+
+
+def test_maps_are_described_so_generated_clients_keep_them() -> None:
+    # openapi-python-client turns patternProperties into an empty class: `attributes` vanished.
+    doc = _current()
+    text = json.dumps(doc)
+    assert "patternProperties" not in text
+    attributes = doc["components"]["schemas"]["SubjectCreate"]["properties"]["attributes"]  # type: ignore[index]
+    assert attributes["additionalProperties"]["type"] == "string"
+    assert attributes["propertyNames"]["pattern"].startswith("^[A-Za-z0-9]")
+    expectations = doc["components"]["schemas"]["Competency"]["properties"]["expectations"]  # type: ignore[index]
+    assert expectations["additionalProperties"] == {"$ref": "#/components/schemas/Expectation"}
