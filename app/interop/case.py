@@ -64,8 +64,10 @@ EXT = "competencyLadder"
 CASE_VERSION = "1.1"
 CREATOR = "Competency Ladder"
 
+# What the official CASE 1.1 JSON Schema asks of identifiers (``format: uuid``): the RFC 9562
+# string form, 8-4-4-4-12 hexadecimal digits, of any version and variant, in either letter case.
 UUID_PATTERN = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII | re.IGNORECASE
 )
 EXTENSION_TERM = re.compile(r"^ext:[a-zA-Z0-9.\-_]+$")
 
@@ -111,6 +113,8 @@ Statement = Annotated[str, Field(max_length=100_000)]
 Uri = Annotated[str, Field(max_length=2000)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Extensions = dict[str, Any]
+# CASE 1.1 makes a criterion level's extensions an array of objects (every other class's, one).
+LevelExtensions = list[Extensions] | Extensions
 
 
 class CaseObject(BaseModel):
@@ -236,7 +240,7 @@ class CFRubricCriterionLevel(CaseObject):
     position: int | None = None
     rubricCriterionId: Ident | None = None
     lastChangeDateTime: Label | None = None
-    extensions: Extensions | None = None
+    extensions: LevelExtensions | None = None
 
 
 class CFRubricCriterion(CaseObject):
@@ -476,7 +480,7 @@ class _Exporter:
             if described and point.description:
                 level["description"] = point.description
             if _normalized(point.label) != point.label:
-                level["extensions"] = {EXT: {"label": point.label}}
+                level["extensions"] = [{EXT: {"label": point.label}}]
             out.append(level)
         return out
 
@@ -817,9 +821,14 @@ def _whole(score: float | None) -> Any:
     return score
 
 
-def _ext_of(extensions: Extensions | None) -> dict[str, Any]:
-    value = (extensions or {}).get(EXT)
-    return value if isinstance(value, dict) else {}
+def _ext_of(extensions: LevelExtensions | None) -> dict[str, Any]:
+    """This service's extension object, from an extensions object or an array of them."""
+    holders = extensions if isinstance(extensions, list) else [extensions or {}]
+    for holder in holders:
+        value = holder.get(EXT)
+        if isinstance(value, dict):
+            return value
+    return {}
 
 
 def _identifier_fields(pkg: CFPackage) -> Iterator[tuple[Path, str]]:
@@ -858,6 +867,32 @@ def _identifier_fields(pkg: CFPackage) -> Iterator[tuple[Path, str]]:
                 yield [*lpath, "identifier"], level.identifier
                 if level.rubricCriterionId is not None:
                     yield [*lpath, "rubricCriterionId"], level.rubricCriterionId
+
+
+class _UniqueKeys:
+    """Keys made unique with a numeric suffix ("key", "key-2", ...), in linear time overall."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+        # The next suffix to try per base: every smaller one was taken, and keys are never freed.
+        self.next_suffix: dict[str, int] = {}
+
+    def claim(self, base: str) -> str:
+        """The base, or the base with the smallest free suffix; from now on taken."""
+        key, n = base, self.next_suffix.get(base, 2)
+        if key in self.taken:
+            key = _suffixed(base, n)
+            while key in self.taken:
+                n += 1
+                key = _suffixed(base, n)
+            self.next_suffix[base] = n + 1
+        self.taken.add(key)
+        return key
+
+
+def _suffixed(base: str, n: int) -> str:
+    suffix = f"-{n}"
+    return base[: 64 - len(suffix)] + suffix
 
 
 @dataclass
@@ -901,7 +936,7 @@ class _Importer:
             if name in quiet or value is None or value == [] or value == {}:
                 continue
             if name == "extensions":
-                self.foreign_extensions(value, path, cls)
+                self.foreign_extensions(value, [*path, "extensions"], cls)
                 continue
             known = name in KNOWN[cls]
             self.report.add(
@@ -912,10 +947,15 @@ class _Importer:
                 group=f"field {cls}.{name}",
             )
 
-    def foreign_extensions(self, value: Any, path: Path, cls: str) -> None:
+    def foreign_extensions(self, value: Any, here: Path, cls: str) -> None:
+        """Report the extensions at ``here`` that are not this service's own."""
+        if isinstance(value, list):  # a criterion level's: an array of extension objects
+            for n, holder in enumerate(value):
+                self.foreign_extensions(holder, [*here, n], cls)
+            return
         if not isinstance(value, dict):
             self.report.add(
-                [*path, "extensions"],
+                here,
                 f"{cls}.extensions",
                 ignored_because="extensions must be an object",
                 value=value,
@@ -926,7 +966,7 @@ class _Importer:
             if self.ours and name == EXT:
                 continue
             self.report.add(
-                [*path, "extensions", name],
+                [*here, name],
                 f"{cls} extension {name!r}",
                 ignored_because="an extension of another tool, which this service cannot interpret",
                 value=content,
@@ -1300,8 +1340,7 @@ class _Importer:
                 kept_as="the item was treated as top-level",
                 group="cycle",
             )
-        area_keys: set[str] = set()
-        comp_keys: set[str] = set()
+        area_keys, comp_keys = _UniqueKeys(), _UniqueKeys()
         areas: list[dict[str, Any]] = []
         competencies: list[dict[str, Any]] = []
         general: list[str] = []
@@ -1326,7 +1365,7 @@ class _Importer:
                     continue
                 competencies.append(self.foreign_competency(node, area["key"], comp_keys))
         if general:
-            key = self.unique("general", area_keys)
+            key = area_keys.claim("general")
             areas.append(
                 {
                     "key": key,
@@ -1359,15 +1398,7 @@ class _Importer:
                 stack += children[node]
         return seen
 
-    def unique(self, base: str, taken: set[str]) -> str:
-        key, n = base, 2
-        while key in taken:
-            suffix = f"-{n}"
-            key, n = base[: 64 - len(suffix)] + suffix, n + 1
-        taken.add(key)
-        return key
-
-    def foreign_element(self, ident: str, taken: set[str]) -> dict[str, Any]:
+    def foreign_element(self, ident: str, taken: _UniqueKeys) -> dict[str, Any]:
         i = self.items[ident]
         item = self.pkg.CFItems[i]
         path: Path = ["CFItems", i]
@@ -1381,7 +1412,7 @@ class _Importer:
                 value=item.identifier,
                 group="key from identifier",
             )
-        key = self.unique(base, taken)
+        key = taken.claim(base)
         if key != base:
             self.report.add(
                 [*path, "humanCodingScheme"],
@@ -1409,7 +1440,7 @@ class _Importer:
             )
         return {"key": key, "name": name, "description": description}
 
-    def foreign_competency(self, ident: str, area: str, taken: set[str]) -> dict[str, Any]:
+    def foreign_competency(self, ident: str, area: str, taken: _UniqueKeys) -> dict[str, Any]:
         element = self.foreign_element(ident, taken)
         return {**element, "area": area, "weight": 1.0}
 
@@ -1499,14 +1530,14 @@ def package_to_document(
     report_ids: list[tuple[Path, str]] = []
     bad: list[FieldError] = []
     for path, value in _identifier_fields(pkg):
-        if UUID_PATTERN.match(value):
+        if UUID_PATTERN.fullmatch(value):
             continue
         if strict:
             bad.append(
                 FieldError(
                     loc=["body", *path],
-                    msg=f"{value[:100]!r} is not a UUID; strict mode needs lower-case "
-                    "8-4-4-4-12 UUIDs as CASE 1.1 requires",
+                    msg=f"{value[:100]!r} is not a UUID; strict mode needs 8-4-4-4-12 "
+                    "hexadecimal UUIDs (format uuid) as CASE 1.1 requires",
                     type="uuid",
                 )
             )

@@ -1,4 +1,4 @@
-"""CASE 1.1 interoperability: the pure converter, the bundled schema and the HTTP routes."""
+"""CASE 1.1 interoperability: the pure converter, conformance to the official schema, the routes."""
 
 import copy
 import json
@@ -12,6 +12,8 @@ import httpx
 import jsonschema
 import pytest
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.errors import InvalidInput
 from app.frameworks.document import FrameworkDocument, dump_document, parse_document
@@ -20,25 +22,15 @@ from app.interop import case
 from app.interop.router import router as interop_router
 from tests.conftest import Tenant
 from tests.factories import small_framework
+from tests.interop.standards import package_errors, package_schema, response_errors
 
 pytestmark = pytest.mark.anyio
 
 PROBLEM = "application/problem+json"
 FIXTURES = Path(__file__).parent / "fixtures"
 LADDER = Path(case.__file__).parent.parent / "frameworks" / "builtin" / "product-management.yaml"
-SCHEMA: dict[str, Any] = json.loads(
-    Path(case.__file__).with_name("case-1.1-schema.json").read_text()
-)
-Validator = jsonschema.validators.validator_for(SCHEMA)
 SYSTEM = uuid.UUID(int=0)
 CASE = "/ims/case/v1p1"
-
-
-def schema_errors(data: Any, definition: str = "CFPackage") -> list[str]:
-    """Every way ``data`` breaks the bundled CASE schema (format checks on)."""
-    schema = {**SCHEMA, "$ref": f"#/$defs/{definition}"}
-    validator = Validator(schema, format_checker=Validator.FORMAT_CHECKER)
-    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(data)]
 
 
 def ladder() -> FrameworkDocument:
@@ -95,38 +87,122 @@ def tricky() -> FrameworkDocument:
     return parse_document(doc)
 
 
-# --- The bundled schema -------------------------------------------------------------------------
+def hostile() -> FrameworkDocument:
+    """Labels and names with double spaces, tabs, line breaks and non-ASCII text."""
+    doc = small_framework(name="Ladder\t\u00e9t\u00e9  2026")
+    labels = ["Not  yet", "Basic\tskills", "Good\u00a0enough", " Tr\u00e8s  bien "]
+    for point, label in zip(doc["scale"], labels, strict=True):
+        point["label"] = label
+    doc["levels"][0]["name"] = "Junior\u3000engineer"
+    doc["areas"][0]["name"] = (
+        "\u05d4\u05e0\u05d3\u05e1\u05d4  \u0627\u0644\u0647\u0646\u062f\u0633\u0629"
+    )
+    doc["competencies"][0]["name"] = "Cafe\u0301\t\U0001f600 review"
+    return parse_document(doc)
 
 
-def test_bundled_schema_is_draft_2020_12_with_uuid_format_checks() -> None:
-    Validator.check_schema(SCHEMA)
-    assert Validator is jsonschema.Draft202012Validator
-    assert "uuid" in Validator.FORMAT_CHECKER.checkers
+FRAMEWORKS = {
+    "ladder": ladder,
+    "small": lambda: parse_document(small_framework()),
+    "tricky": tricky,
+    "hostile": hostile,
+}
 
 
-def test_builtin_ladder_export_validates_against_the_schema() -> None:
-    doc = ladder()
+def conformance_errors(doc: FrameworkDocument) -> list[str]:
+    """How the package and the CASE responses of a framework break the official definitions."""
+    ctx = context(doc)
+    errors = package_errors(export(doc))
+    document = case.cf_document(doc, ctx)
+    errors += response_errors(document, "CFDocument")
+    errors += response_errors({"CFDocuments": [document]}, "CFDocumentSet")
+    for identifier, kind in case.identifiers(doc, ctx.ids).items():
+        if kind == "CFItem":
+            errors += response_errors(case.cf_item(doc, ctx, identifier), "CFItem")
+    return errors
+
+
+# --- Conformance to the official CASE 1.1 definitions ---------------------------------------------
+
+
+def test_official_schema_is_read_with_uuid_and_date_time_checks() -> None:
+    schema = package_schema()
+    assert schema["$id"].startswith("https://purl.imsglobal.org/spec/case/v1p1/")
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+    package = export(parse_document(small_framework()))
+    package["CFItems"][0]["identifier"] = "not-a-uuid"
+    package["CFItems"][1]["lastChangeDateTime"] = "2026-05-01"
+    assert [e.split(":")[0] for e in package_errors(package)] == [
+        "['CFItems', 0, 'identifier']",
+        "['CFItems', 1, 'lastChangeDateTime']",
+    ]
+
+
+@pytest.mark.parametrize("make", FRAMEWORKS.values(), ids=FRAMEWORKS.keys())
+def test_exports_conform_to_the_official_case_definitions(make: Any) -> None:
+    doc = make()
+    assert conformance_errors(doc) == []
     package = export(doc)
-    assert schema_errors(package) == []
     assert len(package["CFItems"]) == len(doc.areas) + len(doc.competencies) + len(doc.levels)
     assert len(package["CFRubrics"]) == 1 + len(doc.competencies)
-    for document in (case.cf_document(doc, context(doc)),):
-        assert schema_errors(document, "CFDocument") == []
 
 
-def test_schema_refuses_what_case_forbids() -> None:
+def test_a_label_case_must_normalize_is_kept_in_an_array_of_extensions() -> None:
+    doc = hostile()
+    levels = export(doc)["CFRubrics"][0]["CFRubricCriteria"][0]["CFRubricCriterionLevels"]
+    assert [lv["quality"] for lv in levels] == [
+        "Not yet",
+        "Basic skills",
+        "Good enough",
+        "Tr\u00e8s bien",
+    ]
+    assert levels[0]["extensions"] == [{case.EXT: {"label": "Not  yet"}}]
+    assert read(export(doc)).document.scale[1].label == "Basic\tskills"
+
+
+def test_packages_written_before_the_array_form_still_import() -> None:
+    doc = hostile()
+    package = export(doc)
+    for rubric in package["CFRubrics"]:
+        for crit in rubric["CFRubricCriteria"]:
+            for level in crit["CFRubricCriterionLevels"]:
+                if "extensions" in level:
+                    level["extensions"] = level["extensions"][0]
+    assert package_errors(package)  # the old shape is what the official schema refuses
+    assert dump_document(read(package).document) == dump_document(doc)
+
+
+LABEL_TEXT = st.text(
+    alphabet=st.sampled_from(list("ab Z\t\u00a0\u2003\u3000\u00e9\u0301\u05d0\U0001f600-.")),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(labels=st.lists(LABEL_TEXT, min_size=4, max_size=4))
+def test_any_scale_labels_export_valid_case_and_come_back(labels: list[str]) -> None:
+    data = small_framework()
+    for point, label in zip(data["scale"], labels, strict=True):
+        point["label"] = label
+    try:
+        doc = parse_document(data)
+    except InvalidInput:
+        return  # a framework the service refuses is never exported
+    assert conformance_errors(doc) == []
+    assert dump_document(read(export(doc)).document) == dump_document(doc)
+
+
+def test_official_schema_refuses_what_case_forbids() -> None:
     package = export(parse_document(small_framework()))
+    level = ["CFRubrics", 0, "CFRubricCriteria", 0, "CFRubricCriterionLevels", 0]
     breakages = {
         "identifier not a UUID": ("CFItems", 0, "identifier", "coding"),
-        "upper-case UUID": (
-            "CFDocument",
-            "identifier",
-            package["CFDocument"]["identifier"].upper(),
-        ),
         "unknown association type": ("CFAssociations", 0, "associationType", "isFriendOf"),
-        "line break in a NormalizedString": ("CFDocument", "title", "Two\nlines"),
         "date without a time": ("CFItems", 0, "lastChangeDateTime", "2026-05-01"),
         "undefined field": ("CFItems", 0, "colour", "blue"),
+        "criterion level extensions as an object": (*level, "extensions", {"x": {"y": 1}}),
+        "another CASE version": ("CFDocument", "caseVersion", "1.0"),
     }
     for what, (*path, value) in breakages.items():
         broken = copy.deepcopy(package)
@@ -134,11 +210,11 @@ def test_schema_refuses_what_case_forbids() -> None:
         for step in path[:-1]:
             target = target[step]
         target[path[-1]] = value
-        assert schema_errors(broken), what
+        assert package_errors(broken), what
     missing = copy.deepcopy(package)
     del missing["CFItems"][0]["fullStatement"]
-    assert schema_errors(missing)
-    assert schema_errors({"CFItems": []})  # no CFDocument
+    assert package_errors(missing)
+    assert package_errors({"CFItems": []})  # no CFDocument
 
 
 # --- Export -------------------------------------------------------------------------------------
@@ -189,13 +265,12 @@ def test_export_reads_as_plain_case() -> None:
 
 @pytest.mark.parametrize(
     "make",
-    [ladder, lambda: parse_document(small_framework()), tricky],
-    ids=["ladder", "small", "tricky"],
+    FRAMEWORKS.values(),
+    ids=FRAMEWORKS.keys(),
 )
 def test_export_then_import_gives_the_same_framework(make: Any) -> None:
     doc = make()
     package = export(doc)
-    assert schema_errors(package) == []
     result = read(json.loads(json.dumps(package)))
     assert dump_document(result.document) == dump_document(doc)
     assert [e.what for e in result.report] == ["package profile"]
@@ -400,7 +475,7 @@ DL_2 = "fe5b7301-a410-4a76-a95d-08cb1d26d7c2"
 
 def test_strict_mode_refuses_non_uuid_identifiers_by_field() -> None:
     package = with_identifier(foreign(), DL_2, "DL-2")
-    package["CFRubrics"][0]["identifier"] = package["CFRubrics"][0]["identifier"].upper()
+    package["CFRubrics"][0]["identifier"] = "{" + package["CFRubrics"][0]["identifier"] + "}"
     with pytest.raises(InvalidInput) as refused:
         read(package, strict=True)
     locs = [e.loc for e in refused.value.errors or []]
@@ -409,6 +484,41 @@ def test_strict_mode_refuses_non_uuid_identifiers_by_field() -> None:
     assert [a.key for a in lenient.document.areas] == ["dl-1", "dl-2"]  # links still match
     noted = entry(lenient.report, "identifier that is not a CASE UUID")
     assert (noted["path"], noted["count"]) == (["CFItems", 3, "identifier"], 2)
+
+
+UUID_FORMS = [
+    str(uuid.uuid4()),
+    str(uuid.uuid5(uuid.NAMESPACE_URL, "x")),
+    "0190f0b2-7c1e-7abc-8def-0123456789ab",  # version 7
+    "0190f0b2-7c1e-8abc-cdef-0123456789ab",  # version 8, variant of Microsoft
+    "00000000-0000-0000-0000-000000000000",  # nil
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",  # max
+    "FE5B7301-A410-4A76-A95D-08CB1D26D7C2",  # upper case
+    "fe5b7301-a410-0a76-a95d-08cb1d26d7c2",  # version 0
+    "fe5b7301a4104a76a95d08cb1d26d7c2",  # no hyphens
+    "{fe5b7301-a410-4a76-a95d-08cb1d26d7c2}",
+    "urn:uuid:fe5b7301-a410-4a76-a95d-08cb1d26d7c2",
+    "fe5b7301-a410-4a76-a95d-08cb1d26d7c",
+    "fe5b7301-a410-4a76-a95d-08cb1d26d7c2\n",
+    " fe5b7301-a410-4a76-a95d-08cb1d26d7c2",
+    "ge5b7301-a410-4a76-a95d-08cb1d26d7c2",
+    "DL-2",
+]
+
+
+@pytest.mark.parametrize("value", UUID_FORMS)
+def test_strict_mode_accepts_what_the_official_uuid_format_accepts(value: str) -> None:
+    schema = package_schema()
+    checker = jsonschema.validators.validator_for(schema).FORMAT_CHECKER
+    official = checker.conforms(value, "uuid")
+    package = foreign()
+    package["CFRubrics"][0]["identifier"] = value
+    if official:
+        assert read(package, strict=True).document.competencies
+        return
+    with pytest.raises(InvalidInput) as refused:
+        read(package, strict=True)
+    assert [e.loc for e in refused.value.errors or []] == [["body", "CFRubrics", 0, "identifier"]]
 
 
 def test_upper_case_uuids_match_their_lower_case_links() -> None:
@@ -512,7 +622,7 @@ async def test_builtin_ladder_exports_as_a_valid_case_package(
     assert r.status_code == 200, r.text
     assert "product-management-v1.case.json" in r.headers["content-disposition"]
     package = r.json()
-    assert schema_errors(package) == []
+    assert package_errors(package) == []
     assert package["CFDocument"]["uri"].startswith(f"http://test{CASE}/CFDocuments/")
     assert package["CFDocument"]["adoptionStatus"] == "Adopted"
     again = await client.get(url, headers=tenant_a.headers)
@@ -683,7 +793,7 @@ async def _publish_small(client: httpx.AsyncClient, tenant: Tenant) -> None:
 async def _documents(client: httpx.AsyncClient, tenant: Tenant) -> dict[str, dict[str, Any]]:
     r = await client.get(f"{CASE}/CFDocuments", headers=tenant.headers)
     assert r.status_code == 200, r.text
-    assert schema_errors(r.json(), "CFDocumentSet") == []
+    assert response_errors(r.json(), "CFDocumentSet") == []
     return {d["title"]: d for d in r.json()["CFDocuments"]}
 
 
@@ -710,13 +820,13 @@ async def test_case_routes_list_and_fetch_documents_packages_and_items(
     package = r.json()
     exported = await client.get("/v1/frameworks/eng-ladder/versions/1/export/case", headers=h)
     assert package == exported.json()
-    assert schema_errors(package) == []
+    assert package_errors(package) == []
 
     coding = next(i for i in package["CFItems"] if i["humanCodingScheme"] == "coding")
     r = await client.get(f"{CASE}/CFItems/{coding['identifier'].upper()}", headers=h)
     assert r.status_code == 200, r.text
     item = r.json()
-    assert schema_errors(item, "CFItem") == []
+    assert response_errors(item, "CFItem") == []
     assert item.pop("CFDocumentURI")["identifier"] == identifier
     assert item == coding
 
