@@ -184,3 +184,17 @@ async def test_bad_ratings_are_refused_and_nothing_is_stored(
     )
     assert r.status_code == 404
     assert (await client.get("/v1/assessments", headers=h)).json()["items"] == []
+
+
+async def test_attribute_keys_are_still_validated_by_the_server(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # The OpenAPI document describes attributes as a map with a key rule (propertyNames);
+    # the server keeps enforcing that rule whatever a client sends.
+    body = subject("bad-keys", attributes={"team name!": "growth"})
+    r = await client.post("/v1/subjects", json=body, headers=tenant_a.headers)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    assert r.json()["errors"][0]["loc"][:2] == ["body", "attributes"]
+    r = await client.get("/v1/subjects/bad-keys", headers=tenant_a.headers)
+    assert r.status_code == 404
