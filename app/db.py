@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
+from app.errors import CommitOutcomeUnknown, is_transient_database_error
 
 TENANT_SETTING = "app.tenant_id"
 
@@ -87,9 +88,44 @@ def _set_tenant_on_begin(session: Session, _tx: SessionTransaction, connection: 
 event.listen(Session, "after_begin", _set_tenant_on_begin)
 
 
+def _sqlstate(exc: BaseException) -> str | None:
+    for err in (exc, getattr(exc, "orig", None)):
+        code = getattr(err, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+class CommitAwareSession(AsyncSession):
+    """A session whose ``commit`` tells a failure before COMMIT from one during it.
+
+    Everything pending is flushed first: a failure there leaves nothing stored. Once COMMIT has
+    been sent, a lost connection (or no answer within the command timeout) means the server
+    may have committed or not; that is raised as ``CommitOutcomeUnknown`` (503 with its own
+    problem type), the one place where every commit of the service makes this distinction.
+    """
+
+    async def commit(self) -> None:
+        if self.in_transaction():
+            await self.flush()
+        try:
+            await super().commit()
+        except Exception as exc:
+            # Class 40 (serialization failure, deadlock) is the server saying it rolled back.
+            code = _sqlstate(exc) or ""
+            if is_transient_database_error(exc) and not code.startswith("40"):
+                raise CommitOutcomeUnknown(
+                    "The connection to the database failed while this request was being "
+                    "committed, so it may or may not have been stored. Retry it only with the "
+                    "same Idempotency-Key (the replay returns the stored response); without a "
+                    "key, check whether it was stored before retrying."
+                ) from exc
+            raise
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded values after commit (responses are built after it)."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=CommitAwareSession, expire_on_commit=False)
 
 
 def remember_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:

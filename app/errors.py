@@ -93,6 +93,18 @@ class Unavailable(AppError):
     slug, title = "unavailable", "Service unavailable"
 
 
+class CommitOutcomeUnknown(Unavailable):
+    """The connection failed while COMMIT was in flight: the write may or may not be stored."""
+
+    slug, title = "commit-outcome-unknown", "Outcome unknown"
+
+
+class StillInFlight(Conflict):
+    """A request with the same Idempotency-Key is still running."""
+
+    retry_after_seconds = 1
+
+
 class RateLimited(AppError):
     slug, title = "rate-limited", "Too many requests"
 
@@ -163,7 +175,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     status = next(s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls))
     headers = None
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, StillInFlight)):
         headers = {"Retry-After": str(exc.retry_after_seconds)}
     elif isinstance(exc, Unavailable):
         headers = {"Retry-After": str(DB_RETRY_AFTER_SECONDS)}
@@ -287,7 +299,18 @@ TRANSIENT_SQLSTATE_PREFIXES = ("08", "57", "53", "40001", "40P01")
 def is_transient_database_error(exc: BaseException) -> bool:
     """True for database errors a retry of the same request may cure."""
     if isinstance(
-        exc, (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, TimeoutError)
+        exc,
+        (
+            OperationalError,
+            InterfaceError,
+            PoolTimeoutError,
+            ConnectionError,
+            TimeoutError,
+            CommitOutcomeUnknown,
+            # The driver's protocol out of step with the server, e.g. "cannot switch to state
+            # 12" when a connection dies during a restart: that connection is discarded.
+            asyncpg.InternalClientError,
+        ),
     ):
         return True
     # The raw driver (bulk reads use asyncpg directly) raises its own errors with a SQLSTATE.
@@ -304,7 +327,8 @@ def is_transient_database_error(exc: BaseException) -> bool:
         if isinstance(code, str) and code.startswith(TRANSIENT_SQLSTATE_PREFIXES):
             return True
         return isinstance(
-            getattr(orig, "__cause__", None), (ConnectionError, OSError, TimeoutError)
+            getattr(orig, "__cause__", None),
+            (ConnectionError, OSError, TimeoutError, asyncpg.InternalClientError),
         )
     return False
 

@@ -19,7 +19,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.principal import Principal
-from app.errors import Conflict, FieldError, InvalidInput
+from app.errors import FieldError, InvalidInput, StillInFlight
 from app.models import IdempotencyRecord, utcnow
 
 IdempotencyKey = Annotated[
@@ -83,7 +83,9 @@ async def execute(
         return _response(model.model_dump_json(by_alias=True).encode(), status_code, headers)
     slot = (principal.tenant_id, key)
     if slot in _IN_FLIGHT or not await _lock(session, principal.tenant_id, key):
-        raise Conflict("A request with this Idempotency-Key is still in flight; retry shortly.")
+        raise StillInFlight(
+            "A request with this Idempotency-Key is still in flight; retry after Retry-After."
+        )
     _IN_FLIGHT.add(slot)
     try:
         return await _execute_once(session, principal, request, key, produce, status_code)

@@ -120,6 +120,7 @@ async def test_concurrent_duplicate_in_flight_gets_409(
             )
             assert r.status_code == 409
             assert "in flight" in r.json()["detail"]
+            assert r.headers["retry-after"] == "1"
     finally:
         await other.dispose()
     r = await client.post(
