@@ -287,12 +287,18 @@ class WebhookDelivery(SQLModel, table=True):
             ondelete="CASCADE",
         ),
         sa.Index(None, "tenant_id", "subscription_id", "created_at"),
-        sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        sa.Index(None, "tenant_id", "subject_id"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed', 'cancelled')", name="status"
+        ),
     )
 
     tenant_id: uuid.UUID = Field(primary_key=True)
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     subscription_id: uuid.UUID
+    # The person the event is about, so erasure finds their deliveries by id (migration 0007).
+    # No foreign key: the delivery outlives the person, redacted, as the audit log does.
+    subject_id: uuid.UUID | None = Field(default=None)
     event: str = Field(max_length=64)
     payload: dict[str, Any] = Field(sa_type=JSONDocument)
     status: str = Field(default="pending", max_length=16)

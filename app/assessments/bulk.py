@@ -152,7 +152,13 @@ async def bulk_create(
             }
             for row, (_, body, _, resolved) in zip(assessment_rows, accepted, strict=True)
         ]
-        await webhooks.enqueue(session, principal.tenant_id, "assessment.created", created_events)
+        await webhooks.enqueue(
+            session,
+            principal.tenant_id,
+            "assessment.created",
+            created_events,
+            subject_ids=[subject_id for _, _, subject_id, _ in accepted],
+        )
         for before in snapshots:
             await events.readiness_changed(session, principal.tenant_id, before, watchers)
         record(

@@ -148,6 +148,7 @@ async def create(
         principal.tenant_id,
         "assessment.created",
         [event_payload(assessment, subject.external_ref, resolved, len(ratings))],
+        subject_ids=[subject.id],
     )
     if before is not None:
         await events.readiness_changed(session, principal.tenant_id, before, watchers)

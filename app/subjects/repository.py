@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.models import Subject
+from app.models import IdempotencyRecord, Subject
 
 
 async def by_ref(session: AsyncSession, tenant_id: uuid.UUID, ref: str) -> Subject | None:
@@ -52,3 +52,16 @@ async def erase(session: AsyncSession, subject: Subject) -> None:
             col(Subject.tenant_id) == subject.tenant_id, col(Subject.id) == subject.id
         )
     )
+
+
+async def stored_responses_naming(
+    session: AsyncSession, tenant_id: uuid.UUID, ref: str
+) -> list[IdempotencyRecord]:
+    """Stored idempotent responses of the tenant whose text contains the ref and that are not
+    tied to one subject (bulk reports: they name several people)."""
+    stmt = select(IdempotencyRecord).where(
+        IdempotencyRecord.tenant_id == tenant_id,
+        col(IdempotencyRecord.subject_id).is_(None),
+        col(IdempotencyRecord.body).contains(ref, autoescape=True),
+    )
+    return list((await session.exec(stmt)).all())

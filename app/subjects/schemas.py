@@ -8,9 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.schemas import CLOSED_MAP
 
+# The characters of a ref; erasure also uses them to find a ref's bounds inside text.
+REF_CHARACTERS = r"A-Za-z0-9._:@\-"
 Ref = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"),
+    StringConstraints(min_length=1, max_length=200, pattern=rf"^[A-Za-z0-9][{REF_CHARACTERS}]*$"),
 ]
 KeyStr = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")

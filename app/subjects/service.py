@@ -1,5 +1,6 @@
 """Subject use cases: register, read, list, update (If-Match), erase."""
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +17,8 @@ from app.errors import Conflict, FieldError, NotFound
 from app.etags import check_if_match, guarded_update, make_etag
 from app.models import Subject, utcnow
 from app.subjects import repository as repo
-from app.subjects.schemas import SubjectCreate, SubjectUpdate
+from app.subjects.schemas import REF_CHARACTERS, SubjectCreate, SubjectUpdate
+from app.webhooks import service as webhooks
 
 
 def etag(subject: Subject) -> str:
@@ -72,10 +74,45 @@ async def update(
 
 
 async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
-    """Erase a person and everything recorded about them; the audit keeps only the fact."""
+    """Erase a person and everything recorded about them, in one transaction: their rows
+    (cascading), stored responses about them, and webhook deliveries about them (pending ones
+    cancelled, all payloads redacted). The audit keeps only the fact, the id and counts."""
     subject = await get(session, principal, ref)
+    cancelled, redacted = await webhooks.forget_subject(session, principal.tenant_id, subject.id)
+    reports = 0
+    for stored in await repo.stored_responses_naming(session, principal.tenant_id, ref):
+        body = without_ref(stored.body, ref)
+        if body != stored.body:
+            stored.body = body
+            session.add(stored)
+            reports += 1
+    # Responses tied to the subject (single creates about them) cascade with the person.
     await repo.erase(session, subject)
-    record(session, principal, "subject.erased", "subject", str(subject.id))
+    record(
+        session,
+        principal,
+        "subject.erased",
+        "subject",
+        str(subject.id),
+        {
+            "webhook_deliveries_cancelled": cancelled,
+            "webhook_deliveries_redacted": redacted,
+            "stored_responses_redacted": reports,
+        },
+    )
+
+
+ERASED_REF = "[erased]"
+
+
+def without_ref(text: str, ref: str) -> str:
+    """The text with every whole occurrence of the ref replaced by ``[erased]``.
+
+    Whole means not part of a longer ref: erasing ``emp-9`` keeps ``emp-90`` and ``emp-9.x``.
+    Refs hold no character JSON escapes, so this works on stored JSON text as it stands.
+    """
+    bounded = rf"(?<![{REF_CHARACTERS}]){re.escape(ref)}(?![{REF_CHARACTERS}])"
+    return re.sub(bounded, ERASED_REF, text)
 
 
 async def page(

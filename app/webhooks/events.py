@@ -103,6 +103,7 @@ async def readiness_changed(
     after = await snapshot(session, tenant_id, before.resolved, before.subject_ids)
     old = dict(zip(before.subject_ids, before.standing, strict=True))
     payloads = []
+    about: list[uuid.UUID | None] = []
     for subject_id, ref, now in zip(after.subject_ids, after.refs, after.standing, strict=True):
         was = old.get(subject_id, {})
         if (
@@ -124,4 +125,7 @@ async def readiness_changed(
                     "after": now,
                 }
             )
-    return await service.enqueue(session, tenant_id, "readiness.changed", payloads, watchers)
+            about.append(subject_id)
+    return await service.enqueue(
+        session, tenant_id, "readiness.changed", payloads, watchers, subject_ids=about
+    )

@@ -39,7 +39,7 @@ class WebhookCreated(WebhookRead):
 class DeliveryRead(BaseModel):
     id: uuid.UUID
     event: str
-    status: Literal["pending", "delivered", "failed"]
+    status: Literal["pending", "delivered", "failed", "cancelled"]
     attempts: int
     next_attempt_at: datetime
     last_status_code: int | None

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.repository import record
@@ -103,16 +103,23 @@ async def enqueue(
     event: str,
     payloads: Sequence[dict[str, Any]],
     subs: Sequence[WebhookSubscription] | None = None,
+    *,
+    subject_ids: Sequence[uuid.UUID | None],
 ) -> int:
-    """Add deliveries to the outbox in the caller's transaction: sent only if it commits."""
+    """Add deliveries to the outbox in the caller's transaction: sent only if it commits.
+
+    Each payload is about one person, ``subject_ids[i]`` (None: about no one): erasure finds
+    the person's deliveries by it.
+    """
     targets = list(subs) if subs is not None else await subscribers(session, tenant_id, event)
     now = utcnow()
     count = 0
     for sub in targets:
-        for payload in payloads:
+        for payload, subject_id in zip(payloads, subject_ids, strict=True):
             delivery = WebhookDelivery(
                 tenant_id=tenant_id,
                 subscription_id=sub.id,
+                subject_id=subject_id,
                 event=event,
                 payload={
                     "id": str(uuid.uuid4()),
@@ -128,3 +135,35 @@ async def enqueue(
             )
             count += 1
     return count
+
+
+# What a delivery's payload says about an erased person: nothing but the fact.
+ERASED_DATA = {"erased": True}
+
+
+async def forget_subject(
+    session: AsyncSession, tenant_id: uuid.UUID, subject_id: uuid.UUID
+) -> tuple[int, int]:
+    """Erasure, in the caller's transaction: cancel the person's pending deliveries and
+    replace the data of every delivery about them; returns (cancelled, redacted)."""
+    stmt = select(WebhookDelivery).where(
+        WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.subject_id == subject_id
+    )
+    found = list((await session.exec(stmt)).all())
+    cancelled = [d.id for d in found if d.status == "pending"]
+    for delivery in found:
+        # The envelope (event id, type, time) stays so the log still lines up with what
+        # receivers were sent; the data about the person goes.
+        delivery.payload = {**delivery.payload, "data": ERASED_DATA}
+        if delivery.status == "pending":
+            delivery.status = "cancelled"
+        session.add(delivery)
+    if cancelled:
+        await session.exec(
+            delete(WebhookQueue).where(
+                col(WebhookQueue.tenant_id) == tenant_id,
+                col(WebhookQueue.delivery_id).in_(cancelled),
+            )
+        )
+    await session.flush()
+    return len(cancelled), len(found)

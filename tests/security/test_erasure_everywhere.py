@@ -1,0 +1,288 @@
+"""Erasure reaches every copy: webhook payloads, stored idempotent responses, every table.
+
+The scan below reads the live catalogue, so a table or column added later is searched too.
+"""
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+import app.models  # noqa: F401  (every table in the metadata)
+from app.config import Settings
+from app.webhooks.dispatcher import Dispatcher
+from tests.conftest import Database, Tenant
+from tests.security.support import (
+    DISPLAY_NAME,
+    EVIDENCE,
+    as_tenant,
+    assessment_body,
+    subject_body,
+    subscribe_webhook,
+)
+
+pytestmark = pytest.mark.anyio
+
+REF = "emp-erased-7"
+OTHER = "kept-1"
+BULK_EVIDENCE = "SECRET-BULK-EVIDENCE-456"
+OTHER_EVIDENCE = "evidence that stays"
+
+
+class Receiver:
+    """A webhook receiver on an in-memory transport: records every body it is sent."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(request.content)
+        return httpx.Response(204)
+
+
+async def dispatch(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, receiver: Receiver
+) -> int:
+    """One round of the real dispatcher; returns how many deliveries it attempted."""
+    client = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
+    permissive = settings.model_copy(update={"webhooks_allow_private_targets": True})
+    dispatcher = Dispatcher(sessionmaker, permissive, client)
+    try:
+        return await dispatcher.dispatch_once()
+    finally:
+        await dispatcher.aclose()
+
+
+async def catalogue_columns(connection: AsyncConnection) -> dict[str, list[str]]:
+    """Every column of every table in the public schema, read from pg_catalog."""
+    rows = await connection.execute(
+        text(
+            """SELECT c.relname, a.attname
+                 FROM pg_class c
+                 JOIN pg_attribute a ON a.attrelid = c.oid
+                WHERE c.relnamespace = 'public'::regnamespace
+                  AND c.relkind IN ('r', 'p')
+                  AND a.attnum > 0 AND NOT a.attisdropped
+                ORDER BY c.relname, a.attnum"""
+        )
+    )
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    return columns
+
+
+async def scan(
+    connection: AsyncConnection, tenant_id: uuid.UUID, needles: list[str]
+) -> dict[str, set[str]]:
+    """Where each needle occurs: ``table.column`` names, every column cast to text."""
+    await as_tenant(connection, tenant_id)
+    tables = await catalogue_columns(connection)
+    found: dict[str, set[str]] = {needle: set() for needle in needles}
+    # The catalogue and the models agree, so neither can hide a table from the scan.
+    assert set(SQLModel.metadata.tables) <= set(tables)
+    for table, names in tables.items():
+        casts = ", ".join(f'CAST("{name}" AS text)' for name in names)
+        for row in await connection.execute(text(f'SELECT {casts} FROM "{table}"')):
+            for name, value in zip(names, row, strict=True):
+                for needle in needles:
+                    if value is not None and needle in value:
+                        found[needle].add(f"{table}.{name}")
+    return found
+
+
+async def deliveries(
+    client: httpx.AsyncClient, tenant: Tenant, webhook_id: str
+) -> dict[str, dict[str, Any]]:
+    r = await client.get(
+        f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": 200}, headers=tenant.headers
+    )
+    assert r.status_code == 200, r.text
+    return {d["id"]: d for d in r.json()}
+
+
+async def test_erasure_leaves_the_person_in_no_column_of_any_table(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    connection: AsyncConnection,
+    database: Database,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    if database.backend != "postgres":
+        pytest.skip("the scan reads Postgres' catalogue, as the app role under row-level security")
+    a = tenant_a.headers
+    receiver = Receiver()
+    webhook_id = await subscribe_webhook(client, tenant_a)
+
+    async def post(path: str, body: Any, key: str | None = None, **params: str) -> httpx.Response:
+        headers = a if key is None else {**a, "Idempotency-Key": key}
+        r = await client.post(path, json=body, headers=headers, params=params)
+        assert r.status_code == 201, r.text
+        return r
+
+    # A bulk import that names the person before they exist: refused by ref, the other stored.
+    await post("/v1/subjects", subject_body(OTHER, display_name="Kept Person"))
+    early = await post(
+        "/v1/assessments/bulk",
+        [assessment_body(REF), assessment_body(OTHER, evidence=OTHER_EVIDENCE)],
+        "bulk-assess-early",
+        mode="partial",
+    )
+    assert REF in early.text
+    # The person, by single idempotent creates: subject, assessment, completed activity.
+    await post("/v1/subjects", subject_body(REF), "subject-erased")
+    await post("/v1/assessments", assessment_body(REF), "assess-erased")
+    await post(
+        f"/v1/subjects/{REF}/completed-activities",
+        {"activity": "pairing", "completed_at": "2026-09-02T00:00:00Z"},
+        "activity-erased",
+    )
+    # A bulk subject import whose refusal names the person.
+    subjects_report = await post(
+        "/v1/subjects/bulk",
+        [subject_body(REF), subject_body("kept-2", display_name="Second Kept")],
+        "bulk-subjects",
+        mode="partial",
+    )
+    assert f"subject '{REF}' already exists" in subjects_report.text
+    # A score read (remembered by the score cache where it runs).
+    assert (await client.get(f"/v1/subjects/{REF}/score", headers=a)).status_code == 200
+
+    # Deliver what is queued so far, then queue more that stays pending.
+    assert await dispatch(sessionmaker, settings, receiver) > 0
+    delivered_bodies = len(receiver.bodies)
+    assert any(REF.encode() in body for body in receiver.bodies)
+    await post(
+        "/v1/assessments/bulk",
+        [
+            assessment_body(
+                REF,
+                competency="customer_discovery",
+                evidence=BULK_EVIDENCE,
+                when="2026-10-01T09:00:00Z",
+            ),
+            assessment_body(
+                OTHER,
+                competency="customer_discovery",
+                evidence=OTHER_EVIDENCE,
+                when="2026-10-01T09:00:00Z",
+            ),
+        ],
+        "bulk-assess-late",
+        mode="partial",
+    )
+    # The same ref in another tenant is another person and must survive.
+    b = tenant_b.headers
+    assert (await client.post("/v1/subjects", json=subject_body(REF), headers=b)).status_code == 201
+
+    log = await deliveries(client, tenant_a, webhook_id)
+    about = {i for i, d in log.items() if d["payload"]["data"].get("subject_ref") == REF}
+    others = {i for i, d in log.items() if d["payload"]["data"].get("subject_ref") == OTHER}
+    statuses = {log[i]["status"] for i in about}
+    assert statuses == {"delivered", "pending"}, statuses  # both kinds exist before the erasure
+    needles = [REF, DISPLAY_NAME, EVIDENCE, BULK_EVIDENCE]
+    before = await scan(connection, tenant_a.id, needles)
+    # Positive control: the scan sees each piece of personal data where it is kept.
+    assert {"subject.external_ref", "webhook_delivery.payload", "idempotency_record.body"} <= (
+        before[REF]
+    )
+    assert {"subject.display_name", "idempotency_record.body"} <= before[DISPLAY_NAME]
+    assert {"rating.evidence", "idempotency_record.body"} <= before[EVIDENCE]
+    assert "rating.evidence" in before[BULK_EVIDENCE]
+
+    assert (await client.delete(f"/v1/subjects/{REF}", headers=a)).status_code == 204
+
+    after = await scan(connection, tenant_a.id, needles)
+    assert after == {needle: set() for needle in needles}, f"survives the erasure: {after}"
+    await as_tenant(connection, None)
+    queued = (
+        (await connection.execute(text("SELECT delivery_id FROM webhook_queue"))).scalars().all()
+    )
+    assert not {str(i) for i in queued} & about  # no pending delivery about the person remains
+
+    # Over HTTP: the delivery log keeps the deliveries, without the person in them.
+    log_after = await deliveries(client, tenant_a, webhook_id)
+    assert set(log_after) == set(log)
+    for i in about:
+        assert REF not in json.dumps(log_after[i])
+        expected = "cancelled" if log[i]["status"] == "pending" else log[i]["status"]
+        assert log_after[i]["status"] == expected
+        assert log_after[i]["payload"]["id"] == log[i]["payload"]["id"]
+    for i in others:
+        assert log_after[i]["payload"] == log[i]["payload"]
+        assert log_after[i]["status"] == log[i]["status"]
+    # The dispatcher sends the other person's pending events and nothing about the erased one.
+    pending_others = sum(1 for i in others if log[i]["status"] == "pending")
+    assert pending_others > 0
+    assert await dispatch(sessionmaker, settings, receiver) == pending_others
+    late = receiver.bodies[delivered_bodies:]
+    assert len(late) == pending_others
+    assert not any(REF.encode() in body for body in late)
+
+    # Idempotent replays: the bulk reports come back without the person, the rest intact.
+    replay = await client.post(
+        "/v1/subjects/bulk",
+        json=[subject_body(REF), subject_body("kept-2", display_name="Second Kept")],
+        headers={**a, "Idempotency-Key": "bulk-subjects"},
+        params={"mode": "partial"},
+    )
+    assert replay.status_code == 201, replay.text
+    assert replay.headers["idempotency-replayed"] == "true"
+    assert REF not in replay.text
+    assert replay.json()["created"] == 1
+    assert replay.json()["refused"][0]["errors"][0]["msg"] == "subject '[erased]' already exists"
+    replay = await client.post(
+        "/v1/assessments/bulk",
+        json=[assessment_body(REF), assessment_body(OTHER, evidence=OTHER_EVIDENCE)],
+        headers={**a, "Idempotency-Key": "bulk-assess-early"},
+        params={"mode": "partial"},
+    )
+    assert replay.headers["idempotency-replayed"] == "true"
+    assert REF not in replay.text
+    assert replay.json()["created"] == 1
+    # A single create about the person is forgotten: the retry is a new request (404 now).
+    r = await client.post(
+        "/v1/assessments",
+        json=assessment_body(REF),
+        headers={**a, "Idempotency-Key": "assess-erased"},
+    )
+    assert r.status_code == 404, r.text
+    assert EVIDENCE not in r.text
+    # The other tenant's person with the same ref is untouched.
+    assert (await client.get(f"/v1/subjects/{REF}", headers=b)).status_code == 200
+
+
+async def test_bulk_report_redaction_names_only_the_erased_ref(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    a = tenant_a.headers
+    for ref in ("emp-9", "emp-90", "emp-9.x"):
+        r = await client.post("/v1/subjects", json=subject_body(ref), headers=a)
+        assert r.status_code == 201, r.text
+    items = [subject_body(ref) for ref in ("emp-9", "emp-90", "emp-9.x")]
+    keyed = {**a, "Idempotency-Key": "bulk-dupes"}
+    first = await client.post(
+        "/v1/subjects/bulk", json=items, headers=keyed, params={"mode": "partial"}
+    )
+    assert first.status_code == 201, first.text
+    assert (await client.delete("/v1/subjects/emp-9", headers=a)).status_code == 204
+
+    replay = await client.post(
+        "/v1/subjects/bulk", json=items, headers=keyed, params={"mode": "partial"}
+    )
+    assert replay.status_code == 201, replay.text
+    assert replay.headers["idempotency-replayed"] == "true"
+    messages = [r["errors"][0]["msg"] for r in replay.json()["refused"]]
+    assert messages == [
+        "subject '[erased]' already exists",
+        "subject 'emp-90' already exists",
+        "subject 'emp-9.x' already exists",
+    ]
