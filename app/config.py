@@ -3,8 +3,9 @@
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,26 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     docs_enabled: bool = True
+    # Where clients reach the service: the base of the URIs written into CASE packages. Never
+    # taken from a request's Host header, which any client can set.
+    public_base_url: str = Field(default="http://localhost:8000", max_length=500)
     log_level: str = "info"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _plain_http_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.port == 0  # reading the port refuses one that is not a number 1-65535
+            or parts.username is not None
+            or parts.query
+            or parts.fragment
+            or any(ch.isspace() or not ch.isprintable() for ch in value)
+        ):
+            raise ValueError("must be an http(s) URL without credentials, query or fragment")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":

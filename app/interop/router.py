@@ -14,14 +14,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app import idempotency
 from app.auth.dependencies import FrameworksRead, FrameworksWrite, SessionDep
 from app.auth.principal import Principal
 from app.errors import NotFound, error_responses
 from app.frameworks import repository as repo
 from app.frameworks import service
 from app.frameworks.document import FrameworkDocument
-from app.frameworks.router import FrameworkKey, VersionNumber, read_version
+from app.frameworks.router import FrameworkKey, VersionNumber, _created
 from app.frameworks.schemas import FrameworkVersionRead
+from app.idempotency import IdempotencyKey
 from app.interop import case
 from app.models import Framework, FrameworkVersion
 
@@ -62,7 +64,8 @@ def _context(resolved: service.ResolvedVersion, request: Request) -> case.Export
         ids=case.CaseIds(owner=fw.tenant_id, key=fw.key, version=v.version),
         status=v.status,
         changed_at=v.updated_at,
-        base_uri=str(request.base_url).rstrip("/") + CASE_PATH,
+        # From configuration: a request's Host header is the client's to choose.
+        base_uri=request.app.state.settings.public_base_url + CASE_PATH,
     )
 
 
@@ -126,14 +129,16 @@ async def _find(
         "levels. The `report` lists what became what, and every field, association and "
         "extension that was not kept, with its path. Identifiers that are not UUIDs are accepted "
         "unless `strict=true`. Nothing is stored unless the whole package converts into a valid "
-        "framework; otherwise the 422 names each offending field of the package."
+        "framework; otherwise the 422 names each offending field of the package. With an "
+        "`Idempotency-Key`, a replay returns the first response and imports nothing."
     ),
+    response_model=CaseImportRead,
     responses=IMPORT_ERRORS,
 )
 async def import_case_package(
     principal: FrameworksWrite,
     session: SessionDep,
-    response: Response,
+    request: Request,
     package: Annotated[case.CFPackage, Body()],
     strict: Annotated[
         bool, Query(description="Refuse identifiers that are not CASE UUIDs (422 per field).")
@@ -148,12 +153,19 @@ async def import_case_package(
             description="Framework key to import under; default: the package's own.",
         ),
     ] = None,
-) -> CaseImportRead:
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Import a CASE CFPackage as a framework version, with the report of how."""
     result = case.package_to_document(package, strict=strict, key=key)
-    resolved = await service.import_document(session, principal, result.document, publish=publish)
-    await session.commit()
-    return CaseImportRead(framework=read_version(resolved, response), report=result.report)
+
+    async def produce() -> tuple[CaseImportRead, dict[str, str]]:
+        resolved = await service.import_document(
+            session, principal, result.document, publish=publish
+        )
+        framework, headers = _created(resolved)
+        return CaseImportRead(framework=framework, report=result.report), headers
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
 
 @router.get(

@@ -623,7 +623,7 @@ async def test_builtin_ladder_exports_as_a_valid_case_package(
     assert "product-management-v1.case.json" in r.headers["content-disposition"]
     package = r.json()
     assert package_errors(package) == []
-    assert package["CFDocument"]["uri"].startswith(f"http://test{CASE}/CFDocuments/")
+    assert package["CFDocument"]["uri"].startswith(f"http://localhost:8000{CASE}/CFDocuments/")
     assert package["CFDocument"]["adoptionStatus"] == "Adopted"
     again = await client.get(url, headers=tenant_a.headers)
     assert again.json() == package
@@ -809,7 +809,8 @@ async def test_case_routes_list_and_fetch_documents_packages_and_items(
     assert set(documents) == {"Product Management Career Ladder", "Engineering ladder"}
     document = documents["Engineering ladder"]
     identifier = document["identifier"]
-    assert document["CFPackageURI"]["uri"] == f"http://test{CASE}/CFPackages/{identifier}"
+    base = "http://localhost:8000"  # PUBLIC_BASE_URL's default
+    assert document["CFPackageURI"]["uri"] == f"{base}{CASE}/CFPackages/{identifier}"
 
     r = await client.get(document["uri"], headers=h)
     assert r.status_code == 200, r.text
