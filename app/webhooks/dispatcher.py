@@ -1,9 +1,19 @@
 """Delivers queued webhook events: signed, retried with backoff, logged per attempt.
 
-Any number of processes may run it: each claims due queue rows (SKIP LOCKED on Postgres) by
-pushing their next attempt out by a lease, commits, sends outside any transaction, then
-records the result. A crash mid-send means the lease expires and the event is sent again,
-so receivers should de-duplicate on the payload's `id` (at-least-once delivery).
+Any number of processes may run it. A round has three steps, none of which holds a transaction
+across the network:
+
+1. Claim: lock due queue rows (SKIP LOCKED on Postgres) and push them out by a lease, in one
+   short transaction (the queue table has no tenant data and no row-level security).
+2. Per tenant, in that tenant's own transaction (row-level security sees only its rows): drop
+   rows whose delivery is gone or finished, and count the attempt on the delivery *before*
+   sending, so the log never shows fewer attempts than receivers saw.
+3. Send, then record each outcome in its tenant's own transaction. Outcomes that could not be
+   recorded (the database went away mid-round) are kept and recorded first thing next round.
+
+A crash mid-send means the lease expires and the event is sent again, so receivers should
+de-duplicate on the payload's `id` (at-least-once delivery). One tenant's failure to record
+does not hold back another's.
 """
 
 import asyncio
@@ -11,8 +21,10 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -20,11 +32,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
-from app.db import bind_tenant
+from app.db import remember_tenant
 from app.errors import is_transient_database_error
 from app.models import WebhookDelivery, WebhookQueue, WebhookSubscription, utcnow
 from app.webhooks.service import SIGNATURE_HEADER, sign
-from app.webhooks.targets import TargetRefused, check_target
+from app.webhooks.targets import IPAddress, TargetRefused, check_target
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +44,9 @@ LEASE = timedelta(seconds=60)
 BATCH = 20
 BASE_BACKOFF_SECONDS = 10
 MAX_BACKOFF_SECONDS = 3600
+MAX_ADDRESSES = 3  # checked addresses tried in turn when a connection cannot be made
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +60,29 @@ class _Job:
     attempt: int
 
 
+Outcome = tuple[int | None, str | None]  # HTTP status (None: no answer), error (None: success)
+
+
 def backoff(attempt: int) -> timedelta:
     """Wait before retry ``attempt`` (1-based): 10 s, 20 s, 40 s ... capped at an hour."""
     return timedelta(seconds=min(MAX_BACKOFF_SECONDS, BASE_BACKOFF_SECONDS * 2 ** (attempt - 1)))
+
+
+def _by_tenant(items: Iterable[T], tenant_of: Callable[[T], uuid.UUID]) -> dict[uuid.UUID, list[T]]:
+    groups: dict[uuid.UUID, list[T]] = {}
+    for item in items:
+        groups.setdefault(tenant_of(item), []).append(item)
+    return groups
+
+
+def _pinned(url: str, address: IPAddress) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The URL with the checked address as host, plus the Host header and TLS server name."""
+    original = httpx.URL(url)
+    extensions = {}
+    if original.scheme == "https":
+        extensions["sni_hostname"] = original.raw_host.decode("ascii")
+    host_header = original.netloc.decode("ascii")
+    return original.copy_with(host=str(address)), {"Host": host_header}, extensions
 
 
 class Dispatcher:
@@ -61,9 +96,14 @@ class Dispatcher:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
+        # No keep-alive: connections go to pinned addresses, and a pooled connection to one
+        # address must never carry another host name's request (its TLS peer proved only one).
         self.client = client or httpx.AsyncClient(
-            timeout=settings.webhook_timeout_seconds, follow_redirects=False
+            timeout=settings.webhook_timeout_seconds,
+            follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
+        self._unrecorded: list[tuple[_Job, Outcome]] = []
 
     async def run_forever(self) -> None:
         """Deliver until cancelled; a failing round is logged and retried after the poll interval."""
@@ -85,12 +125,18 @@ class Dispatcher:
                 await asyncio.sleep(self.settings.webhook_poll_seconds)
 
     async def dispatch_once(self, now: datetime | None = None) -> int:
-        """Claim due deliveries, send them, record the outcomes; returns how many were attempted."""
+        """Claim due deliveries, send them, record the outcomes; returns how many were attempted.
+
+        Raises the database error if some outcome could not be recorded; it is kept and
+        recorded before anything new is claimed.
+        """
+        await self._record_unrecorded()
         jobs = await self._claim(now or utcnow())
         if not jobs:
             return 0
         outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
-        await self._record(jobs, outcomes)
+        self._unrecorded.extend(zip(jobs, outcomes, strict=True))
+        await self._record_unrecorded()
         return len(jobs)
 
     async def _claim(self, now: datetime) -> list[_Job]:
@@ -104,92 +150,183 @@ class Dispatcher:
             if (await session.connection()).dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             queued = list((await session.exec(stmt)).all())
-            jobs: list[_Job] = []
             for item in queued:
-                await bind_tenant(session, item.tenant_id)
-                delivery = await session.get(WebhookDelivery, (item.tenant_id, item.delivery_id))
-                sub = None
-                if delivery is not None:
-                    sub = await session.get(
-                        WebhookSubscription, (item.tenant_id, delivery.subscription_id)
+                item.next_attempt_at = now + LEASE
+                session.add(item)
+            claimed = [(item.tenant_id, item.delivery_id) for item in queued]
+            await session.commit()
+        jobs: list[_Job] = []
+        for tenant_id, items in _by_tenant(claimed, lambda c: c[0]).items():
+            try:
+                jobs += await self._start_attempts(tenant_id, [d for _, d in items])
+            except Exception as exc:
+                if is_transient_database_error(exc):
+                    raise
+                # Leased, so retried after the lease; other tenants go on meanwhile.
+                log.exception("webhook deliveries of tenant %s could not be started", tenant_id)
+        return jobs
+
+    async def _start_attempts(
+        self, tenant_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID]
+    ) -> list[_Job]:
+        """Count one more attempt on each claimed delivery of one tenant, in its transaction."""
+        async with self.sessionmaker() as session:
+            remember_tenant(session, tenant_id)
+            deliveries = {
+                d.id: d
+                for d in (
+                    await session.exec(
+                        select(WebhookDelivery).where(
+                            WebhookDelivery.tenant_id == tenant_id,
+                            col(WebhookDelivery.id).in_(delivery_ids),
+                        )
                     )
+                ).all()
+            }
+            sub_ids = {d.subscription_id for d in deliveries.values()}
+            subs = {
+                s.id: s
+                for s in (
+                    await session.exec(
+                        select(WebhookSubscription).where(
+                            WebhookSubscription.tenant_id == tenant_id,
+                            col(WebhookSubscription.id).in_(sub_ids),
+                        )
+                    )
+                ).all()
+            }
+            queued = {
+                q.delivery_id: q
+                for q in (
+                    await session.exec(
+                        select(WebhookQueue).where(col(WebhookQueue.delivery_id).in_(delivery_ids))
+                    )
+                ).all()
+            }
+            jobs: list[_Job] = []
+            for delivery_id in delivery_ids:
+                delivery = deliveries.get(delivery_id)
+                sub = subs.get(delivery.subscription_id) if delivery is not None else None
+                item = queued.get(delivery_id)
                 if (
                     delivery is None
                     or sub is None
                     or delivery.status != "pending"
                     or not sub.active
                 ):
-                    await session.delete(item)
+                    if item is not None:
+                        await session.delete(item)
                     continue
-                item.next_attempt_at = now + LEASE
-                session.add(item)
+                if delivery.attempts >= self.settings.webhook_max_attempts:
+                    # Attempts were counted but their outcomes never recorded (crashes).
+                    delivery.status = "failed"
+                    session.add(delivery)
+                    if item is not None:
+                        await session.delete(item)
+                    continue
+                delivery.attempts += 1
+                session.add(delivery)
                 body = json.dumps(delivery.payload, separators=(",", ":")).encode()
                 jobs.append(
                     _Job(
                         delivery.id,
-                        item.tenant_id,
+                        tenant_id,
                         sub.url,
                         sub.secret,
                         delivery.event,
                         body,
-                        delivery.attempts + 1,
+                        delivery.attempts,
                     )
                 )
             await session.commit()
             return jobs
 
-    async def _send(self, job: _Job) -> tuple[int | None, str | None]:
+    async def _send(self, job: _Job) -> Outcome:
         try:
-            await check_target(job.url, allow_private=self.settings.webhooks_allow_private_targets)
-            timestamp = int(time.time())
-            response = await self.client.post(
-                job.url,
-                content=job.body,
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": "competency-ladder-webhooks/1",
-                    "X-Ladder-Event": job.event,
-                    "X-Ladder-Delivery": str(job.delivery_id),
-                    SIGNATURE_HEADER: sign(job.secret, timestamp, job.body),
-                },
+            addresses = await check_target(
+                job.url, allow_private=self.settings.webhooks_allow_private_targets
             )
+            timestamp = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "competency-ladder-webhooks/1",
+                "X-Ladder-Event": job.event,
+                "X-Ladder-Delivery": str(job.delivery_id),
+                SIGNATURE_HEADER: sign(job.secret, timestamp, job.body),
+            }
+            if not addresses:  # private targets allowed: no check, the client resolves
+                response = await self.client.post(job.url, content=job.body, headers=headers)
+            else:
+                response = await self._post_pinned(job, addresses[:MAX_ADDRESSES], headers)
         except TargetRefused as exc:
             return None, f"refused target: {exc}"[:500]
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500]
         return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
 
-    async def _record(
-        self, jobs: list[_Job], outcomes: list[tuple[int | None, str | None]]
-    ) -> None:
+    async def _post_pinned(
+        self, job: _Job, addresses: Sequence[IPAddress], headers: dict[str, str]
+    ) -> httpx.Response:
+        """POST to the checked addresses in turn until one accepts a connection; never resolve."""
+        for n, address in enumerate(addresses, start=1):
+            url, host, extensions = _pinned(job.url, address)
+            request = self.client.build_request(
+                "POST", url, content=job.body, headers=headers | host, extensions=extensions
+            )
+            try:
+                return await self.client.send(request)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                if n == len(addresses):
+                    raise
+        raise AssertionError("unreachable: check_target returns at least one address")
+
+    async def _record_unrecorded(self) -> None:
+        """Record kept outcomes, each tenant in its own transaction; keep what fails to record."""
+        pending, self._unrecorded = self._unrecorded, []
+        failure: Exception | None = None
+        for tenant_id, results in _by_tenant(pending, lambda r: r[0].tenant_id).items():
+            try:
+                await self._record(tenant_id, results)
+            except Exception as exc:
+                if not is_transient_database_error(exc):
+                    # A bug, not an outage: retrying would fail forever. The attempt is
+                    # already counted; the lease expires and the event is sent again.
+                    log.exception("webhook outcomes of tenant %s not recorded", tenant_id)
+                    continue
+                self._unrecorded.extend(results)
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    async def _record(self, tenant_id: uuid.UUID, results: Sequence[tuple[_Job, Outcome]]) -> None:
         async with self.sessionmaker() as session:
+            remember_tenant(session, tenant_id)
             now = utcnow()
-            for job, (status, error) in zip(jobs, outcomes, strict=True):
-                await bind_tenant(session, job.tenant_id)
-                delivery = await session.get(WebhookDelivery, (job.tenant_id, job.delivery_id))
+            for job, (status, error) in results:
+                delivery = await session.get(WebhookDelivery, (tenant_id, job.delivery_id))
                 queued = await session.get(WebhookQueue, job.delivery_id)
-                if delivery is None:
-                    if queued is not None:
+                if delivery is None or delivery.status != "pending":
+                    if queued is not None:  # gone, or finished meanwhile (e.g. cancelled)
                         await session.delete(queued)
                     continue
-                delivery.attempts = job.attempt
+                delivery.attempts = max(delivery.attempts, job.attempt)
                 delivery.last_status_code = status
                 delivery.last_error = error
-                done = error is None
-                exhausted = job.attempt >= self.settings.webhook_max_attempts
-                if done:
+                session.add(delivery)
+                if error is None:
                     delivery.status, delivery.delivered_at = "delivered", now
-                elif exhausted:
+                elif delivery.attempts > job.attempt:
+                    continue  # sent again meanwhile (lease expired): that attempt schedules
+                elif job.attempt >= self.settings.webhook_max_attempts:
                     delivery.status = "failed"
                 else:
                     delivery.next_attempt_at = now + backoff(job.attempt)
-                session.add(delivery)
-                if queued is not None:
-                    if done or exhausted:
-                        await session.delete(queued)
-                    else:
+                    if queued is not None:
                         queued.next_attempt_at = delivery.next_attempt_at
                         session.add(queued)
+                    continue
+                if queued is not None:
+                    await session.delete(queued)
             await session.commit()
 
     async def aclose(self) -> None:

@@ -4,17 +4,18 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from app.config import Settings
 from app.models import utcnow
-from app.webhooks.dispatcher import Dispatcher, backoff
+from app.webhooks.dispatcher import LEASE, Dispatcher, backoff
 from tests.api.test_scores import PM_RATINGS, ratings
 from tests.api.test_subjects_assessments import subject
 from tests.conftest import Tenant
@@ -28,12 +29,15 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.status = 200
+        self.on_post: Callable[[], None] | None = None  # runs while a request is being answered
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append({"headers": dict(self.headers), "body": body})
+                if receiver.on_post is not None:
+                    receiver.on_post()
                 self.send_response(receiver.status)
                 self.end_headers()
 
@@ -220,3 +224,140 @@ async def test_webhooks_are_tenant_scoped(
     assert (
         await client.delete(f"/v1/webhooks/{hook_id}", headers=tenant_a.headers)
     ).status_code == 204
+
+
+async def subscribe(client: httpx.AsyncClient, tenant: Tenant, url: str) -> str:
+    r = await client.post(
+        "/v1/webhooks", json={"url": url, "events": ["assessment.created"]}, headers=tenant.headers
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def delivery_log(client: httpx.AsyncClient, tenant: Tenant, hook: str) -> dict[str, Any]:
+    """The one delivery of a webhook, as its tenant sees it through the API."""
+    r = await client.get(f"/v1/webhooks/{hook}/deliveries", headers=tenant.headers)
+    assert r.status_code == 200, r.text
+    [delivery] = r.json()
+    return dict(delivery)
+
+
+def parse(stamp: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp)
+
+
+async def test_a_batch_mixing_tenants_is_recorded_under_each_tenant(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    allow_private: Settings,
+    sessionmaker: Any,
+) -> None:
+    """Issue 12 item 1: on Postgres with the RLS-bound app role, one round holds both tenants'
+    jobs; each is recorded under its own tenant, retried with backoff until it succeeds or runs
+    out of attempts, and never sent again once it succeeded."""
+    settings = allow_private.model_copy(update={"webhook_max_attempts": 3})
+    with Receiver() as ok, Receiver() as failing:
+        failing.status = 500
+        hook_a = await subscribe(client, tenant_a, ok.url)
+        hook_b = await subscribe(client, tenant_b, failing.url)
+        yesterday = (utcnow() - timedelta(days=1)).isoformat()
+        for tenant in (tenant_a, tenant_b):
+            r = await client.post("/v1/subjects", json=subject("emp-1"), headers=tenant.headers)
+            assert r.status_code == 201, r.text
+            await post_assessment(client, tenant, {"execution": 3}, yesterday)
+        dispatcher = Dispatcher(sessionmaker, settings)
+        try:
+            before = utcnow()
+            assert await dispatcher.dispatch_once() == 2  # one batch, both tenants
+            after = utcnow()
+            a = await delivery_log(client, tenant_a, hook_a)
+            b = await delivery_log(client, tenant_b, hook_b)
+            assert (a["status"], a["attempts"], a["last_status_code"]) == ("delivered", 1, 200)
+            assert (b["status"], b["attempts"], b["last_status_code"]) == ("pending", 1, 500)
+            assert b["last_error"] == "HTTP 500"
+            assert before + backoff(1) <= parse(b["next_attempt_at"]) <= after + backoff(1)
+            assert (len(ok.received), len(failing.received)) == (1, 1)
+            # Nothing is due before the backoff: no round resends anything.
+            assert await dispatcher.dispatch_once() == 0
+            # Past every lease and backoff: only the failing delivery is tried again.
+            for attempt in (2, 3):
+                later = utcnow() + LEASE + backoff(attempt) + timedelta(seconds=1)
+                assert await dispatcher.dispatch_once(now=later) == 1
+                b = await delivery_log(client, tenant_b, hook_b)
+                assert (b["attempts"], len(failing.received)) == (attempt, attempt)
+            assert (b["status"], b["last_status_code"]) == ("failed", 500)
+            # Out of attempts: never sent again, and the delivered one never resent.
+            much_later = utcnow() + timedelta(days=2)
+            assert await dispatcher.dispatch_once(now=much_later) == 0
+        finally:
+            await dispatcher.aclose()
+        assert (len(ok.received), len(failing.received)) == (1, 3)
+        a = await delivery_log(client, tenant_a, hook_a)
+        assert (a["status"], a["attempts"]) == ("delivered", 1)
+        bodies = [json.loads(m["body"]) for m in failing.received]
+        assert len({body["id"] for body in bodies}) == 1  # the same event each time
+
+
+class FlakyDatabase:
+    """The dispatcher's sessionmaker, made unreachable while ``down`` is set (a restart)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.down = False
+
+    def __call__(self) -> Any:
+        if self.down:
+            raise OperationalError("BEGIN", None, ConnectionRefusedError("the database restarts"))
+        return self.real()
+
+
+@pytest.mark.parametrize("answer", [204, 500])
+async def test_an_attempt_sent_while_the_database_restarts_is_still_recorded(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    receiver: Receiver,
+    allow_private: Settings,
+    sessionmaker: Any,
+    answer: int,
+) -> None:
+    """Issue 12 item 14: the database goes away while the receiver answers, so recording the
+    outcome fails; the log never shows fewer attempts than the receiver saw, the outcome is
+    recorded once the database is back, and a delivered event is not sent again."""
+    hook = await subscribe(client, tenant_a, receiver.url)
+    await client.post("/v1/subjects", json=subject("emp-1"), headers=tenant_a.headers)
+    await post_assessment(
+        client, tenant_a, {"execution": 3}, (utcnow() - timedelta(days=1)).isoformat()
+    )
+    db = FlakyDatabase(sessionmaker)
+    receiver.status = answer
+    receiver.on_post = lambda: setattr(db, "down", True)
+    dispatcher = Dispatcher(sessionmaker, allow_private)
+    dispatcher.sessionmaker = db  # type: ignore[assignment]
+    try:
+        with pytest.raises(OperationalError):
+            await dispatcher.dispatch_once()
+        receiver.on_post = None
+        db.down = False
+        seen = await delivery_log(client, tenant_a, hook)
+        assert seen["attempts"] == len(receiver.received) == 1
+        # The next round records what the receiver answered.
+        assert await dispatcher.dispatch_once() == 0
+        done = await delivery_log(client, tenant_a, hook)
+        assert (done["attempts"], done["last_status_code"]) == (1, answer)
+        if answer == 204:
+            assert done["status"] == "delivered"
+            later = utcnow() + LEASE + timedelta(seconds=1)
+            assert await dispatcher.dispatch_once(now=later) == 0
+            assert len(receiver.received) == 1
+        else:
+            assert done["status"] == "pending"
+            assert parse(done["next_attempt_at"]) > utcnow() + backoff(1) - timedelta(seconds=5)
+            later = utcnow() + LEASE + backoff(1) + timedelta(seconds=1)
+            assert await dispatcher.dispatch_once(now=later) == 1
+            again = await delivery_log(client, tenant_a, hook)
+            assert again["attempts"] == len(receiver.received) == 2
+    finally:
+        await dispatcher.aclose()
