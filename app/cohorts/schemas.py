@@ -89,11 +89,21 @@ class CohortSummary(BaseModel):
     below_level: list[str] = Field(description="Attained level ranks below the official level.")
 
 
+class SkippedSubject(BaseModel):
+    subject_ref: str = Field(max_length=200)
+    reason: str = Field(max_length=500, description="Why the person could not be scored.")
+
+
 class CohortResponse(BaseModel):
     framework: FrameworkRef
     as_of: datetime
     target_level: str | None
     unknown_refs: list[str]
+    skipped: list[SkippedSubject] = Field(
+        default_factory=list,
+        description="People who match but cannot be scored against this framework version "
+        "(e.g. a track it does not have); everyone else is scored.",
+    )
     summary: CohortSummary
     people: list[CohortPerson] | None
     heatmap: Heatmap | None

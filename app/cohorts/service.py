@@ -13,11 +13,12 @@ from app.assessments.schemas import FrameworkRef
 from app.auth.principal import Principal
 from app.cohorts import repository as repo
 from app.cohorts import schemas as s
+from app.errors import FieldError, InvalidInput
 from app.frameworks import repository as frameworks_repo
 from app.frameworks import service as frameworks
 from app.models import utcnow
 from app.scores.service import engine_errors
-from app.scoring import Framework, UnknownLevel, UnknownTrack
+from app.scoring import Framework, UnknownLevel
 from app.scoring.cohort import CohortResult, gap_matrix, readiness_lost, score_cohort
 from app.scoring.engine import find_level
 
@@ -51,6 +52,12 @@ async def evaluate(
     as_of = body.as_of or utcnow()
     settings = fw.settings
     filt = body.filter or s.CohortFilter()
+    tracks = {level.track for level in fw.levels} - {None}
+    if filt.track is not None and filt.track not in tracks:
+        msg = f"{fw.key} v{fw.version} has no track {filt.track!r}"
+        raise InvalidInput(
+            msg, errors=[FieldError(loc=["body", "filter", "track"], msg=msg, type="unknown_track")]
+        )
     subjects = await repo.load_subjects(
         session,
         principal.tenant_id,
@@ -60,6 +67,7 @@ async def evaluate(
         filt.attributes,
     )
     unknown = sorted(set(body.subject_refs or ()) - set(subjects.refs))
+    subjects, skipped = _scorable(fw, tracks, subjects)
     versions = await frameworks_repo.versions_of(session, resolved.framework)
     ratings = await repo.load_ratings(
         session,
@@ -70,12 +78,39 @@ async def evaluate(
         as_of - timedelta(days=settings.window_days),
         as_of,
     )
-    with engine_errors(
-        {UnknownTrack: ["body", "subjects", "track"], UnknownLevel: ["body", "target_level"]}
-    ):
+    with engine_errors({UnknownLevel: ["body", "target_level"]}):
         result = score_cohort(fw, ratings, as_of=as_of, tracks=subjects.tracks)
         target_index = _targets(fw, result, body.target_level)
-    return _respond(fw, body, subjects, unknown, result, target_index, as_of)
+    return _respond(fw, body, subjects, unknown, skipped, result, target_index, as_of)
+
+
+def _scorable(
+    fw: Framework, tracks: set[str | None], subjects: repo.CohortSubjects
+) -> tuple[repo.CohortSubjects, list[s.SkippedSubject]]:
+    """The subjects this version can score, and the others with the reason (one bad row
+    must not turn the whole cohort into an error)."""
+    keep = [i for i, track in enumerate(subjects.tracks) if track is None or track in tracks]
+    if len(keep) == len(subjects.refs):
+        return subjects, []
+    kept = set(keep)
+    skipped = [
+        s.SkippedSubject(
+            subject_ref=ref,
+            reason=f"track {subjects.tracks[i]!r} is not a track of {fw.key} v{fw.version}",
+        )
+        for i, ref in enumerate(subjects.refs)
+        if i not in kept
+    ]
+    return (
+        repo.CohortSubjects(
+            ids=[subjects.ids[i] for i in keep],
+            refs=[subjects.refs[i] for i in keep],
+            names=[subjects.names[i] for i in keep],
+            tracks=[subjects.tracks[i] for i in keep],
+            levels=[subjects.levels[i] for i in keep],
+        ),
+        skipped,
+    )
 
 
 def _targets(fw: Framework, result: CohortResult, target_level: str | None) -> np.ndarray:
@@ -92,6 +127,7 @@ def _respond(
     body: s.CohortRequest,
     subjects: repo.CohortSubjects,
     unknown: list[str],
+    skipped: list[s.SkippedSubject],
     result: CohortResult,
     targets: np.ndarray,
     as_of: datetime,
@@ -195,6 +231,7 @@ def _respond(
         as_of=as_of,
         target_level=body.target_level,
         unknown_refs=unknown,
+        skipped=skipped,
         summary=s.CohortSummary(
             subjects=n,
             rated_subjects=int(rated.sum()),

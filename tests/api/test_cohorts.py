@@ -226,3 +226,33 @@ async def test_cohort_errors(client: httpx.AsyncClient, tenant_a: Tenant) -> Non
         headers=h,
     )
     assert r.status_code == 422
+
+
+async def test_one_subject_on_an_unknown_track_does_not_block_the_cohort(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # A subject stored with a misspelt track made the whole tenant's cohort a 422 whose `loc`
+    # pointed at a field the request did not have: score the rest, list who was skipped and why.
+    await seed(client, tenant_a)
+    h = tenant_a.headers
+    typo = subject("typo", track="managment", current_level="pm", attributes={"team": "growth"})
+    assert (await client.post("/v1/subjects", json=typo, headers=h)).status_code == 201
+    r = await client.post(
+        "/v1/cohorts/evaluate",
+        json={"framework": {"key": "product-management"}, "as_of": AS_OF},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    cohort = r.json()
+    assert {p["subject_ref"] for p in cohort["people"]} == {*PEOPLE, "frank"}
+    assert cohort["summary"]["subjects"] == len(PEOPLE) + 1
+    assert [s["subject_ref"] for s in cohort["skipped"]] == ["typo"]
+    assert "managment" in cohort["skipped"][0]["reason"]
+    # Asking for an unknown track in the filter is the request's own mistake: 422 at its field.
+    r = await client.post(
+        "/v1/cohorts/evaluate",
+        json={"framework": {"key": "product-management"}, "filter": {"track": "managment"}},
+        headers=h,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["loc"] == ["body", "filter", "track"]
