@@ -51,8 +51,9 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def _maps_as_additional_properties(node: Any) -> None:
-    """Rewrite every one-pattern `patternProperties` map, in place, as a map generators read."""
+def _schemas_generators_read(node: Any) -> None:
+    """Rewrite, in place, what generators misread: one-pattern `patternProperties` maps, and
+    tuples of one type (`prefixItems` without `items`, e.g. a step's [before, after])."""
     if isinstance(node, dict):
         patterns = node.get("patternProperties")
         if isinstance(patterns, dict) and len(patterns) == 1:
@@ -60,17 +61,21 @@ def _maps_as_additional_properties(node: Any) -> None:
             del node["patternProperties"]
             node["additionalProperties"] = values
             node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+        prefix = node.get("prefixItems")
+        uniform = isinstance(prefix, list) and prefix and all(i == prefix[0] for i in prefix)
+        if uniform and "items" not in node:
+            node["items"] = copy.deepcopy(prefix[0])
         for child in node.values():
-            _maps_as_additional_properties(child)
+            _schemas_generators_read(child)
     elif isinstance(node, list):
         for child in node:
-            _maps_as_additional_properties(child)
+            _schemas_generators_read(child)
 
 
 def tidy_contract(schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of the document with problems, maps, tags, servers and probe security fixed."""
     doc = copy.deepcopy(schema)
-    _maps_as_additional_properties(doc.get("components", {}))
+    _schemas_generators_read(doc.get("components", {}))
     doc["tags"] = copy.deepcopy(TAGS)
     doc["servers"] = copy.deepcopy(SERVERS)
     for item in doc.get("paths", {}).values():

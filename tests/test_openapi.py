@@ -89,3 +89,23 @@ def test_maps_are_described_so_generated_clients_keep_them() -> None:
     assert attributes["propertyNames"]["pattern"].startswith("^[A-Za-z0-9]")
     expectations = doc["components"]["schemas"]["Competency"]["properties"]["expectations"]  # type: ignore[index]
     assert expectations["additionalProperties"] == {"$ref": "#/components/schemas/Expectation"}
+
+
+def test_every_array_schema_says_what_its_items_are() -> None:
+    # Spectral (spectral:oas) errs on an array without `items`, e.g. a prefixItems tuple.
+    arrays: list[dict[str, object]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "array":
+                arrays.append(node)
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(_current())
+    assert arrays
+    for schema in arrays:
+        assert "items" in schema, schema
