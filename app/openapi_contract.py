@@ -62,9 +62,10 @@ def _schemas_generators_read(node: Any) -> None:
             node["additionalProperties"] = values
             node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
         prefix = node.get("prefixItems")
-        uniform = isinstance(prefix, list) and prefix and all(i == prefix[0] for i in prefix)
-        if uniform and "items" not in node:
-            node["items"] = copy.deepcopy(prefix[0])
+        if isinstance(prefix, list) and prefix and "items" not in node:
+            first = prefix[0]
+            if all(item == first for item in prefix):
+                node["items"] = copy.deepcopy(first)
         for child in node.values():
             _schemas_generators_read(child)
     elif isinstance(node, list):
