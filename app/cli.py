@@ -105,9 +105,9 @@ async def _load_builtin(settings: Settings) -> list[str]:
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     """Run the HTTP server (uvicorn) with graceful shutdown on SIGTERM."""
-    import uvicorn
+    from app import server
 
-    uvicorn.run(
+    server.run(
         "app.asgi:app",
         host=host,
         port=port,
@@ -115,6 +115,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         log_level=settings.log_level,
         proxy_headers=True,
         timeout_graceful_shutdown=20,
+        # Header size, count and time limits, keep-alive and connection bounds (see app/server.py).
+        **server.http_options(settings),
     )
 
 

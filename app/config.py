@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     db_statement_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # HTTP server (`ladder serve`/`ladder dev`), per worker: the service must be safe to expose
+    # without a proxy. Request line plus headers are refused with 431 beyond these sizes; a
+    # connection that has not sent a complete request head within the timeout is closed (408).
+    http_max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
+    http_max_headers: int = Field(default=100, ge=10, le=10_000)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    http_keepalive_timeout_seconds: int = Field(default=5, ge=1, le=300)
+    http_max_connections: int = Field(default=1000, ge=1, le=100_000)
     # Memory per worker for rendered score responses (Postgres only); 0 turns the cache off.
     score_cache_mb: int = Field(default=64, ge=0, le=65_536)
     load_builtin_frameworks: bool = True

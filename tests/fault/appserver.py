@@ -58,10 +58,13 @@ def run_ladder(workdir: Path, env: dict[str, str], *args: str) -> str:
 
 
 class AppServer:
-    """``ladder serve --workers 1`` on a free loopback port, its output captured to a file."""
+    """``ladder serve`` on a free loopback port, its output captured to a file."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, workdir: Path, env: dict[str, str], log_path: Path, workers: int = 1
+    ) -> None:
         self.workdir = workdir
+        self.workers = workers
         self.env = env
         self.log_path = log_path
         self.port = free_port()
@@ -72,7 +75,15 @@ class AppServer:
     def start(self, timeout: float = 60) -> None:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            ladder_argv("serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"),
+            ladder_argv(
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ),
             cwd=self.workdir,
             env=self.env,
             stdin=subprocess.DEVNULL,
