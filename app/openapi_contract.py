@@ -41,6 +41,40 @@ TAGS: list[dict[str, str]] = [
     {"name": "webhooks", "description": "Outbound, signed event deliveries (admin)."},
 ]
 
+# Response headers a client acts on, by operationId (the success response carries them).
+_ETAG_AND_LOCATION = ("ETag", "Location")
+RESPONSE_HEADERS: dict[str, tuple[str, ...]] = {
+    "create_subject": _ETAG_AND_LOCATION,
+    "get_subject": ("ETag",),
+    "update_subject": ("ETag",),
+    "create_framework": _ETAG_AND_LOCATION,
+    "import_framework": _ETAG_AND_LOCATION,
+    "import_case_package": _ETAG_AND_LOCATION,
+    "create_framework_draft": _ETAG_AND_LOCATION,
+    "clone_framework": _ETAG_AND_LOCATION,
+    "get_framework": ("ETag",),
+    "get_framework_version": ("ETag",),
+    "update_draft": ("ETag",),
+    "publish_framework_version": ("ETag",),
+    "create_assessment": ("Location",),
+}
+HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": "Strong ETag of this state; send it as If-Match to update.",
+        "schema": {"type": "string"},
+    },
+    "Location": {"description": "Path of the created resource.", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Idempotency-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier request with the "
+        "same Idempotency-Key (nothing was created again).",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
 SERVERS: list[dict[str, str]] = [
     {"url": "http://127.0.0.1:8000", "description": "`make run` on your machine"},
 ]
@@ -73,6 +107,35 @@ def _schemas_generators_read(node: Any) -> None:
             _schemas_generators_read(child)
 
 
+def _declare_headers(op: dict[str, Any]) -> None:
+    """Declare the response headers clients act on, and If-Match as required where it is."""
+    responses: dict[str, Any] = op.get("responses", {})
+    names = {p["name"].lower() for p in op.get("parameters", []) if p.get("in") == "header"}
+    success = min((code for code in responses if code.startswith("2")), default=None)
+    wanted: dict[str, tuple[str, ...]] = {}
+    if success is not None:
+        replayed = ("Idempotency-Replayed",) if "idempotency-key" in names else ()
+        wanted[success] = (*RESPONSE_HEADERS.get(op.get("operationId", ""), ()), *replayed)
+    for code in ("429", "503"):
+        wanted[code] = ("Retry-After",)
+    if "idempotency-key" in names:
+        wanted["409"] = ("Retry-After",)  # a request with the same key still in flight
+    for code, headers in wanted.items():
+        if code in responses and headers:
+            declared = responses[code].setdefault("headers", {})
+            for name in headers:
+                declared[name] = copy.deepcopy(HEADERS[name])
+    if "428" in responses:
+        for param in op.get("parameters", []):
+            if param.get("in") == "header" and param["name"].lower() == "if-match":
+                param["required"] = True
+                if "schema" in param and "anyOf" in param["schema"]:
+                    # Optional in Python only so that a missing one answers 428, not 422.
+                    param["schema"] = next(
+                        s for s in param["schema"]["anyOf"] if s.get("type") != "null"
+                    )
+
+
 def tidy_contract(schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of the document with problems, maps, tags, servers and probe security fixed."""
     doc = copy.deepcopy(schema)
@@ -83,6 +146,7 @@ def tidy_contract(schema: dict[str, Any]) -> dict[str, Any]:
         for op in item.values():
             if "security" not in op:
                 op["security"] = []  # the probes: reachable without a key, on purpose
+            _declare_headers(op)
             for status, response in op.get("responses", {}).items():
                 if status[:1] in ("4", "5"):
                     content = response.setdefault("content", {})
