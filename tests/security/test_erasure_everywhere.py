@@ -3,21 +3,25 @@
 The scan below reads the live catalogue, so a table or column added later is searched too.
 """
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import app.models  # noqa: F401  (every table in the metadata)
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
+from app.db import create_engine
 from app.webhooks.dispatcher import Dispatcher
-from tests.conftest import Database, Tenant
+from tests.conftest import Database, Tenant, make_postgres_database
 from tests.security.support import (
     DISPLAY_NAME,
     EVIDENCE,
@@ -95,6 +99,13 @@ async def scan(
                     if value is not None and needle in value:
                         found[needle].add(f"{table}.{name}")
     return found
+
+
+def migrations_config(url: str) -> Config:
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["configure_logging"] = False
+    return cfg
 
 
 async def deliveries(
@@ -286,3 +297,65 @@ async def test_bulk_report_redaction_names_only_the_erased_ref(
         "subject 'emp-90' already exists",
         "subject 'emp-9.x' already exists",
     ]
+
+
+@pytest.mark.postgres
+def test_migration_links_existing_deliveries_to_their_subject() -> None:
+    """Deliveries queued before 0007 are linked by their payload's ref, so erasure finds them."""
+    _, url, drop = make_postgres_database()
+    tenant, subject, other, sub = (uuid.uuid4() for _ in range(4))
+    rows = {uuid.uuid4(): REF, uuid.uuid4(): "nobody-by-this-ref"}
+
+    async def sql(statements: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        engine = create_engine(Settings(), url)
+        try:
+            async with engine.begin() as conn:
+                results = [await conn.execute(text(s), p) for s, p in statements]
+                return [r.all() if r.returns_rows else None for r in results]
+        finally:
+            await engine.dispose()
+
+    def delivery(delivery_id: uuid.UUID, ref: str) -> tuple[str, dict[str, Any]]:
+        payload = json.dumps(
+            {"id": "e", "event": "assessment.created", "data": {"subject_ref": ref}}
+        )
+        return (
+            "INSERT INTO webhook_delivery (tenant_id, id, subscription_id, event, payload, status,"
+            " attempts, next_attempt_at, created_at) VALUES (:t, :d, :s, 'assessment.created',"
+            " CAST(:p AS jsonb), 'pending', 0, now(), now())",
+            {"t": tenant, "d": delivery_id, "s": sub, "p": payload},
+        )
+
+    try:
+        cfg = migrations_config(url)
+        command.upgrade(cfg, "0006")
+        asyncio.run(
+            sql(
+                [
+                    (
+                        "INSERT INTO tenant (id, slug, name, created_at) VALUES (:t, 't', 'T', now())",
+                        {"t": tenant},
+                    ),
+                    (
+                        "INSERT INTO subject (tenant_id, id, external_ref, attributes, revision,"
+                        " created_at, updated_at) VALUES (:t, :s, :r, '{}', 1, now(), now()),"
+                        " (:t, :o, 'emp-other', '{}', 1, now(), now())",
+                        {"t": tenant, "s": subject, "o": other, "r": REF},
+                    ),
+                    (
+                        "INSERT INTO webhook_subscription (tenant_id, id, url, events, secret,"
+                        " active, created_at) VALUES (:t, :s, 'http://x.example/', '[]', 's',"
+                        " true, now())",
+                        {"t": tenant, "s": sub},
+                    ),
+                    *(delivery(d, ref) for d, ref in rows.items()),
+                ]
+            )
+        )
+        command.upgrade(cfg, "0007")
+        [linked] = asyncio.run(sql([("SELECT id, subject_id FROM webhook_delivery", {})]))
+        assert {d: s for d, s in linked} == {
+            d: subject if r == REF else None for d, r in rows.items()
+        }
+    finally:
+        drop()
