@@ -2,7 +2,7 @@
 
 from types import MappingProxyType
 
-from app.frameworks.document import FrameworkDocument
+from app.frameworks.document import FrameworkDocument, scale_step
 from app.scoring import model as sm
 
 
@@ -13,7 +13,11 @@ def compile_framework(doc: FrameworkDocument, version: int) -> sm.Framework:
         readiness_threshold=doc.settings.readiness_threshold,
         gap_tolerance=doc.settings.gap_tolerance,
         window_days=doc.settings.window_days,
-        role_weights=MappingProxyType({str(k): w for k, w in doc.settings.role_weights.items()}),
+        # Merged with the defaults, as a request's settings are: only an explicit 0 drops a role.
+        role_weights=MappingProxyType(
+            {**sm.DEFAULT_ROLE_WEIGHTS, **{str(k): w for k, w in doc.settings.role_weights.items()}}
+        ),
+        gap_tolerance_mode=doc.settings.gap_tolerance_mode,
     )
     return sm.Framework(
         key=doc.key,
@@ -56,4 +60,6 @@ def compile_framework(doc: FrameworkDocument, version: int) -> sm.Framework:
             for a in doc.activities
         ),
         settings=settings,
+        scale_step=scale_step(doc),
+        cumulative_indicators=doc.settings.cumulative_indicators,
     )

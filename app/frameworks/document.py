@@ -5,6 +5,7 @@ Pydantic checks each field; ``check_document`` checks what only the whole docume
 """
 
 from collections import defaultdict
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -40,10 +41,28 @@ class FrameworkSettings(Strict):
     """Scoring thresholds this framework uses unless a request overrides them."""
 
     readiness_threshold: float = Field(default=0.85, gt=0, le=1)
-    gap_tolerance: float = Field(default=1.0, ge=0, le=100)
+    gap_tolerance: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="How far below a requirement an expected competency may lie; its unit is "
+        "gap_tolerance_mode.",
+    )
+    gap_tolerance_mode: Literal["points", "steps", "fraction"] = Field(
+        default="points",
+        description="points: gap_tolerance is in scale points; steps: in steps of the scale "
+        "(its span over the number of steps); fraction: a share of each requirement (0.25 = 25%).",
+    )
     window_days: int = Field(default=365, ge=1, le=3650)
     role_weights: dict[RoleWeightKey, Annotated[float, Field(ge=0, le=100)]] = Field(
-        default_factory=_default_role_weights
+        default_factory=_default_role_weights,
+        description="Merged with the defaults (manager 3, peer 2, direct_report 2, external 2, "
+        "self 1); only an explicit 0 drops a role.",
+    )
+    cumulative_indicators: bool = Field(
+        default=False,
+        description="Lower levels' criteria stay expected: gap items also list the indicators of "
+        "lower levels on the target's path whose requirement is not met.",
     )
 
 
@@ -319,7 +338,17 @@ def check_document(doc: FrameworkDocument) -> list[FieldError]:
                 )
             )
 
-    if doc.settings.gap_tolerance > span:
+    tolerance, mode = doc.settings.gap_tolerance, doc.settings.gap_tolerance_mode
+    if mode == "fraction" and tolerance > 1:
+        errors.append(
+            FieldError(
+                loc=["settings", "gap_tolerance"],
+                msg=f"a tolerance of {tolerance:g} times the requirement would let any value pass; "
+                "with gap_tolerance_mode 'fraction' it must be at most 1",
+                type="out_of_scale",
+            )
+        )
+    elif mode != "fraction" and tolerance * (scale_step(doc) if mode == "steps" else 1) > span:
         errors.append(
             FieldError(
                 loc=["settings", "gap_tolerance"],
@@ -327,7 +356,87 @@ def check_document(doc: FrameworkDocument) -> list[FieldError]:
                 type="out_of_scale",
             )
         )
+    errors.extend(_weightless_levels(doc))
     return errors
+
+
+def scale_step(doc: FrameworkDocument) -> float:
+    """Points between neighbouring scale values (their mean when the scale is uneven)."""
+    values = [point.value for point in doc.scale]
+    return (max(values) - min(values)) / (len(values) - 1)
+
+
+def _weightless_levels(doc: FrameworkDocument) -> list[FieldError]:
+    """Levels whose expectations can never carry weight, which would be met on no evidence."""
+    errors: list[FieldError] = []
+    for li, lv in enumerate(doc.levels):
+        expected = [
+            c
+            for c in doc.competencies
+            if lv.key in c.expectations and c.expectations[lv.key].required > 0
+        ]
+        if not expected:
+            errors.append(
+                FieldError(
+                    loc=["levels", li],
+                    msg=f"level {lv.key!r} requires no competency above 0, so nobody could "
+                    "ever show it is attained; require at least one competency there",
+                    type="level_without_expectations",
+                )
+            )
+            continue
+        shares = {a.key: a.emphasis[lv.key] for a in doc.areas if lv.key in a.emphasis}
+        if shares:
+            carried = sum(shares.get(c.area, 0.0) for c in expected)
+        else:
+            carried = sum(c.weight for c in expected)
+        if carried <= 0:
+            keys = ", ".join(repr(c.key) for c in expected)
+            errors.append(
+                FieldError(
+                    loc=["levels", li],
+                    msg=f"the expectations of level {lv.key!r} ({keys}) all weigh 0, so they can "
+                    "never carry weight; give one of them a weight (or area emphasis) above 0",
+                    type="level_without_weight",
+                )
+            )
+    return errors
+
+
+def tolerance_advice(doc: FrameworkDocument) -> list[str]:
+    """Why the default gap tolerance (1 point) may make little sense for this scale; empty when
+    the document chose its tolerance or the default suits it. Advice only: nothing is refused."""
+    chosen = doc.settings.model_fields_set & {"gap_tolerance", "gap_tolerance_mode"}
+    if "settings" not in doc.model_fields_set:
+        chosen = set()
+    if chosen:
+        return []
+    advice: list[str] = []
+    step = scale_step(doc)
+    tolerance = doc.settings.gap_tolerance
+    if tolerance < step:
+        advice.append(
+            f"settings.gap_tolerance: the default tolerance of {tolerance:g} point is less than "
+            f"one step of this scale ({step:g} points), so nothing below a requirement is "
+            "tolerated; set gap_tolerance_mode 'steps' (or 'fraction') to say what you mean"
+        )
+    ranks = {lv.key: lv.rank for lv in doc.levels}
+    rises: list[int] = []
+    for comp in doc.competencies:
+        required = sorted(
+            (ranks[key], exp.required)
+            for key, exp in comp.expectations.items()
+            if key in ranks and exp.required > 0
+        )
+        rises.extend(b - a for (_, a), (_, b) in pairwise(required) if b > a)
+    if rises and max(rises) <= tolerance:
+        advice.append(
+            f"settings.gap_tolerance: requirements rise by at most {max(rises)} point(s) from one "
+            f"level to the next, so the default tolerance of {tolerance:g} point lets a person a "
+            "whole level below on every competency pass it; consider gap_tolerance_mode "
+            "'fraction' (e.g. gap_tolerance 0.2) or gap_tolerance 0"
+        )
+    return advice
 
 
 def parse_document(data: Any) -> FrameworkDocument:

@@ -38,6 +38,7 @@ from app.scoring import (
     recommend,
     velocity_per_90_days,
 )
+from app.scoring.engine import format_number
 from app.subjects import service as subjects
 
 
@@ -249,6 +250,36 @@ async def history(
     )
 
 
+def off_scale_ratings(ratings: Sequence[s.RatingInput], scale: Collection[int]) -> list[FieldError]:
+    """Ratings whose proficiency is not a value of the scale, refused as /v1/assessments does."""
+    return [
+        FieldError(
+            loc=["body", "ratings", i, "proficiency"],
+            msg=f"{format_number(r.proficiency)} is not on the scale {sorted(scale)}",
+            type="out_of_scale",
+        )
+        for i, r in enumerate(ratings)
+        if not (r.proficiency.is_integer() and int(r.proficiency) in scale)
+    ]
+
+
+def request_ratings(ratings: Sequence[s.RatingInput], moment: datetime) -> list[Rating]:
+    """The engine's ratings for a stateless request. Every sequence is 0: a request has no
+    creation order, so an exact (rater, competency, instant) tie keeps the higher proficiency
+    and the order of the list never changes the answer."""
+    return [
+        Rating(
+            competency=r.competency,
+            proficiency=r.proficiency,
+            rater_ref=r.rater_ref,
+            role=r.rater_role,
+            assessed_at=r.assessed_at or moment,
+            sequence=0,
+        )
+        for r in ratings
+    ]
+
+
 async def evaluate_stateless(
     session: AsyncSession, principal: Principal, body: s.EvaluateRequest
 ) -> s.EvaluationRead:
@@ -257,18 +288,14 @@ async def evaluate_stateless(
         session, principal, body.framework.key, body.framework.version
     )
     fw = frameworks.compiled(resolved.version)
-    moment = body.as_of or utcnow()
-    ratings = [
-        Rating(
-            competency=r.competency,
-            proficiency=r.proficiency,
-            rater_ref=r.rater_ref,
-            role=r.rater_role,
-            assessed_at=r.assessed_at or moment,
-            sequence=i,
+    errors = off_scale_ratings(body.ratings, frameworks.scale_values(resolved.version))
+    if errors:
+        raise InvalidInput(
+            f"{len(errors)} rating(s) are not on the framework's scale; nothing was scored.",
+            errors=errors,
         )
-        for i, r in enumerate(body.ratings)
-    ]
+    moment = body.as_of or utcnow()
+    ratings = request_ratings(body.ratings, moment)
     outcome = run(
         fw,
         ratings,

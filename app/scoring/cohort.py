@@ -15,6 +15,7 @@ import numpy.typing as npt
 from app.scoring.engine import (
     EPSILON,
     INDEX_CAP,
+    allowed_shortfall,
     as_utc,
     confidence,
     find_level,
@@ -378,7 +379,11 @@ def _weighted_rows(matrix: Floats, weights: tuple[float, ...]) -> Floats:
 
 
 def _score_level(
-    values: Floats, actual: Floats, vectors: _LevelVectors, settings: ScoringSettings
+    values: Floats,
+    actual: Floats,
+    vectors: _LevelVectors,
+    settings: ScoringSettings,
+    scale_step: float,
 ) -> tuple[Floats, Floats, Bools]:
     """Readiness, coverage and meets of one level for every subject (the engine's score_level)."""
     n_subjects = values.shape[0]
@@ -388,14 +393,19 @@ def _score_level(
         rated = (~np.isnan(values[:, vectors.columns])).astype(np.float64)
         coverage = _weighted_rows(rated, vectors.weights) / vectors.total
     else:
-        # Nothing carries weight at this level, so there is nothing left to reach.
-        readiness = np.ones(n_subjects)
-        coverage = np.ones(n_subjects)
+        # Nothing is expected here (the engine's NOTHING_EXPECTED): never met on no evidence.
+        zeros = np.zeros(n_subjects)
+        return zeros, zeros.copy(), np.zeros(n_subjects, dtype=np.bool_)
     expected = actual[:, vectors.columns]
     unmet = readiness < settings.readiness_threshold - EPSILON
     critical = vectors.critical
     unmet |= (expected[:, critical] < vectors.required[critical] - EPSILON).any(axis=1)
-    floor = vectors.required - settings.gap_tolerance - EPSILON
+    # The engine's allowed_shortfall, element by element (same float operations).
+    if settings.gap_tolerance_mode == "fraction":
+        shortfall: Floats | float = settings.gap_tolerance * vectors.required
+    else:
+        shortfall = allowed_shortfall(settings, 0.0, scale_step)
+    floor = vectors.required - shortfall - EPSILON
     unmet |= (expected < floor).any(axis=1)
     return readiness, coverage, ~unmet
 
@@ -443,7 +453,7 @@ def score_cohort(
     for index, level in enumerate(framework.levels):
         vectors = _level_vectors(framework, level)
         readiness[:, index], coverage[:, index], meets[:, index] = _score_level(
-            values, actual, vectors, effective
+            values, actual, vectors, effective, framework.scale_step
         )
 
     attained = np.full(n_subjects, -1, dtype=np.int32)

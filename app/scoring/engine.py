@@ -30,11 +30,13 @@ from app.scoring.results import (
 __all__ = [
     "EPSILON",
     "INDEX_CAP",
+    "NOTHING_EXPECTED",
     "Requirement",
     "UnknownCompetency",
     "UnknownLevel",
     "UnknownTrack",
     "aggregate",
+    "allowed_shortfall",
     "as_utc",
     "attainment",
     "confidence",
@@ -240,8 +242,19 @@ def level_requirements(framework: Framework, level: Level) -> tuple[Requirement,
         if level.key in shares
     }
     if not emphasis:
-        return tuple(Requirement(c, e, c.weight) for c, e in expected)
+        requirements = tuple(Requirement(c, e, c.weight) for c, e in expected)
+    else:
+        requirements = _emphasis_requirements(expected, emphasis)
+    if requirements and math.fsum(r.weight for r in requirements) <= 0:
+        # Nothing would carry weight, so readiness would be 1 on no evidence at all: every
+        # expected competency counts equally instead.
+        return tuple(Requirement(r.competency, r.expectation, 1.0) for r in requirements)
+    return requirements
 
+
+def _emphasis_requirements(
+    expected: list[tuple[Competency, Expectation]], emphasis: Mapping[str, float]
+) -> tuple[Requirement, ...]:
     by_area: dict[str, list[Competency]] = {}
     for competency, _ in expected:
         by_area.setdefault(competency.area, []).append(competency)
@@ -268,7 +281,31 @@ def _floor_hundredths(value: float) -> str:
 
 
 def _describe(actual: float | None) -> str:
-    return "unrated" if actual is None else format_number(actual)
+    return "not rated yet" if actual is None else format_number(actual)
+
+
+def allowed_shortfall(settings: ScoringSettings, required: float, scale_step: float) -> float:
+    """Points an expected competency may lie below its requirement under the gap tolerance."""
+    if settings.gap_tolerance_mode == "steps":
+        return settings.gap_tolerance * scale_step
+    if settings.gap_tolerance_mode == "fraction":
+        return settings.gap_tolerance * required
+    return settings.gap_tolerance
+
+
+def _tolerance_phrase(settings: ScoringSettings, required: int, scale_step: float) -> str:
+    tolerance = format_number(settings.gap_tolerance)
+    points = format_number(allowed_shortfall(settings, required, scale_step))
+    if settings.gap_tolerance_mode == "steps":
+        return f"{tolerance} scale step(s) ({points} point(s))"
+    if settings.gap_tolerance_mode == "fraction":
+        return f"{format_number(settings.gap_tolerance * 100)}% ({points} point(s))"
+    return f"{tolerance} point(s)"
+
+
+NOTHING_EXPECTED = (
+    "no competency is required above 0 at this level, so no rating can show it is attained"
+)
 
 
 def score_level(
@@ -276,6 +313,8 @@ def score_level(
     requirements: tuple[Requirement, ...],
     values: Mapping[str, float],
     settings: ScoringSettings,
+    *,
+    scale_step: float = 1.0,
 ) -> LevelReadiness:
     """Score one level: readiness, coverage and whether it is met, with the reasons."""
     weights = tuple(
@@ -298,8 +337,9 @@ def score_level(
         coverage = math.fsum(weight.weight for weight in weights if weight.actual is not None)
         coverage /= total
     else:
-        # Nothing carries weight at this level, so there is nothing left to reach.
-        readiness = coverage = 1.0
+        # Nothing is expected here (level_requirements gives weight to anything expected):
+        # a person never attains a level without evidence.
+        readiness = coverage = 0.0
 
     critical_unmet = sorted(
         weight.competency
@@ -309,11 +349,14 @@ def score_level(
     below_tolerance = sorted(
         weight.competency
         for weight in weights
-        if (weight.actual or 0.0) < weight.required - settings.gap_tolerance - EPSILON
+        if (weight.actual or 0.0)
+        < weight.required - allowed_shortfall(settings, weight.required, scale_step) - EPSILON
     )
     actual_of = {weight.competency: weight for weight in weights}
     reasons: list[str] = []
-    if readiness < settings.readiness_threshold - EPSILON:
+    if not weights:
+        reasons.append(NOTHING_EXPECTED)
+    elif readiness < settings.readiness_threshold - EPSILON:
         reasons.append(
             f"readiness {_floor_hundredths(readiness)} is below the threshold "
             f"{format_number(settings.readiness_threshold)}"
@@ -324,7 +367,8 @@ def score_level(
         for key in critical_unmet
     )
     reasons.extend(
-        f"{key} is more than {format_number(settings.gap_tolerance)} point(s) below its "
+        f"{key} is more than "
+        f"{_tolerance_phrase(settings, actual_of[key].required, scale_step)} below its "
         f"requirement: {_describe(actual_of[key].actual)}, requires {actual_of[key].required}"
         for key in below_tolerance
     )
@@ -423,7 +467,13 @@ def _evaluation(
     overrides: dict[str, float],
 ) -> Evaluation:
     levels = tuple(
-        score_level(level, level_requirements(framework, level), values, settings)
+        score_level(
+            level,
+            level_requirements(framework, level),
+            values,
+            settings,
+            scale_step=framework.scale_step,
+        )
         for level in sorted(framework.levels, key=lambda level: (level.rank, level.key))
     )
     by_key = {readiness.level: readiness for readiness in levels}

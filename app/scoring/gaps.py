@@ -3,7 +3,7 @@
 import math
 
 from app.scoring.engine import EPSILON, ensure_same_framework, find_level
-from app.scoring.model import Framework
+from app.scoring.model import Framework, Level
 from app.scoring.results import Evaluation, GapAnalysis, GapItem, GapStatus
 
 # Points above the requirement that make a competency a strength.
@@ -19,6 +19,38 @@ def _status(actual: float, required: int, critical: bool) -> GapStatus:
     if actual >= required - EPSILON:
         return "met"
     return "critical_gap" if critical else "gap"
+
+
+def _dedupe(indicators: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(indicators))
+
+
+def _unmet_indicators(
+    framework: Framework, evaluation: Evaluation, target: Level
+) -> dict[str, tuple[str, ...]]:
+    """With cumulative indicators: per competency, the indicators of lower levels on the
+    target's path (trunk and the target's track) whose requirement is not met, lowest first."""
+    if not framework.cumulative_indicators:
+        return {}
+    lower = {
+        level.key: level
+        for level in framework.levels
+        if level.rank < target.rank and level.track in (None, target.track)
+    }
+    found: dict[str, list[tuple[int, str, tuple[str, ...]]]] = {}
+    for expectation in framework.expectations:
+        level = lower.get(expectation.level)
+        if level is None or expectation.required <= 0 or not expectation.indicators:
+            continue
+        actual = evaluation.values.get(expectation.competency, 0.0)
+        if actual < expectation.required - EPSILON:
+            found.setdefault(expectation.competency, []).append(
+                (level.rank, level.key, expectation.indicators)
+            )
+    return {
+        key: tuple(text for *_, texts in sorted(entries) for text in texts)
+        for key, entries in found.items()
+    }
 
 
 def analyze_gaps(
@@ -54,7 +86,8 @@ def analyze_gaps(
     level = find_level(framework, target)
     readiness = evaluation.level(target)
     competencies = {competency.key: competency for competency in framework.competencies}
-    indicators = {
+    indicators = _unmet_indicators(framework, evaluation, level)
+    own = {
         expectation.competency: expectation.indicators
         for expectation in framework.expectations
         if expectation.level == target
@@ -81,8 +114,10 @@ def analyze_gaps(
                 ),
                 critical=weight.critical,
                 status=status,
-                indicators_not_shown=(
-                    indicators.get(weight.competency, ()) if status in _GAP_STATUSES else ()
+                indicators_not_shown=_dedupe(
+                    (*indicators.get(weight.competency, ()), *own.get(weight.competency, ()))
+                    if status in _GAP_STATUSES
+                    else indicators.get(weight.competency, ())
                 ),
                 uncertain=raters >= 2 and spread >= UNCERTAIN_SPREAD - EPSILON,
                 raters=raters,

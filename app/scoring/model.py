@@ -8,6 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import Literal
+
+# How ``gap_tolerance`` reads: absolute points, steps of the scale, or a fraction of each
+# requirement.
+ToleranceMode = Literal["points", "steps", "fraction"]
 
 RATER_ROLES = ("self", "manager", "peer", "direct_report", "external", "calibrated")
 
@@ -24,6 +29,7 @@ class ScoringSettings:
     gap_tolerance: float = 1.0
     window_days: int = 365
     role_weights: Mapping[str, float] = field(default_factory=lambda: DEFAULT_ROLE_WEIGHTS)
+    gap_tolerance_mode: ToleranceMode = "points"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,10 @@ class Framework:
     area_emphasis: Mapping[str, Mapping[str, float]]
     activities: tuple[Activity, ...] = ()
     settings: ScoringSettings = field(default_factory=ScoringSettings)
+    # Points between neighbouring scale values (their mean when uneven); "steps" tolerance unit.
+    scale_step: float = 1.0
+    # Gap items also list the unmet indicators of lower levels on the target's path.
+    cumulative_indicators: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,4 +100,6 @@ class Rating:
     role: str
     assessed_at: datetime
     # Tie-break between two ratings of one rater with the same timestamp: higher is later.
+    # Stored assessments pass their creation order; stateless input passes 0 for every rating,
+    # so an exact tie keeps the higher proficiency whatever the order of the input.
     sequence: int = 0

@@ -1,12 +1,14 @@
 """Greedy development plan: the activities that raise readiness for a target level fastest."""
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from itertools import combinations
 
 from app.scoring.engine import (
     EPSILON,
     _floor_hundredths,
+    allowed_shortfall,
     ensure_same_framework,
     find_level,
     format_number,
@@ -14,11 +16,16 @@ from app.scoring.engine import (
     score_level,
 )
 from app.scoring.errors import ScoringError
-from app.scoring.model import Activity, Framework
+from app.scoring.model import Activity, Framework, ScoringSettings
 from app.scoring.results import Evaluation, LevelReadiness, Plan, PlanStep, StopReason
 
 # Gains and gain-per-hour differences at or below this are float noise, not progress.
 GAIN_TOLERANCE = 1e-12
+
+
+# Exhaustive search over sets of candidates replaces a greedy plan that misses the target only
+# when there are at most this many candidates (2^12 = 4,096 sets).
+EXACT_SEARCH_LIMIT = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,27 @@ class _Option:
     develops: dict[str, tuple[float, float]]
     readiness: LevelReadiness
     gain_per_hour: float
+    unblock_per_hour: float
+
+
+def blocking_points(readiness: LevelReadiness, settings: ScoringSettings, step: float) -> float:
+    """Points still missing on critical expectations plus points beyond the gap tolerance:
+    what stands between the level and ``meets`` besides readiness (0 when nothing blocks)."""
+    return math.fsum(
+        max(0.0, w.required - (w.actual or 0.0)) * w.critical
+        + max(0.0, w.required - allowed_shortfall(settings, w.required, step) - (w.actual or 0.0))
+        for w in readiness.weights
+    )
+
+
+def _better(option: _Option, best: _Option | None) -> bool:
+    """Readiness gained per hour first; among equal gains, blocking points removed per hour."""
+    if best is None or option.gain_per_hour > best.gain_per_hour + GAIN_TOLERANCE:
+        return True
+    return (
+        option.gain_per_hour >= best.gain_per_hour - GAIN_TOLERANCE
+        and option.unblock_per_hour > best.unblock_per_hour + GAIN_TOLERANCE
+    )
 
 
 def _apply(
@@ -61,6 +89,8 @@ def _message(
     steps: int,
     hours: float,
     budget_hours: float | None,
+    *,
+    no_activities: bool = False,
 ) -> str:
     # Floored to hundredths like the level reasons, so the two numbers in one message agree
     # (rounding printed "reaches 0.70 readiness" beside "readiness 0.69 is below the threshold").
@@ -79,7 +109,39 @@ def _message(
             f"After the maximum of {_steps_phrase(steps, hours)} the plan reaches {reached}; "
             f"{_not_met(name, final)}."
         )
+    if no_activities:
+        return f"This framework has no development activities; {_not_met(name, final)}."
     return f"Activities available reach {reached}; {_not_met(name, final)}."
+
+
+def _cheapest_set(
+    framework: Framework,
+    values: dict[str, float],
+    candidates: list[Activity],
+    rescore: Callable[[Mapping[str, float]], LevelReadiness],
+    known: Collection[str],
+    budget_hours: float | None,
+    max_steps: int | None,
+) -> tuple[Activity, ...] | None:
+    """The set of candidates with the fewest hours (then fewest steps, then keys) whose gains
+    together meet the level within the budget and max_steps; None when no set does."""
+    largest = len(candidates) if max_steps is None else min(max_steps, len(candidates))
+    best: tuple[tuple[float, int, tuple[str, ...]], tuple[Activity, ...]] | None = None
+    for size in range(1, largest + 1):
+        for members in combinations(candidates, size):
+            hours = math.fsum(activity.effort_hours for activity in members)
+            if budget_hours is not None and hours > budget_hours + EPSILON:
+                continue
+            rank = (hours, size, tuple(sorted(activity.key for activity in members)))
+            if best is not None and rank >= best[0]:
+                continue
+            after = values
+            for activity in members:
+                # Gains are capped at the scale max, so the order of applying them is irrelevant.
+                after, _ = _apply(framework, after, activity, known)
+            if rescore(after).meets:
+                best = (rank, members)
+    return None if best is None else best[1]
 
 
 def recommend(
@@ -118,8 +180,26 @@ def recommend(
     level = find_level(framework, target)
     requirements = level_requirements(framework, level)
     settings = evaluation.settings
+    step = framework.scale_step
     known = {competency.key for competency in framework.competencies}
-    current = score_level(level, requirements, values, settings)
+
+    def rescore(candidate_values: Mapping[str, float]) -> LevelReadiness:
+        return score_level(level, requirements, candidate_values, settings, scale_step=step)
+
+    def option(activity: Activity, base: dict[str, float], now: LevelReadiness) -> _Option:
+        after_values, develops = _apply(framework, base, activity, known)
+        after = rescore(after_values)
+        unblocked = blocking_points(now, settings, step) - blocking_points(after, settings, step)
+        return _Option(
+            activity,
+            after_values,
+            develops,
+            after,
+            (after.readiness - now.readiness) / activity.effort_hours,
+            unblocked / activity.effort_hours,
+        )
+
+    current = rescore(values)
     start = current
     # Sorted by (effort, key) so the first of equally good candidates is the tie-break winner.
     candidates = sorted(
@@ -131,53 +211,84 @@ def recommend(
         ),
         key=lambda activity: (activity.effort_hours, activity.key),
     )
-    steps: list[PlanStep] = []
+    remaining = list(candidates)
+    chosen: list[_Option] = []
     hours = 0.0
     stop_reason: StopReason
     while True:
         if current.meets:
-            stop_reason = "target_met" if steps else "already_met"
+            stop_reason = "target_met" if chosen else "already_met"
             break
-        if max_steps is not None and len(steps) >= max_steps:
+        if max_steps is not None and len(chosen) >= max_steps:
             stop_reason = "max_steps"
             break
         best: _Option | None = None
         over_budget = False
-        for activity in candidates:
+        for activity in remaining:
             assert activity.effort_hours > 0, "effort_hours is validated > 0 upstream"
-            after_values, develops = _apply(framework, values, activity, known)
-            after = score_level(level, requirements, after_values, settings)
-            gain = after.readiness - current.readiness
-            if gain <= GAIN_TOLERANCE:
+            candidate = option(activity, values, current)
+            # Helpful when it raises readiness or removes a blocker (critical, tolerance).
+            if (
+                candidate.gain_per_hour * activity.effort_hours <= GAIN_TOLERANCE
+                and candidate.unblock_per_hour * activity.effort_hours <= GAIN_TOLERANCE
+            ):
                 continue
             if budget_hours is not None and hours + activity.effort_hours > budget_hours + EPSILON:
                 over_budget = True
                 continue
-            gain_per_hour = gain / activity.effort_hours
-            if best is None or gain_per_hour > best.gain_per_hour + GAIN_TOLERANCE:
-                best = _Option(activity, after_values, develops, after, gain_per_hour)
+            if _better(candidate, best):
+                best = candidate
         if best is None:
             stop_reason = "budget" if over_budget else "no_helpful_activity"
             break
-        activity = best.activity
-        hours += activity.effort_hours
+        hours += best.activity.effort_hours
+        chosen.append(best)
+        values, current = best.values, best.readiness
+        remaining.remove(best.activity)
+
+    if not current.meets and len(candidates) <= EXACT_SEARCH_LIMIT:
+        cheapest = _cheapest_set(
+            framework, dict(evaluation.values), candidates, rescore, known, budget_hours, max_steps
+        )
+        if cheapest is not None:
+            # A set that meets the target exists although the greedy walk missed it: take the
+            # cheapest such set, its steps in the greedy order (each best among the rest).
+            values, current, chosen = dict(evaluation.values), start, []
+            rest = list(cheapest)
+            while rest:
+                best = None
+                for activity in rest:
+                    candidate = option(activity, values, current)
+                    if _better(candidate, best):
+                        best = candidate
+                assert best is not None
+                chosen.append(best)
+                values, current = best.values, best.readiness
+                rest.remove(best.activity)
+            hours = math.fsum(activity.effort_hours for activity in cheapest)
+            stop_reason = "target_met"
+
+    steps: list[PlanStep] = []
+    before = start
+    cumulative = 0.0
+    for picked in chosen:
+        cumulative += picked.activity.effort_hours
         steps.append(
             PlanStep(
-                activity=activity.key,
-                title=activity.title,
-                kind=activity.kind,
-                develops=best.develops,
-                effort_hours=activity.effort_hours,
-                cumulative_hours=hours,
-                readiness_before=current.readiness,
-                readiness_after=best.readiness.readiness,
-                meets_after=best.readiness.meets,
-                url=activity.url,
+                activity=picked.activity.key,
+                title=picked.activity.title,
+                kind=picked.activity.kind,
+                develops=picked.develops,
+                effort_hours=picked.activity.effort_hours,
+                cumulative_hours=cumulative,
+                readiness_before=before.readiness,
+                readiness_after=picked.readiness.readiness,
+                meets_after=picked.readiness.meets,
+                url=picked.activity.url,
             )
         )
-        values, current = best.values, best.readiness
-        candidates.remove(activity)
-
+        before = picked.readiness
+    hours = cumulative
     return Plan(
         target_level=level.key,
         target_name=level.name,
@@ -188,6 +299,14 @@ def recommend(
         target_met=current.meets,
         total_hours=hours,
         stop_reason=stop_reason,
-        message=_message(stop_reason, level.name, current, len(steps), hours, budget_hours),
+        message=_message(
+            stop_reason,
+            level.name,
+            current,
+            len(steps),
+            hours,
+            budget_hours,
+            no_activities=not framework.activities,
+        ),
         projected_values=values,
     )

@@ -16,6 +16,7 @@ from app.scoring import (
     evaluate,
     evaluate_values,
 )
+from app.scoring.engine import NOTHING_EXPECTED
 
 RateFn = Callable[..., Rating]
 
@@ -63,13 +64,45 @@ def test_emphasis_splits_equally_when_area_weights_are_zero(framework: Framework
     assert [w.weight for w in level.weights] == [0.25, 0.25, 0.25, 0.25]
 
 
-def test_level_without_weight_is_fully_ready(framework: Framework) -> None:
-    # No expectation carries weight at L1 -> readiness and coverage are 1 by definition.
+def test_level_that_expects_nothing_is_never_met(framework: Framework) -> None:
+    # Nothing is required at L1: no rating can show it, so it is not met (it was readiness 1,
+    # coverage 1 and met, so a subject without ratings attained it).
     empty = replace(
         framework, expectations=tuple(e for e in framework.expectations if e.level != "L1")
     )
-    level = evaluate_values(empty, {}).level("L1")
-    assert (level.readiness, level.coverage, level.meets, level.weights) == (1.0, 1.0, True, ())
+    evaluation = evaluate_values(empty, {})
+    level = evaluation.level("L1")
+    assert (level.readiness, level.coverage, level.meets, level.weights) == (0.0, 0.0, False, ())
+    assert level.reasons == (NOTHING_EXPECTED,)
+    assert (evaluation.attained_level, evaluation.level_index) == (None, 0.0)
+
+
+def test_level_whose_expectations_all_weigh_nothing_weighs_them_equally(
+    framework: Framework,
+) -> None:
+    # L2 has no emphasis, so w_L2 is the competency weight; all 0 -> each expected one weighs 1.
+    weightless = replace(
+        framework,
+        competencies=tuple(replace(c, weight=0.0) for c in framework.competencies),
+    )
+    nothing = evaluate_values(weightless, {})
+    level = nothing.level("L2")
+    assert [w.weight for w in level.weights] == [1.0] * 5
+    assert (level.readiness, level.coverage, level.meets) == (0.0, 0.0, False)
+    assert nothing.attained_level is None
+    # required 2, 3, 2, 2, 1: attainment 1, 2/3, 1, 1, 1 -> R = (14/3) / 5
+    values = {"discovery": 2, "delivery": 2, "data": 2, "influence": 2, "mentoring": 1}
+    assert evaluate_values(weightless, values).level("L2").readiness == pytest.approx(14 / 15)
+
+
+def test_area_emphasis_on_weightless_areas_still_weighs_the_expectations(
+    framework: Framework,
+) -> None:
+    # L1's emphasis names only an area none of L1's expected competencies belong to.
+    skewed = replace(framework, area_emphasis={"other": {"L1": 1.0}})
+    level = evaluate_values(skewed, {}).level("L1")
+    assert [w.weight for w in level.weights] == [1.0] * 4
+    assert (level.readiness, level.meets) == (0.0, False)
 
 
 def test_critical_gap_blocks_meets_despite_high_readiness(framework: Framework) -> None:

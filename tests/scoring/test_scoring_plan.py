@@ -104,9 +104,25 @@ def test_unreachable_target(framework: Framework) -> None:
     assert (plan.steps, plan.stop_reason, plan.target_met) == ((), "no_helpful_activity", False)
     assert plan.projected_readiness == pytest.approx(0.6)
     assert plan.message.startswith(
-        "Activities available reach 0.60 readiness; Group Product Manager is not met "
+        "This framework has no development activities; Group Product Manager is not met "
         "(readiness 0.60 is below the threshold 0.85"
     )
+    # An unrated competency reads "not rated yet", not "unrated".
+    unrated = {key: value for key, value in PM.items() if key != "mentoring"}
+    reasons = evaluate_values(bare, unrated, track="mgmt").level("L3m").reasons
+    assert "mentoring is more than 1 point(s) below its requirement: not rated yet, requires 4" in (
+        reasons
+    )
+    assert "critical expectation not met: mentoring is not rated yet, requires 4" in reasons
+
+
+def test_no_activity_in_reach_keeps_the_general_words(framework: Framework) -> None:
+    plan = recommend(
+        framework,
+        evaluate_values(framework, PM, track="mgmt"),
+        completed_activities=[a.key for a in framework.activities],
+    )
+    assert plan.message.startswith("Activities available reach 0.60 readiness;")
 
 
 def test_band_and_natural_tie_prefers_shorter_effort(framework: Framework) -> None:
