@@ -37,6 +37,7 @@ REF = "emp-erased-7"
 OTHER = "kept-1"
 BULK_EVIDENCE = "SECRET-BULK-EVIDENCE-456"
 OTHER_EVIDENCE = "evidence that stays"
+TEAM = "team-of-the-erased"
 
 
 class Receiver:
@@ -71,7 +72,7 @@ async def catalogue_columns(connection: AsyncConnection) -> dict[str, list[str]]
                  FROM pg_class c
                  JOIN pg_attribute a ON a.attrelid = c.oid
                 WHERE c.relnamespace = 'public'::regnamespace
-                  AND c.relkind IN ('r', 'p')
+                  AND c.relkind IN ('r', 'p', 'm')
                   AND a.attnum > 0 AND NOT a.attisdropped
                 ORDER BY c.relname, a.attnum"""
         )
@@ -149,7 +150,7 @@ async def test_erasure_leaves_the_person_in_no_column_of_any_table(
     )
     assert REF in early.text
     # The person, by single idempotent creates: subject, assessment, completed activity.
-    await post("/v1/subjects", subject_body(REF), "subject-erased")
+    await post("/v1/subjects", subject_body(REF, attributes={"team": TEAM}), "subject-erased")
     await post("/v1/assessments", assessment_body(REF), "assess-erased")
     await post(
         f"/v1/subjects/{REF}/completed-activities",
@@ -199,13 +200,14 @@ async def test_erasure_leaves_the_person_in_no_column_of_any_table(
     others = {i for i, d in log.items() if d["payload"]["data"].get("subject_ref") == OTHER}
     statuses = {log[i]["status"] for i in about}
     assert statuses == {"delivered", "pending"}, statuses  # both kinds exist before the erasure
-    needles = [REF, DISPLAY_NAME, EVIDENCE, BULK_EVIDENCE]
+    needles = [REF, DISPLAY_NAME, TEAM, EVIDENCE, BULK_EVIDENCE]
     before = await scan(connection, tenant_a.id, needles)
     # Positive control: the scan sees each piece of personal data where it is kept.
     assert {"subject.external_ref", "webhook_delivery.payload", "idempotency_record.body"} <= (
         before[REF]
     )
     assert {"subject.display_name", "idempotency_record.body"} <= before[DISPLAY_NAME]
+    assert {"subject.attributes", "idempotency_record.body"} <= before[TEAM]
     assert {"rating.evidence", "idempotency_record.body"} <= before[EVIDENCE]
     assert "rating.evidence" in before[BULK_EVIDENCE]
 
@@ -267,6 +269,14 @@ async def test_erasure_leaves_the_person_in_no_column_of_any_table(
     )
     assert r.status_code == 404, r.text
     assert EVIDENCE not in r.text
+    # The audit says what the erasure did, in counts only.
+    r = await client.get("/v1/audit-events", params={"action": "subject.erased"}, headers=a)
+    [erased] = r.json()["items"]
+    assert erased["details"] == {
+        "webhook_deliveries_cancelled": sum(1 for i in about if log[i]["status"] == "pending"),
+        "webhook_deliveries_redacted": len(about),
+        "stored_responses_redacted": 2,
+    }
     # The other tenant's person with the same ref is untouched.
     assert (await client.get(f"/v1/subjects/{REF}", headers=b)).status_code == 200
 
