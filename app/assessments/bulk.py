@@ -1,30 +1,38 @@
-"""Bulk assessment ingest: validated as strictly as single creates, inserted set-wise.
+"""Bulk assessment ingest: validated as strictly as single creates, stored in bounded batches.
 
-Postgres gets two statements per request (``INSERT ... SELECT FROM unnest(arrays)``), one for
-assessments and one for ratings; row-level security still applies, which rules out COPY FROM.
+The body is decoded item by item (``app.bulk.iter_items``) and handled BATCH_ITEMS at a time:
+validated, then inserted with two set-wise statements (repository.insert_batch), all in the
+request's one transaction. So a maximum-size request never holds more than one batch of
+decoded items, models and rows, and no single statement grows with the request. All or
+nothing still holds: the first refused item stops the inserting, the rest is only validated
+(so every reason is reported), and the refusal rolls the transaction back.
 """
 
+import itertools
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import insert, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.assessments import repository as repo
 from app.assessments.schemas import AssessmentCreate
 from app.assessments.service import draft_error, rating_errors
 from app.audit.repository import record
 from app.auth.principal import Principal
-from app.bulk import BulkMode, BulkRefusal, refuse_all, validation_errors
+from app.bulk import MAX_REPORTED_ERRORS, BulkMode, BulkRefusal, refuse_all, validation_errors
 from app.errors import AppError, FieldError
 from app.frameworks import service as frameworks
-from app.models import Assessment, Rating, utcnow
+from app.models import WebhookSubscription, utcnow
 from app.subjects import repository as subjects_repo
 from app.webhooks import events
 from app.webhooks import service as webhooks
 
-LOOKUP_CHUNK = 5000
+# Items validated and inserted together: about 3 MB of a maximum-size body, 14,000 ratings.
+BATCH_ITEMS = 1000
 
 
 class BulkAssessmentResult(BaseModel):
@@ -36,197 +44,252 @@ class BulkAssessmentResult(BaseModel):
     refused: list[BulkRefusal] = Field(description="Items not stored and why (partial mode).")
 
 
-async def bulk_create(
-    session: AsyncSession, principal: Principal, items: list[Any], mode: BulkMode
-) -> BulkAssessmentResult:
-    """Validate every item, then store all (or, in partial mode, the valid ones) at once."""
-    refusals: list[BulkRefusal] = []
-    parsed: list[tuple[int, AssessmentCreate]] = []
-    for i, item in enumerate(items):
-        try:
-            parsed.append((i, AssessmentCreate.model_validate(item)))
-        except ValidationError as exc:
-            refusals.append(BulkRefusal(index=i, errors=validation_errors(exc, i)))
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    index: int
+    body: AssessmentCreate
+    subject_id: uuid.UUID
+    resolved: frameworks.ResolvedVersion
 
-    refs = sorted({body.subject_ref for _, body in parsed})
-    subject_ids: dict[str, uuid.UUID] = {}
-    for start in range(0, len(refs), LOOKUP_CHUNK):
-        for subject in await subjects_repo.by_refs(
-            session, principal.tenant_id, refs[start : start + LOOKUP_CHUNK]
-        ):
-            subject_ids[subject.external_ref] = subject.id
 
-    versions: dict[tuple[str, int | None], frameworks.ResolvedVersion | AppError] = {}
-    accepted: list[tuple[int, AssessmentCreate, uuid.UUID, frameworks.ResolvedVersion]] = []
-    for i, body in parsed:
-        loc: list[str | int] = ["body", i]
-        errors: list[FieldError] = []
-        subject_id = subject_ids.get(body.subject_ref)
-        if subject_id is None:
-            errors.append(
-                FieldError(
-                    loc=[*loc, "subject_ref"],
-                    msg=f"no subject {body.subject_ref!r} in this tenant",
-                    type="not_found",
-                )
-            )
-        ref = (body.framework.key, body.framework.version)
-        if ref not in versions:
+class _Checker:
+    """Checks batches of items against the tenant's subjects and versions, remembering lookups."""
+
+    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+        self.session = session
+        self.principal = principal
+        self.subject_ids: dict[str, uuid.UUID | None] = {}
+        self.versions: dict[tuple[str, int | None], frameworks.ResolvedVersion | AppError] = {}
+
+    async def check(
+        self, batch: list[tuple[int, Any]]
+    ) -> tuple[list[_Accepted], list[BulkRefusal]]:
+        """The batch's storable items and its refusals, each in request order."""
+        refusals: list[BulkRefusal] = []
+        parsed: list[tuple[int, AssessmentCreate]] = []
+        for i, item in batch:
             try:
-                versions[ref] = await frameworks.resolve(session, principal, *ref)
+                parsed.append((i, AssessmentCreate.model_validate(item)))
+            except ValidationError as exc:
+                refusals.append(BulkRefusal(index=i, errors=validation_errors(exc, i)))
+        unknown = sorted({b.subject_ref for _, b in parsed} - self.subject_ids.keys())
+        if unknown:
+            self.subject_ids.update(dict.fromkeys(unknown))
+            found = await subjects_repo.by_refs(self.session, self.principal.tenant_id, unknown)
+            self.subject_ids.update((s.external_ref, s.id) for s in found)
+        accepted: list[_Accepted] = []
+        for i, body in parsed:
+            loc: list[str | int] = ["body", i]
+            errors: list[FieldError] = []
+            subject_id = self.subject_ids[body.subject_ref]
+            if subject_id is None:
+                errors.append(
+                    FieldError(
+                        loc=[*loc, "subject_ref"],
+                        msg=f"no subject {body.subject_ref!r} in this tenant",
+                        type="not_found",
+                    )
+                )
+            resolved = await self._resolve(body.framework.key, body.framework.version)
+            if isinstance(resolved, AppError):
+                errors.append(
+                    FieldError(loc=[*loc, "framework"], msg=resolved.detail, type="not_found")
+                )
+            elif resolved.version.status == "draft":
+                errors.append(draft_error(loc))
+            else:
+                errors += rating_errors(
+                    body,
+                    frameworks.compiled(resolved.version),
+                    frameworks.scale_values(resolved.version),
+                    loc,
+                )
+            if errors:
+                refusals.append(BulkRefusal(index=i, errors=errors))
+            elif subject_id is not None and not isinstance(resolved, AppError):
+                accepted.append(_Accepted(i, body, subject_id, resolved))
+        refusals.sort(key=lambda r: r.index)
+        return accepted, refusals
+
+    async def _resolve(
+        self, key: str, version: int | None
+    ) -> frameworks.ResolvedVersion | AppError:
+        ref = (key, version)
+        if ref not in self.versions:
+            try:
+                self.versions[ref] = await frameworks.resolve(self.session, self.principal, *ref)
             except AppError as exc:
-                versions[ref] = exc
-        resolved = versions[ref]
-        if isinstance(resolved, AppError):
-            errors.append(
-                FieldError(loc=[*loc, "framework"], msg=resolved.detail, type="not_found")
-            )
-        elif resolved.version.status == "draft":
-            errors.append(draft_error(loc))
-        else:
-            errors += rating_errors(
-                body,
-                frameworks.compiled(resolved.version),
-                frameworks.scale_values(resolved.version),
-                loc,
-            )
-        if errors:
-            refusals.append(BulkRefusal(index=i, errors=errors))
-        elif subject_id is not None and not isinstance(resolved, AppError):
-            accepted.append((i, body, subject_id, resolved))
+                self.versions[ref] = exc
+        return self.versions[ref]
 
-    refusals.sort(key=lambda r: r.index)
-    if refusals and mode == "all_or_nothing":
-        raise refuse_all(refusals, len(items))
 
-    watchers = await events.readiness_watchers(session, principal.tenant_id) if accepted else []
-    snapshots = []
+class _Refusals:
+    """Refused items in request order; in all-or-nothing mode only as many as get reported."""
+
+    def __init__(self, mode: BulkMode) -> None:
+        self.mode = mode
+        self.kept: list[BulkRefusal] = []
+        self.count = 0
+        self.errors = 0
+
+    def add(self, refusals: list[BulkRefusal]) -> None:
+        self.count += len(refusals)
+        for refusal in refusals:
+            if self.mode == "partial" or self.errors < MAX_REPORTED_ERRORS:
+                self.kept.append(refusal)
+                self.errors += len(refusal.errors)
+
+    @property
+    def refuse_all(self) -> bool:
+        """Whether the request is refused as a whole (all-or-nothing and something is bad)."""
+        return self.mode == "all_or_nothing" and self.count > 0
+
+
+class _Store:
+    """Inserts accepted batches and announces them; keeps only ids and counts."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        subscribers: list[WebhookSubscription],
+    ) -> None:
+        self.session = session
+        self.tenant_id = principal.tenant_id
+        self.subscribers = subscribers
+        self.now = utcnow()
+        self.sequence = time.time_ns()
+        self.ids: list[uuid.UUID] = []
+        self.ratings = 0
+
+    async def insert(self, accepted: list[_Accepted]) -> None:
+        """One batch: two INSERT statements, then its assessment.created events."""
+        ids = [uuid.uuid4() for _ in accepted]
+        first = len(self.ids)
+        ratings = [(aid, r) for aid, a in zip(ids, accepted, strict=True) for r in a.body.ratings]
+        await repo.insert_batch(
+            self.session,
+            self.tenant_id,
+            {
+                "id": ids,
+                "subject_id": [a.subject_id for a in accepted],
+                "framework_tenant_id": [a.resolved.version.tenant_id for a in accepted],
+                "framework_version_id": [a.resolved.version.id for a in accepted],
+                "rater_ref": [a.body.rater_ref for a in accepted],
+                "rater_role": [a.body.rater_role for a in accepted],
+                "assessed_at": [a.body.assessed_at for a in accepted],
+                "created_at": [self.now] * len(accepted),
+                "sequence": [self.sequence + first + n for n in range(len(accepted))],
+            },
+            {
+                "assessment_id": [aid for aid, _ in ratings],
+                "competency_key": [r.competency for _, r in ratings],
+                "proficiency": [r.proficiency for _, r in ratings],
+                "evidence": [r.evidence for _, r in ratings],
+                "confidence": [r.confidence for _, r in ratings],
+            },
+        )
+        self.ids += ids
+        self.ratings += len(ratings)
+        if self.subscribers:
+            await webhooks.enqueue(
+                self.session,
+                self.tenant_id,
+                "assessment.created",
+                [
+                    {
+                        "assessment_id": str(aid),
+                        "subject_ref": a.body.subject_ref,
+                        "framework": {
+                            "key": a.resolved.framework.key,
+                            "version": a.resolved.version.version,
+                        },
+                        "rater_role": a.body.rater_role,
+                        "assessed_at": a.body.assessed_at.isoformat(),
+                        "ratings": len(a.body.ratings),
+                    }
+                    for aid, a in zip(ids, accepted, strict=True)
+                ],
+                self.subscribers,
+                subject_ids=[a.subject_id for a in accepted],
+            )
+            await self.session.flush()  # the batch's deliveries leave the session's memory
+
+
+async def bulk_create(
+    session: AsyncSession,
+    principal: Principal,
+    items: Callable[[], Iterator[Any]],
+    mode: BulkMode,
+) -> BulkAssessmentResult:
+    """Validate and store the items batch by batch; ``items`` yields them from the body.
+
+    With readiness.changed subscribers, a first pass only validates: where everyone stood is
+    scored before anything of the request is stored, as a single set-wise insert would see it.
+    """
+    tenant_id = principal.tenant_id
+    checker = _Checker(session, principal)
+    refused = _Refusals(mode)
+    watchers = await events.readiness_watchers(session, tenant_id)
+    snapshots: list[events.Snapshot] = []
+    first_pass: set[int] | None = None
     if watchers:
-        by_version: dict[uuid.UUID, tuple[frameworks.ResolvedVersion, list[uuid.UUID]]] = {}
-        for _, _, subject_id, resolved in accepted:
-            by_version.setdefault(resolved.version.id, (resolved, []))[1].append(subject_id)
-        for resolved, ids in by_version.values():
-            snapshots.append(await events.snapshot(session, principal.tenant_id, resolved, ids))
+        first_pass = set()
+        received = 0
+        touched: dict[uuid.UUID, tuple[frameworks.ResolvedVersion, set[uuid.UUID]]] = {}
+        for batch in _batches(items()):
+            received += len(batch)
+            accepted, refusals = await checker.check(batch)
+            refused.add(refusals)
+            for a in accepted:
+                first_pass.add(a.index)
+                touched.setdefault(a.resolved.version.id, (a.resolved, set()))[1].add(a.subject_id)
+        if refused.refuse_all:
+            raise refuse_all(refused.kept, received, refused.count)
+        for resolved, subject_ids in touched.values():
+            ordered = sorted(subject_ids)
+            for start in range(0, len(ordered), BATCH_ITEMS):
+                chunk = ordered[start : start + BATCH_ITEMS]
+                snapshots.append(await events.snapshot(session, tenant_id, resolved, chunk))
 
-    now = utcnow()
-    sequence = time.time_ns()
-    assessment_rows: list[dict[str, Any]] = []
-    rating_rows: list[dict[str, Any]] = []
-    for offset, (_, body, subject_id, resolved) in enumerate(accepted):
-        assessment_id = uuid.uuid4()
-        assessment_rows.append(
-            {
-                "tenant_id": principal.tenant_id,
-                "id": assessment_id,
-                "subject_id": subject_id,
-                "framework_tenant_id": resolved.version.tenant_id,
-                "framework_version_id": resolved.version.id,
-                "rater_ref": body.rater_ref,
-                "rater_role": body.rater_role,
-                "assessed_at": body.assessed_at,
-                "created_at": now,
-                "sequence": sequence + offset,
-            }
-        )
-        rating_rows += [
-            {
-                "tenant_id": principal.tenant_id,
-                "assessment_id": assessment_id,
-                "competency_key": r.competency,
-                "proficiency": r.proficiency,
-                "evidence": r.evidence,
-                "confidence": r.confidence,
-            }
-            for r in body.ratings
-        ]
-    if assessment_rows:
-        await _insert(session, assessment_rows, rating_rows)
-        created_events = [
-            {
-                "assessment_id": str(row["id"]),
-                "subject_ref": body.subject_ref,
-                "framework": {"key": resolved.framework.key, "version": resolved.version.version},
-                "rater_role": body.rater_role,
-                "assessed_at": body.assessed_at.isoformat(),
-                "ratings": len(body.ratings),
-            }
-            for row, (_, body, _, resolved) in zip(assessment_rows, accepted, strict=True)
-        ]
-        await webhooks.enqueue(
-            session,
-            principal.tenant_id,
-            "assessment.created",
-            created_events,
-            subject_ids=[subject_id for _, _, subject_id, _ in accepted],
-        )
+    store = _Store(
+        session, principal, await webhooks.subscribers(session, tenant_id, "assessment.created")
+    )
+    received = 0
+    for batch in _batches(items()):
+        received += len(batch)
+        if first_pass is not None:
+            batch = [(i, item) for i, item in batch if i in first_pass]
+        accepted, refusals = await checker.check(batch)
+        refused.add(refusals)
+        if accepted and not refused.refuse_all:
+            await store.insert(accepted)
+    if refused.refuse_all:
+        raise refuse_all(refused.kept, received, refused.count)
+
+    if store.ids:
         for before in snapshots:
-            await events.readiness_changed(session, principal.tenant_id, before, watchers)
+            await events.readiness_changed(session, tenant_id, before, watchers)
         record(
             session,
             principal,
             "assessment.bulk_created",
             "assessment",
-            str(assessment_rows[0]["id"]),
-            {
-                "assessments": len(assessment_rows),
-                "ratings": len(rating_rows),
-                "refused": len(refusals),
-            },
+            str(store.ids[0]),
+            {"assessments": len(store.ids), "ratings": store.ratings, "refused": refused.count},
         )
         await session.flush()
     return BulkAssessmentResult(
         mode=mode,
-        received=len(items),
-        created=len(assessment_rows),
-        ratings_created=len(rating_rows),
-        ids=[row["id"] for row in assessment_rows],
-        refused=refusals,
+        received=received,
+        created=len(store.ids),
+        ratings_created=store.ratings,
+        ids=store.ids,
+        refused=refused.kept,
     )
 
 
-async def _insert(
-    session: AsyncSession, assessments: list[dict[str, Any]], ratings: list[dict[str, Any]]
-) -> None:
-    conn = await session.connection()
-    if conn.dialect.name != "postgresql":
-        await conn.execute(insert(Assessment.__table__), assessments)  # type: ignore[attr-defined]
-        await conn.execute(insert(Rating.__table__), ratings)  # type: ignore[attr-defined]
-        return
-    tenant = str(assessments[0]["tenant_id"])
-    await conn.execute(
-        text(
-            "INSERT INTO assessment (tenant_id, id, subject_id, framework_tenant_id, framework_version_id,"
-            " rater_ref, rater_role, assessed_at, created_at, sequence)"
-            " SELECT CAST(:tenant AS uuid), * FROM unnest(CAST(:ids AS uuid[]), CAST(:subjects AS uuid[]),"
-            " CAST(:fw_tenants AS uuid[]), CAST(:fw_versions AS uuid[]), CAST(:raters AS text[]),"
-            " CAST(:roles AS text[]), CAST(:assessed AS timestamptz[]), CAST(:created AS timestamptz[]),"
-            " CAST(:sequences AS int8[]))"
-        ),
-        {
-            "tenant": tenant,
-            "ids": [r["id"] for r in assessments],
-            "subjects": [r["subject_id"] for r in assessments],
-            "fw_tenants": [r["framework_tenant_id"] for r in assessments],
-            "fw_versions": [r["framework_version_id"] for r in assessments],
-            "raters": [r["rater_ref"] for r in assessments],
-            "roles": [r["rater_role"] for r in assessments],
-            "assessed": [r["assessed_at"] for r in assessments],
-            "created": [r["created_at"] for r in assessments],
-            "sequences": [r["sequence"] for r in assessments],
-        },
-    )
-    await conn.execute(
-        text(
-            "INSERT INTO rating (tenant_id, assessment_id, competency_key, proficiency, evidence, confidence)"
-            " SELECT CAST(:tenant AS uuid), * FROM unnest(CAST(:assessments AS uuid[]), CAST(:keys AS text[]),"
-            " CAST(:values AS int4[]), CAST(:evidence AS text[]), CAST(:confidence AS float8[]))"
-        ),
-        {
-            "tenant": tenant,
-            "assessments": [r["assessment_id"] for r in ratings],
-            "keys": [r["competency_key"] for r in ratings],
-            "values": [r["proficiency"] for r in ratings],
-            "evidence": [r["evidence"] for r in ratings],
-            "confidence": [r["confidence"] for r in ratings],
-        },
-    )
+def _batches(items: Iterable[Any]) -> Iterator[list[tuple[int, Any]]]:
+    numbered = enumerate(items)
+    while batch := list(itertools.islice(numbered, BATCH_ITEMS)):
+        yield batch

@@ -6,10 +6,54 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import insert, text
 from sqlmodel import and_, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.models import Assessment, Framework, FrameworkVersion, Rating, Subject
+
+# Column by column, as insert_batch takes them (the tenant is the same for every row).
+INSERT_ASSESSMENTS = text(
+    "INSERT INTO assessment (tenant_id, id, subject_id, framework_tenant_id, framework_version_id,"
+    " rater_ref, rater_role, assessed_at, created_at, sequence)"
+    " SELECT CAST(:tenant_id AS uuid), * FROM unnest(CAST(:id AS uuid[]),"
+    " CAST(:subject_id AS uuid[]), CAST(:framework_tenant_id AS uuid[]),"
+    " CAST(:framework_version_id AS uuid[]), CAST(:rater_ref AS text[]),"
+    " CAST(:rater_role AS text[]), CAST(:assessed_at AS timestamptz[]),"
+    " CAST(:created_at AS timestamptz[]), CAST(:sequence AS int8[]))"
+)
+INSERT_RATINGS = text(
+    "INSERT INTO rating (tenant_id, assessment_id, competency_key, proficiency, evidence,"
+    " confidence) SELECT CAST(:tenant_id AS uuid), * FROM unnest(CAST(:assessment_id AS uuid[]),"
+    " CAST(:competency_key AS text[]), CAST(:proficiency AS int4[]), CAST(:evidence AS text[]),"
+    " CAST(:confidence AS float8[]))"
+)
+
+
+async def insert_batch(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    assessments: dict[str, list[Any]],
+    ratings: dict[str, list[Any]],
+) -> None:
+    """Insert assessments and their ratings given column by column (keyed by column name):
+    on Postgres two ``INSERT ... SELECT FROM unnest(arrays)`` statements, so
+    row-level security applies (it rules out COPY FROM) and the cost grows with the batch only.
+    """
+    conn = await session.connection()
+    if conn.dialect.name != "postgresql":
+        for table, columns in (
+            (Assessment.__table__, assessments),  # type: ignore[attr-defined]
+            (Rating.__table__, ratings),  # type: ignore[attr-defined]
+        ):
+            rows = [
+                {"tenant_id": tenant_id, **dict(zip(columns, values, strict=True))}
+                for values in zip(*columns.values(), strict=True)
+            ]
+            await conn.execute(insert(table), rows)
+        return
+    await conn.execute(INSERT_ASSESSMENTS, {"tenant_id": str(tenant_id), **assessments})
+    await conn.execute(INSERT_RATINGS, {"tenant_id": str(tenant_id), **ratings})
 
 
 async def ratings_of(

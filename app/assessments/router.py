@@ -11,7 +11,7 @@ from app.assessments import bulk, service
 from app.assessments.bulk import BulkAssessmentResult
 from app.assessments.schemas import AssessmentCreate, AssessmentRead, RaterRole
 from app.auth.dependencies import AssessmentsRead, AssessmentsWrite, SessionDep
-from app.bulk import BulkMode, bulk_request_body, read_items
+from app.bulk import BulkMode, bulk_request_body, iter_items
 from app.config import get_settings
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
@@ -127,13 +127,13 @@ async def bulk_create_assessments(
     By default the whole batch is refused (422, every reason listed with its item index) when any
     item is invalid. With `mode=partial` the valid items are stored and the others reported.
     """
-    items = read_items(
-        await request.body(),
-        request.headers.get("content-type"),
-        request.app.state.settings.max_bulk_items,
-    )
+    raw = await request.body()
+    content_type = request.headers.get("content-type")
+    max_items = request.app.state.settings.max_bulk_items
 
     async def produce() -> tuple[BulkAssessmentResult, dict[str, str]]:
+        # Decoded item by item while storing, batch by batch (app/assessments/bulk.py).
+        items = lambda: iter_items(raw, content_type, max_items)  # noqa: E731
         return await bulk.bulk_create(session, principal, items, mode), {}
 
     return await idempotency.execute(session, principal, request, idempotency_key, produce)

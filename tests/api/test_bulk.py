@@ -5,7 +5,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.assessments import bulk as assessments_bulk
 from tests.api.test_subjects_assessments import assessment, subject
 from tests.conftest import Tenant
 
@@ -112,3 +115,227 @@ async def test_bulk_body_errors(client: httpx.AsyncClient, tenant_a: Tenant) -> 
         )
         assert r.status_code == 422, content
         assert r.headers["content-type"] == "application/problem+json"
+
+
+# ---------------------------------------------------------------- bounded batches
+#
+# Bulk assessments are decoded item by item and stored BATCH_ITEMS at a time inside the one
+# transaction; these tests shrink the batch so that a few items cross several batches.
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(assessments_bulk, "BATCH_ITEMS", 4)
+    return 4
+
+
+async def subjects(client: httpx.AsyncClient, tenant: Tenant, count: int) -> list[str]:
+    refs = [f"emp-{i}" for i in range(count)]
+    r = await client.post(
+        "/v1/subjects/bulk", json=[subject(ref) for ref in refs], headers=tenant.headers
+    )
+    assert r.status_code == 201, r.text
+    return refs
+
+
+def ndjson(items: list[Any]) -> str:
+    return "".join(json.dumps(item) + "\n" for item in items)
+
+
+async def post_bulk(
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    content: str,
+    form: str,
+    mode: str = "all_or_nothing",
+    key: str | None = None,
+) -> httpx.Response:
+    headers = {
+        **tenant.headers,
+        "Content-Type": "application/x-ndjson" if form == "ndjson" else "application/json",
+        **({"Idempotency-Key": key} if key else {}),
+    }
+    return await client.post(
+        "/v1/assessments/bulk", params={"mode": mode}, content=content, headers=headers
+    )
+
+
+def encoded(items: list[Any], form: str) -> str:
+    return ndjson(items) if form == "ndjson" else json.dumps(items)
+
+
+async def stored(client: httpx.AsyncClient, tenant: Tenant) -> list[dict[str, Any]]:
+    r = await client.get("/v1/assessments", params={"limit": 200}, headers=tenant.headers)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def test_every_insert_is_bounded_by_the_batch(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    engine: AsyncEngine,
+    connection: AsyncConnection,
+    small_batches: int,
+) -> None:
+    if connection.dialect.name != "postgresql":
+        pytest.skip("counts the rows of Postgres' set-wise INSERT ... unnest statements")
+    refs = await subjects(client, tenant_a, 10)
+    inserted: list[tuple[str, int]] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        for table in ("assessment", "rating"):
+            if statement.startswith(f"INSERT INTO {table} "):
+                inserted.append((table, max(len(p) for p in parameters if isinstance(p, list))))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        r = await client.post(
+            "/v1/assessments/bulk", json=[rated(ref) for ref in refs], headers=tenant_a.headers
+        )
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert r.status_code == 201, r.text
+    assert inserted == [
+        ("assessment", 4),
+        ("rating", 8),
+        ("assessment", 4),
+        ("rating", 8),
+        ("assessment", 2),
+        ("rating", 4),
+    ]
+    assert (r.json()["created"], r.json()["ratings_created"]) == (10, 20)
+
+
+@pytest.mark.parametrize("form", ["array", "ndjson"])
+@pytest.mark.parametrize("count", [4, 8, 9])
+async def test_batch_boundaries_keep_request_order(
+    client: httpx.AsyncClient, tenant_a: Tenant, small_batches: int, form: str, count: int
+) -> None:
+    refs = await subjects(client, tenant_a, count)
+    r = await post_bulk(client, tenant_a, encoded([rated(ref) for ref in refs], form), form)
+    assert r.status_code == 201, r.text
+    result = r.json()
+    assert (result["received"], result["created"], result["ratings_created"]) == (
+        count,
+        count,
+        2 * count,
+    )
+    assert len(set(result["ids"])) == count
+    for i in {0, small_batches - 1, small_batches, count - 1} & set(range(count)):
+        one = await client.get(f"/v1/assessments/{result['ids'][i]}", headers=tenant_a.headers)
+        assert one.json()["subject_ref"] == refs[i]
+    assert len(await stored(client, tenant_a)) == count
+
+
+@pytest.mark.parametrize("form", ["array", "ndjson"])
+async def test_a_refusal_in_the_last_batch_stores_nothing(
+    client: httpx.AsyncClient, tenant_a: Tenant, small_batches: int, form: str
+) -> None:
+    refs = await subjects(client, tenant_a, 8)
+    body = encoded([*(rated(ref) for ref in refs), rated("nobody")], form)
+    r = await post_bulk(client, tenant_a, body, form)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert [e["loc"] for e in r.json()["errors"]] == [["body", 8, "subject_ref"]]
+    assert r.json()["detail"].startswith("1 of 9 item(s) are invalid; nothing was stored")
+    assert await stored(client, tenant_a) == []
+
+    r = await post_bulk(client, tenant_a, body, form, mode="partial")
+    assert r.status_code == 201, r.text
+    assert (r.json()["created"], [x["index"] for x in r.json()["refused"]]) == (8, [8])
+    assert len(await stored(client, tenant_a)) == 8
+
+
+async def test_all_or_nothing_reports_refusals_from_every_batch(
+    client: httpx.AsyncClient, tenant_a: Tenant, small_batches: int
+) -> None:
+    refs = await subjects(client, tenant_a, 10)
+    items: list[Any] = [rated(ref) for ref in refs]
+    items[1] = {"nonsense": True}
+    items[9]["ratings"][0]["proficiency"] = 42
+    r = await client.post("/v1/assessments/bulk", json=items, headers=tenant_a.headers)
+    assert r.status_code == 422, r.text
+    locs = [e["loc"] for e in r.json()["errors"]]
+    assert ["body", 1, "nonsense"] in locs
+    assert locs[-1] == ["body", 9, "ratings", 0, "proficiency"]
+    assert r.json()["detail"].startswith("2 of 10 item(s) are invalid")
+    assert await stored(client, tenant_a) == []
+
+
+@pytest.mark.parametrize("mode", ["all_or_nothing", "partial"])
+@pytest.mark.parametrize("form", ["array", "ndjson"])
+async def test_a_malformed_item_after_many_good_ones_stores_nothing(
+    client: httpx.AsyncClient, tenant_a: Tenant, small_batches: int, form: str, mode: str
+) -> None:
+    refs = await subjects(client, tenant_a, 10)
+    good = encoded([rated(ref) for ref in refs], form)
+    broken = (
+        good[:-1] + ', {"subject_ref": "emp-1", oops}]' if form == "array" else good + "{oops\n"
+    )
+    r = await post_bulk(client, tenant_a, broken, form, mode=mode, key="retry-me")
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    [error] = r.json()["errors"]
+    if form == "ndjson":
+        assert error["loc"] == ["body", 10]
+        assert error["msg"].startswith("Line 11 is not JSON: Expecting property name")
+    else:
+        offset = broken.index("oops")
+        assert error["msg"] == (
+            "The body is not JSON: Expecting property name enclosed in double quotes: "
+            f"line 1 column {offset + 1} (char {offset})"
+        )
+    assert await stored(client, tenant_a) == []
+    # Nothing was stored and the key was not used up: the corrected request goes through.
+    r = await post_bulk(client, tenant_a, good, form, mode=mode, key="retry-me")
+    assert r.status_code == 201, r.text
+    assert len(await stored(client, tenant_a)) == 10
+
+
+async def test_too_many_items_after_stored_batches_stores_nothing(
+    client: httpx.AsyncClient, tenant_a: Tenant, app: Any, small_batches: int
+) -> None:
+    refs = await subjects(client, tenant_a, 7)
+    app.state.settings = app.state.settings.model_copy(update={"max_bulk_items": 6})
+    for form in ("array", "ndjson"):
+        r = await post_bulk(client, tenant_a, encoded([rated(ref) for ref in refs], form), form)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == "At most 6 items per request; split the batch."
+    assert await stored(client, tenant_a) == []
+
+
+async def test_webhook_events_across_batches(
+    client: httpx.AsyncClient, tenant_a: Tenant, app: Any, small_batches: int
+) -> None:
+    h = tenant_a.headers
+    app.state.settings = app.state.settings.model_copy(
+        update={"webhooks_allow_private_targets": True}
+    )
+    r = await client.post(
+        "/v1/webhooks",
+        json={
+            "url": "http://127.0.0.1:9/hooks",
+            "events": ["assessment.created", "readiness.changed"],
+        },
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()["id"]
+    refs = await subjects(client, tenant_a, 6)
+    # emp-0 is rated in the first and in the last batch: still one change.
+    items = [rated(ref, value=2) for ref in refs] + [rated("emp-0", role="peer", value=4)] * 3
+    r = await client.post("/v1/assessments/bulk", json=items, headers=h)
+    assert r.status_code == 201, r.text
+    ids = r.json()["ids"]
+    log = await client.get(f"/v1/webhooks/{hook}/deliveries", params={"limit": 200}, headers=h)
+    deliveries = [d["payload"]["data"] for d in log.json()]
+    created = [d for d in deliveries if "assessment_id" in d]
+    assert sorted(d["assessment_id"] for d in created) == sorted(ids)
+    assert {d["assessment_id"]: d["subject_ref"] for d in created} == {
+        aid: item["subject_ref"] for aid, item in zip(ids, items, strict=True)
+    }
+    changes = [d for d in deliveries if "before" in d]
+    assert sorted(d["subject_ref"] for d in changes) == sorted(refs)
+    # Each change starts from where the person stood before the request (no ratings yet).
+    assert all(d["before"]["level_index"] == 0 < d["after"]["level_index"] for d in changes)
