@@ -131,6 +131,33 @@ class FrameworkVersion(SQLModel, table=True):
     published_at: datetime | None = _ts(nullable=True)
 
 
+class CaseIdentifier(SQLModel, table=True):
+    """Which framework version holds each CASE identifier, so a CASE lookup reads one row.
+
+    Written with the version (and again when a draft's document changes); the identifiers are
+    those of ``app.interop.case``, derived from the owner tenant, key, version and element.
+    """
+
+    __tablename__ = "case_identifier"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "version_id"],
+            ["framework_version.tenant_id", "framework_version.id"],
+            ondelete="CASCADE",
+            # Checked at commit: the rows are added with their version, in one flush.
+            deferrable=True,
+            initially="DEFERRED",
+        ),
+        sa.Index(None, "tenant_id", "version_id"),
+        sa.CheckConstraint("kind IN ('CFDocument', 'CFItem')", name="kind"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    identifier: uuid.UUID = Field(primary_key=True)
+    version_id: uuid.UUID
+    kind: str = Field(max_length=16)
+
+
 class Subject(SQLModel, table=True):
     __tablename__ = "subject"
     __table_args__ = (

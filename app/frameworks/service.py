@@ -25,6 +25,7 @@ from app.frameworks import repository as repo
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import FrameworkDocument, dump_document, ensure_valid, parse_document
 from app.frameworks.files import load_file
+from app.interop import repository as case_index
 from app.models import SYSTEM_TENANT_ID, Framework, FrameworkVersion, utcnow
 from app.scoring.model import Framework as ScoringFramework
 
@@ -167,6 +168,7 @@ async def _add_version(
         published_at=now if publish else None,
     )
     session.add(row)
+    case_index.index_version(session, fw, row)
     if publish:
         await _archive_older(session, fw, version)
     return row
@@ -312,6 +314,7 @@ async def update_draft(
     ensure_valid(doc)
     values = {"content": dump_document(doc), "revision": row.revision + 1, "updated_at": utcnow()}
     await guarded_update(session, FrameworkVersion, row, values)
+    await case_index.reindex_version(session, fw, row)
     _sync_framework_fields(fw, doc)
     session.add(fw)
     record(session, principal, "framework_version.updated", "framework", key, {"version": version})

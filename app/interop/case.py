@@ -48,7 +48,7 @@ import re
 import unicodedata
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -56,7 +56,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.errors import FieldError, InvalidInput
-from app.frameworks.document import FORMAT, FrameworkDocument, dump_document, parse_document
+from app.frameworks.document import (
+    FORMAT,
+    FrameworkDocument,
+    dump_document,
+    parse_document,
+    tolerance_advice,
+)
 
 # Changing this namespace changes every exported identifier: never change it.
 NAMESPACE = uuid.UUID("b36fd0ab-b061-42b0-b986-1d7e0c5bd87a")
@@ -614,15 +620,14 @@ def cf_item(doc: FrameworkDocument, ctx: ExportContext, identifier: str) -> dict
     return None
 
 
-def identifiers(doc: FrameworkDocument, ids: CaseIds) -> dict[str, str]:
-    """Identifier -> CASE class ("CFDocument" or "CFItem") of a version's addressable objects."""
+def identifiers(content: Mapping[str, Any], ids: CaseIds) -> dict[str, str]:
+    """Identifier -> CASE class ("CFDocument" or "CFItem") of a version's addressable objects.
+
+    Read from the stored document (the native format), so a migration can index old versions.
+    """
     out = {ids.document: "CFDocument"}
-    for kind, keys in (
-        ("area", [a.key for a in doc.areas]),
-        ("competency", [c.key for c in doc.competencies]),
-        ("level", [lv.key for lv in doc.levels]),
-    ):
-        out |= {ids.of(kind, key): "CFItem" for key in keys}
+    for kind, section in (("area", "areas"), ("competency", "competencies"), ("level", "levels")):
+        out |= {ids.of(kind, element["key"]): "CFItem" for element in content[section]}
     return out
 
 
@@ -1567,4 +1572,8 @@ def package_to_document(
             f"The CASE package does not make a valid framework: {len(errors)} problem(s).",
             errors=errors,
         ) from None
+    for advice in tolerance_advice(document):
+        importer.report.add(
+            ["CFDocument"], advice, kept_as=f"gap_tolerance {document.settings.gap_tolerance:g}"
+        )
     return ImportResult(document=document, report=importer.report.entries)

@@ -6,7 +6,6 @@ learns of another's frameworks.
 """
 
 import uuid
-from collections import OrderedDict
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -25,7 +24,8 @@ from app.frameworks.router import FrameworkKey, VersionNumber, _created
 from app.frameworks.schemas import FrameworkVersionRead
 from app.idempotency import IdempotencyKey
 from app.interop import case
-from app.models import Framework, FrameworkVersion
+from app.interop import repository as case_index
+from app.models import Framework
 
 router = APIRouter()
 
@@ -69,25 +69,6 @@ def _context(resolved: service.ResolvedVersion, request: Request) -> case.Export
     )
 
 
-_INDEX: "OrderedDict[tuple[str, int], dict[str, str]]" = OrderedDict()
-_INDEX_MAX = 256
-
-
-def _identifiers(fw: Framework, version: FrameworkVersion) -> dict[str, str]:
-    """CASE identifiers of a version, cached per (id, revision): a revision never changes."""
-    cache_key = (version.id.hex, version.revision)
-    hit = _INDEX.get(cache_key)
-    if hit is not None:
-        _INDEX.move_to_end(cache_key)
-        return hit
-    ids = case.CaseIds(owner=fw.tenant_id, key=fw.key, version=version.version)
-    index = case.identifiers(FrameworkDocument.model_validate(version.content), ids)
-    _INDEX[cache_key] = index
-    if len(_INDEX) > _INDEX_MAX:
-        _INDEX.popitem(last=False)
-    return index
-
-
 async def _visible(session: AsyncSession, principal: Principal) -> list[Framework]:
     """The caller's frameworks and the built-in ones; a tenant's own shadows a built-in key."""
     seen: set[str] = set()
@@ -105,14 +86,13 @@ async def _find(
     """The visible framework version with a CASE object of this identifier and class."""
     missing = NotFound(f"No {kind} {sourced_id!r} is visible to this tenant.")
     try:
-        identifier = str(uuid.UUID(sourced_id))
+        identifier = uuid.UUID(sourced_id)
     except ValueError:
         raise missing from None
-    for fw in await _visible(session, principal):
-        for version in await repo.versions_of(session, fw):
-            if _identifiers(fw, version).get(identifier) == kind:
-                return service.ResolvedVersion(fw, version)
-    raise missing
+    found = await case_index.locate(session, principal.tenant_id, identifier)
+    if found is None or found[0] != kind:
+        raise missing
+    return service.ResolvedVersion(found[1], found[2])
 
 
 @router.post(

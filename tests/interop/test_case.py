@@ -116,7 +116,7 @@ def conformance_errors(doc: FrameworkDocument) -> list[str]:
     document = case.cf_document(doc, ctx)
     errors += response_errors(document, "CFDocument")
     errors += response_errors({"CFDocuments": [document]}, "CFDocumentSet")
-    for identifier, kind in case.identifiers(doc, ctx.ids).items():
+    for identifier, kind in case.identifiers(dump_document(doc), ctx.ids).items():
         if kind == "CFItem":
             errors += response_errors(case.cf_item(doc, ctx, identifier), "CFItem")
     return errors
@@ -465,6 +465,43 @@ def test_foreign_keys_are_slugs_made_unique() -> None:
         "key 're-1-draft-2'"
     )
     assert "identifier" in entry(result.report, "item without a humanCodingScheme")["kept_as"]
+
+
+def _numbered_keys(bases: list[str]) -> list[str]:
+    """The documented rule, written the slow obvious way: the smallest free "-n" suffix."""
+    taken: set[str] = set()
+    out = []
+    for base in bases:
+        key, n = base, 2
+        while key in taken:
+            key, n = base[: 64 - len(f"-{n}")] + f"-{n}", n + 1
+        taken.add(key)
+        out.append(key)
+    return out
+
+
+def _flat(codes: list[str]) -> dict[str, Any]:
+    items = [_node(f"i{n}", code, f"Item {n}") for n, code in enumerate(codes)]
+    return {"CFDocument": {"identifier": "doc", "title": "Keys"}, "CFItems": items}
+
+
+def test_many_items_sharing_a_code_get_numbered_keys() -> None:
+    result = read(_flat(["SAME"] * 250))
+    keys = [c.key for c in result.document.competencies]
+    assert keys == ["same"] + [f"same-{n}" for n in range(2, 251)]
+    assert entry(result.report, "item whose key another item already has")["count"] == 249
+
+
+CODES = ["a", "a-2", "a-3", "a-2-2", "b", "x" * 64, "x" * 62 + "-2", "x" * 61 + "-10", "x" * 63]
+
+
+@settings(max_examples=60, deadline=None)
+@given(codes=st.lists(st.sampled_from(CODES), min_size=1, max_size=120))
+def test_deduplicated_keys_are_unique_and_follow_the_rule(codes: list[str]) -> None:
+    keys = [c.key for c in read(_flat(codes)).document.competencies]
+    assert keys == _numbered_keys(codes)
+    assert len(set(keys)) == len(keys)
+    assert all(len(k) <= 64 for k in keys)
 
 
 # --- Import: identifiers and errors --------------------------------------------------------------

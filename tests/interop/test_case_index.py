@@ -1,0 +1,269 @@
+"""The CASE identifier index: lookups read one row, follow drafts, shadowing and tenancy, and the
+migration indexes the versions that existed before it."""
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.auth.principal import Principal
+from app.config import PROJECT_ROOT, Settings
+from app.db import bind_tenant, create_engine
+from app.frameworks import service
+from app.frameworks.document import dump_document, parse_document
+from app.frameworks.files import load_file
+from app.interop import case
+from app.models import SYSTEM_TENANT_ID, CaseIdentifier, Framework, FrameworkVersion
+from app.models import Tenant as TenantRow
+from tests.conftest import Tenant, make_postgres_database
+from tests.factories import small_framework
+
+pytestmark = pytest.mark.anyio
+
+CASE = "/ims/case/v1p1"
+LADDER = PROJECT_ROOT / "app" / "frameworks" / "builtin" / "product-management.yaml"
+
+
+def _ids(tenant: uuid.UUID, key: str = "eng-ladder", version: int = 1) -> case.CaseIds:
+    return case.CaseIds(owner=tenant, key=key, version=version)
+
+
+async def _create(client: httpx.AsyncClient, tenant: Tenant, **changes: Any) -> None:
+    r = await client.post(
+        "/v1/frameworks",
+        json=small_framework(**changes),
+        params={"publish": "true"},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 201, r.text
+
+
+class _Statements:
+    """Counts the SQL statements run on the test's connection."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.count = 0
+        event.listen(connection.sync_connection, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
+
+    async def of(self, coro: Any) -> tuple[httpx.Response, int]:
+        before = self.count
+        response = await coro
+        return response, self.count - before
+
+
+async def test_a_lookup_costs_the_same_statements_however_many_frameworks_there_are(
+    client: httpx.AsyncClient, tenant_a: Tenant, connection: AsyncConnection
+) -> None:
+    await _create(client, tenant_a)
+    statements = _Statements(connection)
+    item = _ids(tenant_a.id).of("competency", "coding")
+    paths = [
+        f"{CASE}/CFItems/{item}",
+        f"{CASE}/CFDocuments/{_ids(tenant_a.id).document}",
+        f"{CASE}/CFPackages/{_ids(tenant_a.id).document}",
+    ]
+    few = []
+    for path in paths:
+        r, n = await statements.of(client.get(path, headers=tenant_a.headers))
+        assert r.status_code == 200, r.text
+        few.append(n)
+    for n in range(12):
+        await _create(client, tenant_a, key=f"ladder-{n}", name=f"Ladder {n}")
+    many = []
+    for path in paths:
+        r, n = await statements.of(client.get(path, headers=tenant_a.headers))
+        assert r.status_code == 200, r.text
+        many.append(n)
+    assert many == few
+
+
+async def test_a_draft_update_moves_its_identifiers(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    h = tenant_a.headers
+    r = await client.post("/v1/frameworks", json=small_framework(), headers=h)
+    assert r.status_code == 201, r.text
+    changed = small_framework()
+    changed["competencies"][0]["key"] = "programming"
+    for activity in changed["activities"]:
+        if "coding" in activity["develops"]:
+            activity["develops"]["programming"] = activity["develops"].pop("coding")
+    r = await client.put(
+        "/v1/frameworks/eng-ladder/versions/1",
+        json=changed,
+        headers={**h, "If-Match": r.headers["etag"]},
+    )
+    assert r.status_code == 200, r.text
+    ids = _ids(tenant_a.id)
+    old = await client.get(f"{CASE}/CFItems/{ids.of('competency', 'coding')}", headers=h)
+    assert old.status_code == 404
+    new = await client.get(f"{CASE}/CFItems/{ids.of('competency', 'programming')}", headers=h)
+    assert new.status_code == 200, new.text
+    assert new.json()["humanCodingScheme"] == "programming"
+
+
+async def test_a_tenants_framework_shadows_a_builtin_with_its_key(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    await _create(client, tenant_a)
+    # A built-in added later with a key tenant A already uses (as a new built-in file would be).
+    system = Principal(tenant_id=SYSTEM_TENANT_ID, key_id=None, scopes=frozenset({"admin"}))
+    async with tenant_a.sessionmaker() as session:
+        await bind_tenant(session, SYSTEM_TENANT_ID)
+        doc = parse_document(small_framework(name="Built-in engineering"))
+        await service.create(session, system, doc, publish=True)
+        await session.commit()
+    builtin = _ids(SYSTEM_TENANT_ID).document
+    own = _ids(tenant_a.id).document
+    for tenant, path, status in (
+        (tenant_a, f"{CASE}/CFDocuments/{builtin}", 404),
+        (tenant_a, f"{CASE}/CFItems/{_ids(SYSTEM_TENANT_ID).of('competency', 'coding')}", 404),
+        (tenant_a, f"{CASE}/CFDocuments/{own}", 200),
+        (tenant_b, f"{CASE}/CFDocuments/{builtin}", 200),
+        (tenant_b, f"{CASE}/CFPackages/{own}", 404),
+    ):
+        r = await client.get(path, headers=tenant.headers)
+        assert r.status_code == status, (tenant.slug, path, r.text)
+    r = await client.get(f"{CASE}/CFDocuments/{builtin}", headers=tenant_b.headers)
+    assert r.json()["title"] == "Built-in engineering"
+
+
+async def test_the_index_holds_exactly_each_versions_identifiers(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    await _create(client, tenant_a)
+    r = await client.post(
+        "/v1/frameworks/eng-ladder/clone", json={"key": "copy"}, headers=tenant_a.headers
+    )
+    assert r.status_code == 201, r.text
+    async with tenant_a.sessionmaker() as session:
+        await bind_tenant(session, tenant_a.id)
+        rows = (
+            await session.exec(
+                select(CaseIdentifier.identifier, CaseIdentifier.kind).where(
+                    CaseIdentifier.tenant_id == tenant_a.id
+                )
+            )
+        ).all()
+    content = dump_document(parse_document(small_framework()))
+    expected = case.identifiers(content, _ids(tenant_a.id)) | case.identifiers(
+        content, _ids(tenant_a.id, "copy")
+    )
+    assert {(str(i), k) for i, k in rows} == set(expected.items())
+
+
+# --- The migration indexes what existed before it -------------------------------------------------
+
+
+def _config(url: str) -> Config:
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    cfg.attributes["configure_logging"] = False
+    return cfg
+
+
+async def _seed(url: str) -> dict[str, str]:
+    """Versions written before revision 0008: a built-in and a tenant's two versions."""
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    ladder = dump_document(parse_document(load_file(LADDER.read_bytes(), LADDER.name)))
+    small = dump_document(parse_document(small_framework()))
+    tenant = uuid.uuid4()
+    expected: dict[str, str] = {}
+    engine = create_engine(Settings(), url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(TenantRow.__table__),  # type: ignore[attr-defined]
+                # The system tenant is made by the first migration.
+                [{"id": tenant, "slug": "acme", "name": "Acme", "created_at": now}],
+            )
+            for owner, key, contents in (
+                (SYSTEM_TENANT_ID, "product-management", [ladder]),
+                (tenant, "eng-ladder", [small, small]),
+            ):
+                fw = uuid.uuid4()
+                await conn.execute(
+                    insert(Framework.__table__),  # type: ignore[attr-defined]
+                    [
+                        {
+                            "tenant_id": owner,
+                            "id": fw,
+                            "key": key,
+                            "name": key,
+                            "description": "",
+                            "is_builtin": owner == SYSTEM_TENANT_ID,
+                            "cloned_from": None,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    ],
+                )
+                for number, content in enumerate(contents, start=1):
+                    await conn.execute(
+                        insert(FrameworkVersion.__table__),  # type: ignore[attr-defined]
+                        [
+                            {
+                                "tenant_id": owner,
+                                "id": uuid.uuid4(),
+                                "framework_id": fw,
+                                "version": number,
+                                "status": "published",
+                                "content": content,
+                                "revision": 1,
+                                "created_at": now,
+                                "updated_at": now,
+                                "published_at": now,
+                            }
+                        ],
+                    )
+                    expected |= case.identifiers(content, _ids(owner, key, number))
+    finally:
+        await engine.dispose()
+    return expected
+
+
+async def _indexed(url: str) -> dict[str, str]:
+    engine = create_engine(Settings(), url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(CaseIdentifier.identifier, CaseIdentifier.kind)  # type: ignore[call-overload]
+            )
+            return {str(i): k for i, k in rows}
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/index.db"
+        return
+    _, url, drop = make_postgres_database()
+    try:
+        yield url
+    finally:
+        drop()
+
+
+def test_the_migration_indexes_existing_versions(empty_database: str) -> None:
+    cfg = _config(empty_database)
+    command.upgrade(cfg, "0007")
+    expected = asyncio.run(_seed(empty_database))
+    assert len(expected) == 2 * 11 + 22  # 1 document + areas, competencies, levels per version
+    command.upgrade(cfg, "0008")
+    assert asyncio.run(_indexed(empty_database)) == expected
+    command.downgrade(cfg, "0007")
+    command.upgrade(cfg, "head")
+    assert asyncio.run(_indexed(empty_database)) == expected
