@@ -14,10 +14,16 @@ async def by_ref(session: AsyncSession, tenant_id: uuid.UUID, ref: str) -> Subje
     return (await session.exec(stmt)).first()
 
 
-async def by_refs(session: AsyncSession, tenant_id: uuid.UUID, refs: list[str]) -> list[Subject]:
+async def by_refs(
+    session: AsyncSession, tenant_id: uuid.UUID, refs: list[str], *, hold: bool = False
+) -> list[Subject]:
+    """The tenant's subjects among the refs; ``hold`` keeps them from being erased (FOR KEY
+    SHARE on Postgres) until the caller's transaction ends, e.g. while a report names them."""
     stmt = select(Subject).where(
         Subject.tenant_id == tenant_id, col(Subject.external_ref).in_(refs)
     )
+    if hold:
+        stmt = stmt.with_for_update(read=True, key_share=True)
     return list((await session.exec(stmt)).all())
 
 

@@ -78,6 +78,10 @@ async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
     (cascading), stored responses about them, and webhook deliveries about them (pending ones
     cancelled, all payloads redacted). The audit keeps only the fact, the id and counts."""
     subject = await get(session, principal, ref)
+    # Deleted first: the delete waits for transactions still writing about the person (their
+    # assessments' foreign keys, bulk reports holding the row), so the searches below see what
+    # they committed. Responses tied to the subject (single creates) cascade with the person.
+    await repo.erase(session, subject)
     cancelled, redacted = await webhooks.forget_subject(session, principal.tenant_id, subject.id)
     reports = 0
     for stored in await repo.stored_responses_naming(session, principal.tenant_id, ref):
@@ -86,8 +90,6 @@ async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
             stored.body = body
             session.add(stored)
             reports += 1
-    # Responses tied to the subject (single creates about them) cascade with the person.
-    await repo.erase(session, subject)
     record(
         session,
         principal,
@@ -157,7 +159,10 @@ async def bulk_create(
     refs = [body.external_ref for _, body in parsed]
     existing: set[str] = set()
     for start in range(0, len(refs), 5000):
-        found = await repo.by_refs(session, principal.tenant_id, refs[start : start + 5000])
+        # Held: an erasure waits for this transaction, so it finds the report naming them.
+        found = await repo.by_refs(
+            session, principal.tenant_id, refs[start : start + 5000], hold=True
+        )
         existing |= {s.external_ref for s in found}
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []

@@ -6,6 +6,8 @@ The scan below reads the live catalogue, so a table or column added later is sea
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -18,8 +20,15 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import app.models  # noqa: F401  (every table in the metadata)
+from app.assessments import service as assessments
+from app.assessments.schemas import AssessmentCreate
+from app.auth import service as auth_service
+from app.auth.principal import Principal
 from app.config import PROJECT_ROOT, Settings
-from app.db import create_engine
+from app.db import bind_tenant, create_engine, make_sessionmaker
+from app.main import create_app
+from app.models import IdempotencyRecord, utcnow
+from app.subjects import service as subjects
 from app.webhooks.dispatcher import Dispatcher
 from tests.conftest import Database, Tenant, make_postgres_database
 from tests.security.support import (
@@ -369,3 +378,93 @@ def test_migration_links_existing_deliveries_to_their_subject() -> None:
         }
     finally:
         drop()
+
+
+@pytest.fixture
+async def committing(
+    database: Database, settings: Settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, async_sessionmaker[AsyncSession], Principal]]:
+    """A client and sessions on a real pool (no shared test transaction), so writers overlap."""
+    if database.backend != "postgres":
+        pytest.skip("concurrent transactions need a server database")
+    application = create_app(settings.model_copy(update={"webhooks_allow_private_targets": True}))
+    engine = create_engine(settings)
+    application.state.engine = engine
+    application.state.sessionmaker = make_sessionmaker(engine)
+    async with application.state.sessionmaker() as session:
+        tenant = await auth_service.create_tenant(session, f"erase-{uuid.uuid4().hex[:8]}", "E")
+        key, token = await auth_service.create_key(
+            session,
+            tenant.id,
+            name="eraser",
+            scopes=["admin"],
+            expires_at=None,
+            prefix=settings.api_key_prefix,
+            actor=None,
+        )
+        await session.commit()
+    principal = Principal(tenant.id, key.id, frozenset({"admin"}))
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client, application.state.sessionmaker, principal
+    await engine.dispose()
+
+
+async def erase_while(client: httpx.AsyncClient, writer: AsyncSession, ref: str) -> httpx.Response:
+    """Start the erasure while ``writer`` is still open, check it waits, then commit the writer."""
+    erasure = asyncio.create_task(client.delete(f"/v1/subjects/{ref}"))
+    await asyncio.sleep(0.5)
+    assert not erasure.done(), "the erasure did not wait for the open writer"
+    await writer.commit()
+    return await asyncio.wait_for(erasure, timeout=10)
+
+
+async def test_erasure_finds_what_a_concurrent_writer_commits_about_the_person(
+    committing: tuple[httpx.AsyncClient, async_sessionmaker[AsyncSession], Principal],
+) -> None:
+    client, sessions, principal = committing
+    hook = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["assessment.created"]},
+    )
+    assert hook.status_code == 201, hook.text
+    for ref in (REF, OTHER):
+        assert (await client.post("/v1/subjects", json=subject_body(ref))).status_code == 201
+
+    # An assessment of the person, with its webhook delivery, not yet committed.
+    async with sessions() as writer:
+        await bind_tenant(writer, principal.tenant_id)
+        await assessments.create(
+            writer, principal, AssessmentCreate.model_validate(assessment_body(REF))
+        )
+        assert (await erase_while(client, writer, REF)).status_code == 204
+    [delivery] = (await client.get(f"/v1/webhooks/{hook.json()['id']}/deliveries")).json()
+    assert delivery["status"] == "cancelled"
+    assert REF not in json.dumps(delivery)
+
+    # A bulk import whose report names a person, stored (as Idempotency-Key does) at commit.
+    assert (await client.post("/v1/subjects", json=subject_body(REF))).status_code == 201
+    async with sessions() as writer:
+        await bind_tenant(writer, principal.tenant_id)
+        report = await subjects.bulk_create(
+            writer, principal, [subject_body(REF), subject_body(OTHER)], "partial"
+        )
+        writer.add(
+            IdempotencyRecord(
+                tenant_id=principal.tenant_id,
+                key="racing-bulk",
+                fingerprint="f",
+                status_code=201,
+                body=report.model_dump_json(),
+                expires_at=utcnow() + timedelta(hours=1),
+            )
+        )
+        assert REF in report.model_dump_json()
+        assert (await erase_while(client, writer, REF)).status_code == 204
+    async with sessions() as reader:
+        await bind_tenant(reader, principal.tenant_id)
+        stored = await reader.get(IdempotencyRecord, (principal.tenant_id, "racing-bulk"))
+        assert stored is not None
+        assert REF not in stored.body
+        assert f"'{OTHER}'" in stored.body
