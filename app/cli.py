@@ -65,7 +65,7 @@ async def _key_still_valid(settings: Settings, token: str) -> bool:
     try:
         async with make_sessionmaker(engine)() as session:
             try:
-                await authenticate(session, token)
+                await authenticate(session, token, prefix=settings.api_key_prefix)
             except Unauthenticated:
                 return False
             return True
@@ -114,6 +114,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         workers=workers,
         log_level=settings.log_level,
         proxy_headers=True,
+        server_header=False,  # no "Server: uvicorn" banner telling what to attack
         timeout_graceful_shutdown=20,
         # Header size, count and time limits, keep-alive and connection bounds (see app/server.py).
         **server.http_options(settings),
@@ -280,10 +281,13 @@ def _cmd_export(args: argparse.Namespace) -> None:
 def _cmd_import(args: argparse.Namespace) -> None:
     from app.errors import InvalidInput
     from app.frameworks.files import load_file
+    from app.unicode import refuse_lone_surrogates
 
     path = Path(args.file)
     try:
         data = load_file(path.read_bytes(), path.name)
+        # As the API does: such text would fail later, after parts of the import were made.
+        refuse_lone_surrogates(data, [])
         if args.case:
             from pydantic import ValidationError
 

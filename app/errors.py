@@ -152,7 +152,8 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _printable(value: object) -> str:
+def printable(value: object) -> str:
+    """The value as text any encoder accepts (a lone surrogate becomes ``\\udfff``)."""
     # A loc can hold a key the client sent, e.g. a lone surrogate that UTF-8 cannot encode.
     return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
@@ -160,11 +161,11 @@ def _printable(value: object) -> str:
 def _field_errors_from_pydantic(raw: Sequence[Any]) -> list[FieldError]:
     out = []
     for err in raw:
-        loc = [p if isinstance(p, int) else _printable(p) for p in err.get("loc", ())]
+        loc = [p if isinstance(p, int) else printable(p) for p in err.get("loc", ())]
         out.append(
             FieldError(
                 loc=loc,
-                msg=_printable(err.get("msg", ""))[:2000],
+                msg=printable(err.get("msg", ""))[:2000],
                 type=str(err.get("type", ""))[:100],
             )
         )
@@ -209,10 +210,22 @@ async def _unauthenticated(request: Request) -> JSONResponse | None:
     scheme, _, token = header.partition(" ")
     try:
         async with request.app.state.sessionmaker() as session:
-            await authenticate(session, token.strip() if scheme.lower() == "bearer" else None)
+            await authenticate(
+                session,
+                token.strip() if scheme.lower() == "bearer" else None,
+                prefix=request.app.state.settings.api_key_prefix,
+            )
     except Unauthenticated as exc:
         return await _app_error(request, exc)
     return None
+
+
+async def refuse_invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
+    """The 422 of input refused before routing (a middleware), after the 401 it may owe first."""
+    refused = await _unauthenticated(request)
+    if refused is not None:
+        return refused
+    return await _app_error(request, exc)
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:

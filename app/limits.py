@@ -1,11 +1,15 @@
-"""Request-level guards and measurements: body size limit, server timing."""
+"""Request-level guards and measurements: body size limit, invalid Unicode, response headers,
+server timing."""
 
 import json
 import time
 
+from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PROBLEM_BASE, PROBLEM_JSON
+from app import unicode
+from app.errors import PROBLEM_BASE, PROBLEM_JSON, InvalidInput, refuse_invalid_input
 
 
 class BodySizeLimit:
@@ -107,3 +111,105 @@ class ServerTiming:
             await send(message)
 
         await self.app(scope, receive, timed)
+
+
+BODYLESS_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
+
+
+class RefuseInvalidUnicode:
+    """422 for a request whose query or body holds text UTF-8 cannot encode, before any route.
+
+    One place for every route, including those that read the raw body (bulk NDJSON, framework
+    files, CASE packages): such text would make storing or answering fail, possibly after the
+    request's transaction committed. It runs inside ``BodySizeLimit``, so the body it reads has
+    a bounded size and arrives as one message.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            unicode.check_query(scope.get("query_string", b""))
+        except InvalidInput as exc:
+            await self._refuse(scope, receive, send, exc)
+            return
+        if scope["method"] in BODYLESS_METHODS:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        whole = b"".join(chunks)
+        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        try:
+            unicode.check_body(whole, content_type)
+        except InvalidInput as exc:
+            await self._refuse(scope, receive, send, exc)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": whole, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: InvalidInput) -> None:
+        if not any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes):
+            await self.app(scope, receive, send)  # no such route or method: its 404 or 405
+            return
+        response = await refuse_invalid_input(Request(scope), exc)
+        await response(scope, receive, send)
+
+
+# Every response: browsers must not guess a type (a JSON error rendered as HTML). Responses of
+# the API carry personal data (names, ratings, levels), so no cache keeps them; the docs, the
+# OpenAPI document, the static assets and the health probes may be cached.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+NO_STORE = (b"cache-control", b"no-store")
+PRIVATE_PREFIXES = ("/v1/", "/ims/")
+
+
+class ResponseHeaders:
+    """``X-Content-Type-Options: nosniff`` everywhere, ``Cache-Control: no-store`` on the API."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        private = path.startswith(PRIVATE_PREFIXES)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != b"x-content-type-options"
+                    and not (private and k.lower() == b"cache-control")
+                ]
+                headers.append(NOSNIFF)
+                if private:
+                    headers.append(NO_STORE)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

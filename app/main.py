@@ -27,7 +27,7 @@ from app.frameworks import service as frameworks_service
 from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
 from app.interop.router import router as interop_router
-from app.limits import BodySizeLimit, ServerTiming
+from app.limits import BodySizeLimit, RefuseInvalidUnicode, ResponseHeaders, ServerTiming
 from app.openapi_contract import operation_id, tidy_contract
 from app.openapi_examples import add_examples
 from app.openapi_links import add_links
@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.score_reads = None  # set by the lifespan on Postgres
     install_error_handlers(app)
     app.add_middleware(ServerTiming)
+    app.add_middleware(RefuseInvalidUnicode)  # inside the size limit: reads a bounded body
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_request_bytes,
@@ -134,7 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/v1/subjects/bulk": settings.max_bulk_request_bytes,
         },
     )
-    app.add_middleware(ScoreFastLane)  # outermost: remembered scores skip everything else
+    app.add_middleware(ScoreFastLane)  # remembered scores skip everything else but:
+    app.add_middleware(ResponseHeaders)  # outermost: every response says nosniff (and no-store)
     for router in (
         health_router,
         frameworks_router,

@@ -202,3 +202,28 @@ def test_case_export_and_import_round_trip(
     )
     mine, theirs = json.loads(native.read_text()), json.loads(original.read_text())
     assert {**mine, "key": "x"} == {**theirs, "key": "x"}
+
+
+def test_case_import_with_invalid_unicode_is_refused_without_a_traceback(
+    tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]]
+) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bad-case.db"}
+    assert run_cli("migrate", env=env)[0] == 0
+    assert run_cli("create-tenant", "acme", env=env)[0] == 0
+    package_file = tmp_path / "pm.case.json"
+    export = ("export", "product-management", "--tenant", "acme", "--format", "case")
+    assert run_cli(*export, "--output", str(package_file), env=env)[0] == 0
+    package = json.loads(package_file.read_text())
+    package["CFDocument"]["notes"] = "kept nowhere \udfff"
+    package_file.write_text(json.dumps(package))  # ASCII: the surrogate as a JSON escape
+    imported = ("import", str(package_file), "--case", "--key", "acme-pm", "--tenant", "acme")
+    code, printed, err = run_cli(*imported, env=env)
+    assert code != 0
+    assert "Traceback" not in err
+    assert "CFDocument.notes" in err
+    assert "not valid Unicode" in err
+    del package["CFDocument"]["notes"]
+    package_file.write_text(json.dumps(package))
+    code, printed, err = run_cli(*imported, env=env)
+    assert code == 0, err
+    assert "acme-pm version 1 (draft)" in printed  # the refused import stored nothing

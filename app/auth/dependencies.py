@@ -29,7 +29,11 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
         session: SessionDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
-        principal = await authenticate(session, credentials.credentials if credentials else None)
+        principal = await authenticate(
+            session,
+            credentials.credentials if credentials else None,
+            prefix=request.app.state.settings.api_key_prefix,
+        )
         limiter: RateLimiter = request.app.state.rate_limiter
         if principal.key_id is not None:
             limiter.check(principal.key_id)

@@ -45,10 +45,14 @@ def issue_key(prefix: str) -> IssuedKey:
     )
 
 
-def parse_token(token: str) -> tuple[uuid.UUID, str] | None:
-    """Split a presented token into (key id, secret), or None when it is malformed."""
+def parse_token(token: str, prefix: str) -> tuple[uuid.UUID, str] | None:
+    """Split a presented token into (key id, secret), or None when it is malformed.
+
+    A token with another prefix than the service's is malformed: the prefix is part of the key,
+    and a key copied from another service or environment must not authenticate here.
+    """
     match = _KEY_RE.match(token)
-    if match is None:
+    if match is None or match["prefix"] != prefix:
         return None
     return uuid.UUID(hex=match["id"]), match["secret"]
 

@@ -15,11 +15,12 @@ from app.errors import Conflict, FieldError, Forbidden, InvalidInput, NotFound, 
 from app.models import ApiKey, Tenant, utcnow
 
 
-async def authenticate(session: AsyncSession, token: str | None) -> Principal:
-    """Check a bearer token and scope the session to its tenant; 401 for anything doubtful."""
+async def authenticate(session: AsyncSession, token: str | None, *, prefix: str) -> Principal:
+    """Check a bearer token (of the service's key ``prefix``) and scope the session to its
+    tenant; 401 for anything doubtful."""
     if not token:
         raise Unauthenticated("Send an API key as 'Authorization: Bearer <key>'.")
-    parsed = parse_token(token)
+    parsed = parse_token(token, prefix)
     if parsed is None:
         raise Unauthenticated("The API key is malformed.")
     key_id, secret = parsed

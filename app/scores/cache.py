@@ -344,8 +344,11 @@ class ScoreReads:
         ordinary route answer."""
         ref = _score_ref(scope)
         token = _bearer(scope) if ref is not None else None
-        parsed = parse_token(token) if token is not None else None
-        if ref is None or parsed is None:
+        if ref is None or token is None:
+            return None
+        # A key of another prefix is refused here as by the route (which then answers 401).
+        parsed = parse_token(token, scope["app"].state.settings.api_key_prefix)
+        if parsed is None:
             return None
         key_id, secret = parsed
         secret_hash = hash_secret(secret)
@@ -427,8 +430,9 @@ def _fingerprint(row: Sequence[Any]) -> Fingerprint | None:
 class ScoreFastLane:
     """ASGI middleware: answer ``GET /v1/subjects/{ref}/score`` from ScoreReads when it can.
 
-    It is the outermost of the service's middlewares, so a remembered score costs as little as
-    possible; it adds the ``Server-Timing`` the timing middleware adds to every other response.
+    It runs before the service's other middlewares (only the response headers one wraps it), so
+    a remembered score costs as little as possible; it adds the ``Server-Timing`` the timing
+    middleware adds to every other response.
     Whatever it declines goes on through the middlewares to the ordinary route unchanged.
     """
 

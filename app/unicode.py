@@ -1,0 +1,135 @@
+"""Invalid Unicode in requests: found once, where bodies arrive, and refused before any work.
+
+JSON lets a client write a lone surrogate as an escape (``"\\udfff"``), and Python's decoders
+turn it into a ``str`` that no UTF-8 encoder accepts: Postgres, the JSON of a response and the
+terminal would all fail on it, possibly after the request's transaction had committed. So a
+request carrying one is refused with a 422 naming each field, whatever route it is for.
+"""
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import yaml
+
+from app.errors import FieldError, InvalidInput, printable
+
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+MAX_REPORTED = 20
+
+# Anything that may decode into a surrogate: a JSON or YAML escape in the surrogate range
+# (``\uD800``-``\uDFFF``, YAML's ``\U0000DFFF``), or the bytes of one encoded as if it were UTF-8
+# (json.loads decodes bytes with "surrogatepass"). Valid pairs match too; the walk then decides.
+_MAYBE_SURROGATE = re.compile(rb"\\(?:u|U0000)[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+Loc = list[str | int]
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True when the string holds a code point UTF-8 cannot encode."""
+    return _SURROGATE.search(text) is not None
+
+
+def lone_surrogates(data: Any, root: Loc) -> Iterator[FieldError]:
+    """Each string value or key of decoded JSON/YAML that holds a lone surrogate, by path."""
+    stack: list[tuple[Any, Loc]] = [(data, root)]
+    while stack:
+        value, loc = stack.pop()
+        if isinstance(value, str):
+            if has_lone_surrogate(value):
+                yield _error(loc, "The value is not valid Unicode (it holds a lone surrogate).")
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                if isinstance(key, str) and has_lone_surrogate(key):
+                    yield _error(
+                        [*loc, printable(key)],
+                        "The key is not valid Unicode (it holds a lone surrogate).",
+                    )
+                stack.append((item, [*loc, key if isinstance(key, int) else printable(key)]))
+        elif isinstance(value, list):
+            stack.extend((item, [*loc, i]) for i, item in reversed(list(enumerate(value))))
+
+
+def _error(loc: Loc, msg: str) -> FieldError:
+    return FieldError(loc=loc, msg=msg, type="unicode_invalid")
+
+
+def refuse_lone_surrogates(data: Any, root: Loc) -> None:
+    """Raise a 422 naming every field (up to a few) of ``data`` that holds a lone surrogate."""
+    found = []
+    for error in lone_surrogates(data, root):
+        found.append(error)
+        if len(found) == MAX_REPORTED:
+            break
+    if found:
+        raise InvalidInput(
+            f"The request has {len(found)} field(s) that are not valid Unicode"
+            f"{' (first ones listed)' if len(found) == MAX_REPORTED else ''}; "
+            "nothing was stored.",
+            errors=found,
+        )
+
+
+def check_body(body: bytes, content_type: str | None) -> None:
+    """Refuse a JSON, NDJSON or YAML body holding a lone surrogate anywhere (values or keys).
+
+    A body that does not decode at all is left to the route, which says why; the scan for
+    escapes keeps the common body (no surrogate escape at all) from being decoded twice.
+    """
+    if not _MAYBE_SURROGATE.search(body) and not _other_encoding(body):
+        return
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media in NDJSON_TYPES:
+        for number, line in enumerate(body.splitlines()):
+            decoded = _decode(line, yaml_text=False)
+            if decoded is not None:
+                refuse_lone_surrogates(decoded[0], ["body", number])
+        return
+    decoded = _decode(body, yaml_text=media in YAML_TYPES)
+    if decoded is not None:
+        refuse_lone_surrogates(decoded[0], ["body"])
+
+
+def _other_encoding(body: bytes) -> bool:
+    # json.loads also accepts UTF-16 and UTF-32 (a BOM or NULs in the first bytes), and decodes
+    # them with "surrogatepass": such a body can hold a raw lone surrogate.
+    head = body[:4]
+    return b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff"))
+
+
+def _decode(raw: bytes, *, yaml_text: bool) -> tuple[Any] | None:
+    try:
+        if yaml_text:
+            from app.frameworks.files import load_file  # refuses aliases and deep nesting first
+
+            return (load_file(raw, content_type=YAML_TYPES[0]),)
+        return (json.loads(raw),)
+    except (ValueError, RecursionError, InvalidInput, yaml.YAMLError):
+        return None
+
+
+def check_query(query_string: bytes) -> None:
+    """Refuse a query string whose percent-escapes do not decode as UTF-8, naming the field."""
+    if b"%" not in query_string:
+        return
+    errors = []
+    for part in query_string.split(b"&"):
+        name, _, value = part.partition(b"=")
+        for raw in (name, value):
+            try:
+                unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                label = unquote_to_bytes(name).decode("utf-8", "backslashreplace")
+                errors.append(
+                    _error(["query", label], "The parameter is not valid UTF-8 once decoded.")
+                )
+                break
+    if errors:
+        raise InvalidInput(
+            "The query string is not valid Unicode; nothing was done.",
+            errors=errors[:MAX_REPORTED],
+        )
