@@ -12,8 +12,9 @@ across the network:
    recorded (the database went away mid-round) are kept and recorded first thing next round.
 
 A crash mid-send means the lease expires and the event is sent again, so receivers should
-de-duplicate on the payload's `id` (at-least-once delivery). One tenant's failure to record
-does not hold back another's.
+de-duplicate on the payload's `id` (at-least-once delivery). One tenant's failure to start or
+record its attempts does not hold back another's. Each request goes to the addresses the target
+check approved (see ``targets``), never to a fresh DNS answer.
 """
 
 import asyncio
@@ -58,6 +59,7 @@ class _Job:
     event: str
     body: bytes
     attempt: int
+    leased_until: datetime  # then the delivery may be claimed and sent again
 
 
 Outcome = tuple[int | None, str | None]  # HTTP status (None: no answer), error (None: success)
@@ -127,16 +129,17 @@ class Dispatcher:
     async def dispatch_once(self, now: datetime | None = None) -> int:
         """Claim due deliveries, send them, record the outcomes; returns how many were attempted.
 
-        Raises the database error if some outcome could not be recorded; it is kept and
-        recorded before anything new is claimed.
+        Outcomes that could not be recorded are kept and tried again first thing next round;
+        the database error is raised at the end of the round (the loop logs it and waits).
         """
-        await self._record_unrecorded()
+        stuck = await self._record_unrecorded()
         jobs = await self._claim(now or utcnow())
-        if not jobs:
-            return 0
-        outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
-        self._unrecorded.extend(zip(jobs, outcomes, strict=True))
-        await self._record_unrecorded()
+        if jobs:
+            outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
+            self._unrecorded.extend(zip(jobs, outcomes, strict=True))
+            stuck = await self._record_unrecorded()
+        if stuck is not None:
+            raise stuck
         return len(jobs)
 
     async def _claim(self, now: datetime) -> list[_Job]:
@@ -158,16 +161,21 @@ class Dispatcher:
         jobs: list[_Job] = []
         for tenant_id, items in _by_tenant(claimed, lambda c: c[0]).items():
             try:
-                jobs += await self._start_attempts(tenant_id, [d for _, d in items])
+                jobs += await self._start_attempts(tenant_id, [d for _, d in items], now + LEASE)
             except Exception as exc:
+                # Nothing sent; leased, so tried again after the lease. Other tenants go on.
                 if is_transient_database_error(exc):
-                    raise
-                # Leased, so retried after the lease; other tenants go on meanwhile.
-                log.exception("webhook deliveries of tenant %s could not be started", tenant_id)
+                    log.warning(
+                        "webhook deliveries of tenant %s not started (%s)",
+                        tenant_id,
+                        type(exc).__name__,
+                    )
+                else:
+                    log.exception("webhook deliveries of tenant %s not started", tenant_id)
         return jobs
 
     async def _start_attempts(
-        self, tenant_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID]
+        self, tenant_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID], leased_until: datetime
     ) -> list[_Job]:
         """Count one more attempt on each claimed delivery of one tenant, in its transaction."""
         async with self.sessionmaker() as session:
@@ -236,6 +244,7 @@ class Dispatcher:
                         delivery.event,
                         body,
                         delivery.attempts,
+                        leased_until,
                     )
                 )
             await session.commit()
@@ -280,9 +289,19 @@ class Dispatcher:
                     raise
         raise AssertionError("unreachable: check_target returns at least one address")
 
-    async def _record_unrecorded(self) -> None:
-        """Record kept outcomes, each tenant in its own transaction; keep what fails to record."""
-        pending, self._unrecorded = self._unrecorded, []
+    async def _record_unrecorded(self) -> Exception | None:
+        """Record kept outcomes, each tenant in its own transaction; keep what fails to record.
+
+        Returns the first database error met. An outcome still unrecorded when its lease ends is
+        dropped: its attempt is already counted, and the delivery is due to be sent again.
+        """
+        clock = utcnow()
+        pending = [r for r in self._unrecorded if r[0].leased_until > clock]
+        if len(pending) < len(self._unrecorded):
+            log.warning(
+                "webhook outcomes dropped unrecorded: %d", len(self._unrecorded) - len(pending)
+            )
+        self._unrecorded = []
         failure: Exception | None = None
         for tenant_id, results in _by_tenant(pending, lambda r: r[0].tenant_id).items():
             try:
@@ -295,8 +314,7 @@ class Dispatcher:
                     continue
                 self._unrecorded.extend(results)
                 failure = failure or exc
-        if failure is not None:
-            raise failure
+        return failure
 
     async def _record(self, tenant_id: uuid.UUID, results: Sequence[tuple[_Job, Outcome]]) -> None:
         async with self.sessionmaker() as session:

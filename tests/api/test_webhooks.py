@@ -301,17 +301,33 @@ async def test_a_batch_mixing_tenants_is_recorded_under_each_tenant(
         assert len({body["id"] for body in bodies}) == 1  # the same event each time
 
 
+def outage() -> OperationalError:
+    return OperationalError("BEGIN", None, ConnectionRefusedError("the database restarts"))
+
+
 class FlakyDatabase:
-    """The dispatcher's sessionmaker, made unreachable while ``down`` is set (a restart)."""
+    """The dispatcher's sessionmaker, made unreachable while ``down`` is set (a restart), or
+    failing to commit for one tenant while ``failing_tenant`` is set."""
 
     def __init__(self, real: Any) -> None:
         self.real = real
         self.down = False
+        self.failing_tenant: Any = None
 
     def __call__(self) -> Any:
         if self.down:
-            raise OperationalError("BEGIN", None, ConnectionRefusedError("the database restarts"))
-        return self.real()
+            raise outage()
+        session = self.real()
+        commit = session.commit
+
+        async def flaky_commit() -> None:
+            tenant = session.sync_session.info.get("tenant_id")
+            if tenant is not None and tenant == self.failing_tenant:
+                raise outage()
+            await commit()
+
+        session.commit = flaky_commit
+        return session
 
 
 @pytest.mark.parametrize("answer", [204, 500])
@@ -361,3 +377,47 @@ async def test_an_attempt_sent_while_the_database_restarts_is_still_recorded(
             assert again["attempts"] == len(receiver.received) == 2
     finally:
         await dispatcher.aclose()
+
+
+async def test_one_tenant_failing_to_record_does_not_hold_back_another(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    tenant_b: Tenant,
+    allow_private: Settings,
+    sessionmaker: Any,
+) -> None:
+    """Recording tenant B's outcome fails (transiently) for a while: tenant A's deliveries are
+    recorded and new ones sent meanwhile, and B's outcome is recorded once it can be."""
+    yesterday = (utcnow() - timedelta(days=1)).isoformat()
+    with Receiver() as rec_a, Receiver() as rec_b:
+        hook_a = await subscribe(client, tenant_a, rec_a.url)
+        hook_b = await subscribe(client, tenant_b, rec_b.url)
+        for tenant in (tenant_a, tenant_b):
+            await client.post("/v1/subjects", json=subject("emp-1"), headers=tenant.headers)
+            await post_assessment(client, tenant, {"execution": 3}, yesterday)
+        db = FlakyDatabase(sessionmaker)
+        rec_b.on_post = lambda: setattr(db, "failing_tenant", tenant_b.id)
+        dispatcher = Dispatcher(sessionmaker, allow_private)
+        dispatcher.sessionmaker = db  # type: ignore[assignment]
+        try:
+            with pytest.raises(OperationalError):
+                await dispatcher.dispatch_once()
+            a = await delivery_log(client, tenant_a, hook_a)
+            assert (a["status"], a["attempts"]) == ("delivered", 1)
+            b = await delivery_log(client, tenant_b, hook_b)
+            assert (b["status"], b["attempts"]) == ("pending", 1)
+            # Tenant A goes on while B's outcome still cannot be recorded.
+            await post_assessment(client, tenant_a, {"execution": 4}, yesterday)
+            with pytest.raises(OperationalError):
+                assert await dispatcher.dispatch_once() == 1
+            r = await client.get(f"/v1/webhooks/{hook_a}/deliveries", headers=tenant_a.headers)
+            assert [(d["status"], d["attempts"]) for d in r.json()] == [("delivered", 1)] * 2
+            db.failing_tenant = None
+            assert await dispatcher.dispatch_once() == 0
+            b = await delivery_log(client, tenant_b, hook_b)
+            assert (b["status"], b["attempts"], b["last_status_code"]) == ("delivered", 1, 200)
+            later = utcnow() + LEASE + timedelta(seconds=1)
+            assert await dispatcher.dispatch_once(now=later) == 0
+        finally:
+            await dispatcher.aclose()
+        assert (len(rec_a.received), len(rec_b.received)) == (2, 1)
