@@ -346,9 +346,26 @@ def is_transient_database_error(exc: BaseException) -> bool:
     return False
 
 
+FOREIGN_KEY_VIOLATION = "23503"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     if is_transient_database_error(exc):
         return await _database_unavailable(request, exc)
+    if _sqlstate(exc) == FOREIGN_KEY_VIOLATION:
+        # Services check what a write refers to before writing, so this is a race: e.g. the
+        # subject was erased between that check and the insert. The transaction rolled back.
+        gone = Conflict(
+            "Something this request refers to was removed while it ran (for example, the "
+            "subject was erased); nothing was stored."
+        )
+        return await _app_error(request, gone)
     return await _unexpected(request, exc)
 
 

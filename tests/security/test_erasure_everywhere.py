@@ -468,3 +468,34 @@ async def test_erasure_finds_what_a_concurrent_writer_commits_about_the_person(
         assert stored is not None
         assert REF not in stored.body
         assert f"'{OTHER}'" in stored.body
+
+
+async def test_a_write_about_a_person_erased_meanwhile_is_refused_and_stores_nothing(
+    committing: tuple[httpx.AsyncClient, async_sessionmaker[AsyncSession], Principal],
+) -> None:
+    client, sessions, principal = committing
+    assert (await client.post("/v1/subjects", json=subject_body(OTHER))).status_code == 201
+    writes = [
+        ("/v1/assessments", assessment_body(REF)),
+        ("/v1/assessments/bulk?mode=partial", [assessment_body(REF), assessment_body(OTHER)]),
+        (
+            f"/v1/subjects/{REF}/completed-activities",
+            {"activity": "pairing", "completed_at": "2026-09-02T00:00:00Z"},
+        ),
+    ]
+    for path, body in writes:
+        assert (await client.post("/v1/subjects", json=subject_body(REF))).status_code == 201
+        # The write finds the person, then waits on the erasure's lock; the erasure commits.
+        async with sessions() as eraser:
+            await bind_tenant(eraser, principal.tenant_id)
+            await subjects.erase(eraser, principal, REF)
+            write = asyncio.create_task(client.post(path, json=body))
+            await asyncio.sleep(0.5)
+            assert not write.done()
+            await eraser.commit()
+        r = await asyncio.wait_for(write, timeout=10)
+        assert r.status_code == 409, (path, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "erased" in r.json()["detail"]
+    assert (await client.get(f"/v1/subjects/{REF}")).status_code == 404
+    assert (await client.get("/v1/assessments")).json()["items"] == []
