@@ -207,7 +207,10 @@ class Dispatcher:
                 q.delivery_id: q
                 for q in (
                     await session.exec(
-                        select(WebhookQueue).where(col(WebhookQueue.delivery_id).in_(delivery_ids))
+                        select(WebhookQueue).where(
+                            WebhookQueue.tenant_id == tenant_id,
+                            col(WebhookQueue.delivery_id).in_(delivery_ids),
+                        )
                     )
                 ).all()
             }

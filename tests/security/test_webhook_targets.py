@@ -346,3 +346,38 @@ async def test_a_pinned_tls_delivery_verifies_the_name_over_real_https(
     # The name never reached the system resolver: nothing resolves it outside the fake.
     with pytest.raises(socket.gaierror):
         socket.getaddrinfo("hooks.example.test", 443)
+
+
+@pytest.mark.anyio
+async def test_a_refused_connection_moves_on_to_the_next_checked_address(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    settings: Settings,
+    sessionmaker: Any,
+    dns: dict[str, list[list[str]]],
+) -> None:
+    dns["two.example.test"] = [["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"]]
+    hook, headers = await _one_delivery(client, tenant_a, "https://two.example.test:8443/in")
+    tried: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        tried.append(str(request.url))
+        if request.url.host == "93.184.215.14":
+            raise httpx.ConnectError("connection refused", request=request)
+        assert request.headers["host"] == "two.example.test:8443"
+        assert request.extensions["sni_hostname"] == "two.example.test"
+        return httpx.Response(200)
+
+    dispatcher = Dispatcher(
+        sessionmaker, settings, client=httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    )
+    try:
+        assert await dispatcher.dispatch_once() == 1
+    finally:
+        await dispatcher.aclose()
+    assert tried == [
+        "https://93.184.215.14:8443/in",
+        "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443/in",
+    ]
+    [delivery] = (await client.get(f"/v1/webhooks/{hook}/deliveries", headers=headers)).json()
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
