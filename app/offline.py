@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from app import csv_output
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import parse_document
 from app.frameworks.files import load_file
@@ -129,18 +130,18 @@ def render(rows: list[Row], fmt: str) -> str:
         "top_gap",
     )
 
-    def cells(row: Row) -> list[str]:
+    def cells(row: Row, missing: str = "-") -> list[str]:
         def num(v: float | None) -> str:
             return "" if v is None else f"{v:.2f}"
 
         return [
             row.subject_ref,
-            row.attained_level or "-",
-            row.next_level or "-",
+            row.attained_level or missing,
+            row.next_level or missing,
             num(row.level_index),
             num(row.readiness_next),
             num(row.confidence),
-            row.top_gap or "-",
+            row.top_gap or missing,
         ]
 
     if fmt == "json":
@@ -150,9 +151,9 @@ def render(rows: list[Row], fmt: str) -> str:
         )
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = csv_output.Writer(out)
         writer.writerow(header)
-        writer.writerows(cells(r) for r in rows)
+        writer.writerows(cells(r, missing="") for r in rows)  # empty, as in the API's CSV
         return out.getvalue()
     table = [list(header), *(cells(r) for r in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]

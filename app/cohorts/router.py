@@ -1,12 +1,12 @@
 """HTTP route of cohort analytics (JSON, or CSV for the people table and the heatmap)."""
 
-import csv
 import io
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
+from app import csv_output
 from app.auth.dependencies import AnalyticsRead, SessionDep
 from app.cohorts import service
 from app.cohorts.schemas import CohortRequest, CohortResponse
@@ -56,7 +56,7 @@ async def evaluate_cohort(
     if format == "json":
         return Response(answer.json(), media_type="application/json")
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_output.Writer(out)  # names and refs are the caller's text: no formulas
     if table == "people":
         writer.writerow([*PEOPLE_COLUMNS, "top_gaps"])
         for person in answer.people or []:
