@@ -78,6 +78,7 @@ SPECIAL_PURPOSE: tuple[tuple[str, str], ...] = (
     ("ff00::/8", "RFC 4291: multicast"),
 )
 _SPECIAL = tuple(ipaddress.ip_network(network) for network, _ in SPECIAL_PURPOSE)
+RESOLVE_TIMEOUT_SECONDS = 5.0
 GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")  # RFC 4291: all else is not unicast
 
 
@@ -94,10 +95,11 @@ def is_public_address(address: IPAddress) -> bool:
 
 async def resolve(host: str, port: int) -> list[IPAddress]:
     """The host's addresses in the resolver's order, without duplicates; refused if none."""
+    lookup = asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.wait_for(lookup, RESOLVE_TIMEOUT_SECONDS)
         found = [ipaddress.ip_address(info[4][0]) for info in infos]
-    except (OSError, UnicodeError, ValueError):
+    except (OSError, UnicodeError, ValueError):  # TimeoutError is an OSError
         raise TargetRefused(REFUSED) from None
     if not found:
         raise TargetRefused(REFUSED)

@@ -6,6 +6,7 @@ and checked at both ends and in the middle, so neither a gap in the table nor on
 version's ``is_global`` can let one through.
 """
 
+import asyncio
 import ipaddress
 import shutil
 import socket
@@ -381,3 +382,16 @@ async def test_a_refused_connection_moves_on_to_the_next_checked_address(
     ]
     [delivery] = (await client.get(f"/v1/webhooks/{hook}/deliveries", headers=headers)).json()
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
+
+
+@pytest.mark.anyio
+async def test_a_resolver_that_hangs_is_a_refusal_not_a_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def hang(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", hang)
+    monkeypatch.setattr(targets, "RESOLVE_TIMEOUT_SECONDS", 0.05)
+    with pytest.raises(TargetRefused, match="public internet addresses only"):
+        await asyncio.wait_for(check_target("http://slow.example.test/", allow_private=False), 5)
