@@ -78,9 +78,12 @@ async def execute(
     """Run a create once per key; commit it together with its response."""
     if key is None:
         model, headers, _ = _unpack(await produce())
+        # Rendered before the commit: an answer that cannot be rendered must not follow a
+        # stored effect. By alias, as FastAPI serializes response models (e.g. a level band's
+        # "from" and "to").
+        body = model.model_dump_json(by_alias=True).encode()
         await session.commit()
-        # By alias, as FastAPI serializes response models (e.g. a level band's "from" and "to").
-        return _response(model.model_dump_json(by_alias=True).encode(), status_code, headers)
+        return _response(body, status_code, headers)
     slot = (principal.tenant_id, key)
     if slot in _IN_FLIGHT or not await _lock(session, principal.tenant_id, key):
         raise StillInFlight(
@@ -127,7 +130,7 @@ async def _execute_once(
         await session.flush()
     await _purge_expired(session, principal.tenant_id, now)
     model, headers, subject_id = _unpack(await produce())
-    body = model.model_dump_json(by_alias=True)
+    body = model.model_dump_json(by_alias=True)  # before the commit, as above
     kept = {k: v for k, v in headers.items() if k.lower() in REPLAYED_HEADERS}
     session.add(
         IdempotencyRecord(
@@ -141,8 +144,9 @@ async def _execute_once(
             expires_at=now + timedelta(hours=request.app.state.settings.idempotency_ttl_hours),
         )
     )
+    rendered = body.encode()
     await session.commit()
-    return _response(body.encode(), status_code, headers)
+    return _response(rendered, status_code, headers)
 
 
 def _unpack(produced: Produced) -> tuple[BaseModel, dict[str, str], uuid.UUID | None]:

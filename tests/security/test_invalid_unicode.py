@@ -7,11 +7,21 @@ carries them.
 """
 
 import json
+import uuid
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
 
+from app import idempotency
+from app.auth import repository as auth_repo
+from app.auth import service as auth_service
+from app.auth.principal import Principal
 from tests.conftest import Tenant
 from tests.factories import small_framework
 
@@ -192,3 +202,36 @@ async def test_unknown_routes_stay_404(client: httpx.AsyncClient, tenant_a: Tena
         headers={**tenant_a.headers, "Content-Type": "application/json"},
     )
     assert r.status_code == 404
+
+
+class Answer(BaseModel):
+    text: str
+
+
+@pytest.mark.parametrize("key", [None, "render-first"])
+async def test_an_answer_that_cannot_be_rendered_commits_nothing(
+    app: Any,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_a: Tenant,
+    key: str | None,
+) -> None:
+    """The last line of defence: creates render their answer before they commit."""
+    slug = f"never-{uuid.uuid4().hex[:8]}"
+    body = b"{}"
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/x", "headers": [], "query_string": b""}
+    request = Request({**scope, "app": app}, receive)
+    principal = Principal(tenant_id=tenant_a.id, key_id=None, scopes=frozenset({"admin"}))
+    async with sessionmaker() as session:
+
+        async def produce() -> tuple[BaseModel, dict[str, str]]:
+            await auth_service.create_tenant(session, slug, "Never")
+            return Answer(text=f"cannot be encoded {LONE}"), {}
+
+        with pytest.raises(PydanticSerializationError):
+            await idempotency.execute(session, principal, request, key, produce)
+    async with sessionmaker() as session:
+        assert await auth_repo.get_tenant_by_slug(session, slug) is None
