@@ -9,7 +9,12 @@ from app import idempotency
 from app.auth.dependencies import FrameworksRead, FrameworksWrite, SessionDep
 from app.errors import error_responses
 from app.frameworks import service
-from app.frameworks.document import FrameworkDocument, dump_document, parse_document
+from app.frameworks.document import (
+    FrameworkDocument,
+    dump_document,
+    parse_document,
+    tolerance_advice,
+)
 from app.frameworks.files import YAML_TYPES, dump_yaml, load_file
 from app.frameworks.schemas import (
     CloneRequest,
@@ -121,9 +126,11 @@ async def import_framework(
     document = parse_document(data)
 
     async def produce() -> tuple[FrameworkVersionRead, dict[str, str]]:
-        return _created(
+        model, headers = _created(
             await service.import_document(session, principal, document, publish=publish)
         )
+        model.advice = tolerance_advice(document)
+        return model, headers
 
     return await idempotency.execute(session, principal, request, idempotency_key, produce)
 

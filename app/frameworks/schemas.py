@@ -39,6 +39,11 @@ class FrameworkVersionRead(BaseModel):
     published_at: datetime | None
     etag: str = Field(description="Send back as If-Match to update this draft.")
     document: FrameworkDocument
+    advice: list[str] = Field(
+        default_factory=list,
+        description="On import: why a setting left at its default may not suit this framework "
+        "(e.g. the gap tolerance on its scale). Advice only; nothing was refused.",
+    )
 
 
 class CloneRequest(BaseModel):
