@@ -6,9 +6,11 @@ indexed read instead of deriving the identifiers of every visible framework.
 """
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy.orm import aliased
-from sqlmodel import and_, col, delete, or_, select
+import sqlalchemy as sa
+from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.interop import case
@@ -37,38 +39,52 @@ async def reindex_version(session: AsyncSession, fw: Framework, row: FrameworkVe
     index_version(session, fw, row)
 
 
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where a CASE identifier lives: what names and renders its version, without the document."""
+
+    kind: str
+    owner: uuid.UUID
+    key: str
+    version_id: uuid.UUID
+    version: int
+    status: str
+    revision: int
+    updated_at: datetime
+
+
 async def locate(
     session: AsyncSession, tenant_id: uuid.UUID, identifier: uuid.UUID
-) -> tuple[str, Framework, FrameworkVersion] | None:
-    """The CASE class, framework and version of an identifier the tenant can see, if any.
+) -> Located | None:
+    """The version holding a CASE identifier that the tenant can see, if any: one indexed read.
 
     The tenant sees its own frameworks and the built-in ones, except a built-in whose key the
     tenant uses for a framework of its own (that one shadows it).
     """
-    own = aliased(Framework)
-    shadowed = select(own.id).where(own.tenant_id == tenant_id, own.key == Framework.key).exists()
+    ci = CaseIdentifier.__table__.c  # type: ignore[attr-defined]
+    fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
+    fw = Framework.__table__.c  # type: ignore[attr-defined]
+    own = Framework.__table__.alias("own")  # type: ignore[attr-defined]
+    shadowed = sa.exists().where(own.c.tenant_id == tenant_id, own.c.key == fw.key)
     stmt = (
-        select(CaseIdentifier.kind, Framework, FrameworkVersion)
-        .join(
-            FrameworkVersion,
-            and_(
-                FrameworkVersion.tenant_id == CaseIdentifier.tenant_id,
-                FrameworkVersion.id == CaseIdentifier.version_id,
-            ),
+        sa.select(
+            ci.kind, ci.tenant_id, fw.key, fv.id, fv.version, fv.status, fv.revision, fv.updated_at
         )
-        .join(
-            Framework,
-            and_(
-                Framework.tenant_id == FrameworkVersion.tenant_id,
-                Framework.id == FrameworkVersion.framework_id,
-            ),
+        .select_from(
+            CaseIdentifier.__table__.join(  # type: ignore[attr-defined]
+                FrameworkVersion.__table__,  # type: ignore[attr-defined]
+                (fv.tenant_id == ci.tenant_id) & (fv.id == ci.version_id),
+            ).join(
+                Framework.__table__,  # type: ignore[attr-defined]
+                (fw.tenant_id == fv.tenant_id) & (fw.id == fv.framework_id),
+            )
         )
         .where(
-            CaseIdentifier.identifier == identifier,
-            col(CaseIdentifier.tenant_id).in_([tenant_id, SYSTEM_TENANT_ID]),
-            or_(CaseIdentifier.tenant_id == tenant_id, ~shadowed),
+            ci.identifier == identifier,
+            ci.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]),
+            (ci.tenant_id == tenant_id) | ~shadowed,
         )
         .limit(1)
     )
-    row = (await session.exec(stmt)).first()
-    return None if row is None else (row[0], row[1], row[2])
+    row = (await (await session.connection()).execute(stmt)).first()
+    return None if row is None else Located(*row)

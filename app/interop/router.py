@@ -6,6 +6,8 @@ learns of another's frameworks.
 """
 
 import uuid
+from collections import OrderedDict
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -60,13 +62,54 @@ def _document(resolved: service.ResolvedVersion) -> FrameworkDocument:
 
 def _context(resolved: service.ResolvedVersion, request: Request) -> case.ExportContext:
     fw, v = resolved.framework, resolved.version
+    return _export_context(fw.tenant_id, fw.key, v.version, v.status, v.updated_at, request)
+
+
+def _export_context(
+    owner: uuid.UUID, key: str, version: int, status: str, changed_at: datetime, request: Request
+) -> case.ExportContext:
     return case.ExportContext(
-        ids=case.CaseIds(owner=fw.tenant_id, key=fw.key, version=v.version),
-        status=v.status,
-        changed_at=v.updated_at,
+        ids=case.CaseIds(owner=owner, key=key, version=version),
+        status=status,
+        changed_at=changed_at,
         # From configuration: a request's Host header is the client's to choose.
         base_uri=request.app.state.settings.public_base_url + CASE_PATH,
     )
+
+
+_DOCUMENTS: "OrderedDict[tuple[uuid.UUID, int], FrameworkDocument]" = OrderedDict()
+_DOCUMENTS_MAX = 256
+
+
+async def _found(
+    session: AsyncSession, principal: Principal, sourced_id: str, kind: str, request: Request
+) -> tuple[FrameworkDocument, case.ExportContext]:
+    """The document and export context of the visible version with this CASE object.
+
+    One indexed read finds the version; its document is read only when this process does not
+    hold it yet (cached per version and revision: a revision never changes).
+    """
+    missing = NotFound(f"No {kind} {sourced_id!r} is visible to this tenant.")
+    try:
+        identifier = uuid.UUID(sourced_id)
+    except ValueError:
+        raise missing from None
+    found = await case_index.locate(session, principal.tenant_id, identifier)
+    if found is None or found.kind != kind:
+        raise missing
+    cache_key = (found.version_id, found.revision)
+    doc = _DOCUMENTS.get(cache_key)
+    if doc is None:
+        content = await repo.version_content(session, found.owner, found.version_id)
+        doc = _DOCUMENTS[cache_key] = FrameworkDocument.model_validate(content)
+        if len(_DOCUMENTS) > _DOCUMENTS_MAX:
+            _DOCUMENTS.popitem(last=False)
+    else:
+        _DOCUMENTS.move_to_end(cache_key)
+    ctx = _export_context(
+        found.owner, found.key, found.version, found.status, found.updated_at, request
+    )
+    return doc, ctx
 
 
 async def _visible(session: AsyncSession, principal: Principal) -> list[Framework]:
@@ -78,21 +121,6 @@ async def _visible(session: AsyncSession, principal: Principal) -> list[Framewor
             seen.add(fw.key)
             out.append(fw)
     return out
-
-
-async def _find(
-    session: AsyncSession, principal: Principal, sourced_id: str, kind: str
-) -> service.ResolvedVersion:
-    """The visible framework version with a CASE object of this identifier and class."""
-    missing = NotFound(f"No {kind} {sourced_id!r} is visible to this tenant.")
-    try:
-        identifier = uuid.UUID(sourced_id)
-    except ValueError:
-        raise missing from None
-    found = await case_index.locate(session, principal.tenant_id, identifier)
-    if found is None or found[0] != kind:
-        raise missing
-    return service.ResolvedVersion(found[1], found[2])
 
 
 @router.post(
@@ -215,8 +243,8 @@ async def get_case_document(
     sourcedId: SourcedId, principal: FrameworksRead, session: SessionDep, request: Request
 ) -> Response:
     """One CFDocument by identifier."""
-    resolved = await _find(session, principal, sourcedId, "CFDocument")
-    return JSONResponse(case.cf_document(_document(resolved), _context(resolved, request)))
+    doc, ctx = await _found(session, principal, sourcedId, "CFDocument", request)
+    return JSONResponse(case.cf_document(doc, ctx))
 
 
 @router.get(
@@ -234,8 +262,8 @@ async def get_case_package(
     sourcedId: SourcedId, principal: FrameworksRead, session: SessionDep, request: Request
 ) -> Response:
     """One CFPackage by its document's identifier."""
-    resolved = await _find(session, principal, sourcedId, "CFDocument")
-    return JSONResponse(case.document_to_package(_document(resolved), _context(resolved, request)))
+    doc, ctx = await _found(session, principal, sourcedId, "CFDocument", request)
+    return JSONResponse(case.document_to_package(doc, ctx))
 
 
 @router.get(
@@ -253,8 +281,8 @@ async def get_case_item(
     sourcedId: SourcedId, principal: FrameworksRead, session: SessionDep, request: Request
 ) -> Response:
     """One CFItem by identifier."""
-    resolved = await _find(session, principal, sourcedId, "CFItem")
-    item = case.cf_item(_document(resolved), _context(resolved, request), str(uuid.UUID(sourcedId)))
+    doc, ctx = await _found(session, principal, sourcedId, "CFItem", request)
+    item = case.cf_item(doc, ctx, str(uuid.UUID(sourcedId)))
     if item is None:
         raise NotFound(f"No CFItem {sourcedId!r} is visible to this tenant.")
     return JSONResponse(item)
