@@ -41,11 +41,15 @@ class _Option:
 def blocking_points(readiness: LevelReadiness, settings: ScoringSettings, step: float) -> float:
     """Points still missing on critical expectations plus points beyond the gap tolerance:
     what stands between the level and ``meets`` besides readiness (0 when nothing blocks)."""
-    return math.fsum(
-        max(0.0, w.required - (w.actual or 0.0)) * w.critical
-        + max(0.0, w.required - allowed_shortfall(settings, w.required, step) - (w.actual or 0.0))
-        for w in readiness.weights
-    )
+    total = 0.0
+    for w in readiness.weights:
+        actual = w.actual or 0.0
+        if w.critical and actual < w.required:
+            total += w.required - actual
+        floor = w.required - allowed_shortfall(settings, w.required, step)
+        if actual < floor:
+            total += floor - actual
+    return total
 
 
 def _better(option: _Option, best: _Option | None) -> bool:
@@ -125,6 +129,11 @@ def _cheapest_set(
 ) -> tuple[Activity, ...] | None:
     """The set of candidates with the fewest hours (then fewest steps, then keys) whose gains
     together meet the level within the budget and max_steps; None when no set does."""
+    everything = values
+    for activity in candidates:
+        everything, _ = _apply(framework, everything, activity, known)
+    if not rescore(everything).meets:
+        return None  # meeting is monotone in the values: no smaller set meets either
     largest = len(candidates) if max_steps is None else min(max_steps, len(candidates))
     best: tuple[tuple[float, int, tuple[str, ...]], tuple[Activity, ...]] | None = None
     for size in range(1, largest + 1):
@@ -186,10 +195,12 @@ def recommend(
     def rescore(candidate_values: Mapping[str, float]) -> LevelReadiness:
         return score_level(level, requirements, candidate_values, settings, scale_step=step)
 
-    def option(activity: Activity, base: dict[str, float], now: LevelReadiness) -> _Option:
+    def option(
+        activity: Activity, base: dict[str, float], now: LevelReadiness, now_blocking: float
+    ) -> _Option:
         after_values, develops = _apply(framework, base, activity, known)
         after = rescore(after_values)
-        unblocked = blocking_points(now, settings, step) - blocking_points(after, settings, step)
+        unblocked = now_blocking - blocking_points(after, settings, step)
         return _Option(
             activity,
             after_values,
@@ -224,9 +235,10 @@ def recommend(
             break
         best: _Option | None = None
         over_budget = False
+        now_blocking = blocking_points(current, settings, step)
         for activity in remaining:
             assert activity.effort_hours > 0, "effort_hours is validated > 0 upstream"
-            candidate = option(activity, values, current)
+            candidate = option(activity, values, current, now_blocking)
             # Helpful when it raises readiness or removes a blocker (critical, tolerance).
             if (
                 candidate.gain_per_hour * activity.effort_hours <= GAIN_TOLERANCE
@@ -257,8 +269,9 @@ def recommend(
             rest = list(cheapest)
             while rest:
                 best = None
+                now_blocking = blocking_points(current, settings, step)
                 for activity in rest:
-                    candidate = option(activity, values, current)
+                    candidate = option(activity, values, current, now_blocking)
                     if _better(candidate, best):
                         best = candidate
                 assert best is not None
