@@ -216,6 +216,10 @@ def run(app: str, **options: Any) -> None:
     if options.get("workers", 1) <= 1:
         uvicorn.run(app, **options)
         return
+    # A worker that has not answered the supervisor's ping within this is killed and started
+    # again; importing the app takes several seconds on a busy small machine, and uvicorn's 5 s
+    # default then kills every worker before it serves (an endless restart loop).
+    options.setdefault("timeout_worker_healthcheck", 60)
     config = Config(app, **options)
     sock = config.bind_socket()
     DrainingMultiprocess(config, sockets=[sock]).run()
