@@ -83,6 +83,21 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def db_command_timeout_seconds(self) -> float:
+        """The driver's own limit on one statement: a backstop for a database that does not
+        answer at all (Postgres' statement_timeout, 1 s earlier, ends a slow statement first)."""
+        if self.db_statement_timeout_ms == 0:
+            return 60.0
+        return self.db_statement_timeout_ms / 1000 + 1
+
+    @property
+    def db_hang_bound_seconds(self) -> float:
+        """The longest an API call waits on a database that does not answer (README)."""
+        return self.db_pool_timeout_seconds + max(
+            self.db_connect_timeout_seconds, self.db_command_timeout_seconds
+        )
+
+    @property
     def is_sqlite(self) -> bool:
         """True when the store is the embedded SQLite file."""
         return self.database_url.startswith("sqlite")

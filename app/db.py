@@ -64,7 +64,9 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_recycle=1800,
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,
-            "command_timeout": max(settings.db_statement_timeout_ms / 1000 * 2, 5),
+            # Bounds every statement, COMMIT and pool pre-ping even when the server does not
+            # answer at all (statement_timeout needs a live server to fire).
+            "command_timeout": settings.db_command_timeout_seconds,
             "server_settings": {
                 "application_name": "competency-ladder",
                 "statement_timeout": str(settings.db_statement_timeout_ms),

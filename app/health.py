@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import error_responses
 
@@ -25,15 +26,32 @@ async def check_liveness() -> Health:
     return Health(status="ok")
 
 
+# Checks still cleaning up after their answer was sent (kept so they are not collected early).
+_checks: set["asyncio.Task[None]"] = set()
+
+
+async def _select_one(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+def _forget(check: "asyncio.Task[None]") -> None:
+    _checks.discard(check)
+    if not check.cancelled():
+        check.exception()  # retrieved, so a failed check is not reported as never retrieved
+
+
 @router.get("/readyz", summary="Readiness", responses=error_responses(503))
 async def check_readiness(request: Request) -> Health:
     """The database answers; 503 otherwise, so a load balancer stops sending traffic."""
-    engine = request.app.state.engine
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-    except Exception:
+    check = asyncio.ensure_future(_select_one(request.app.state.engine))
+    _checks.add(check)
+    check.add_done_callback(_forget)
+    done, _ = await asyncio.wait({check}, timeout=READY_TIMEOUT_SECONDS)
+    if check not in done or check.exception() is not None:
+        # Cancelled, not awaited: cleaning up a connection to a hung server (the driver's
+        # cancel request, closing it) must not hold the answer past its timeout.
+        check.cancel()
         return JSONResponse(  # type: ignore[return-value]
             {
                 "type": "https://competency-ladder.dev/problems/unavailable",

@@ -30,8 +30,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.auth.keys import grants, hash_secret, parse_token
@@ -39,7 +42,12 @@ from app.auth.principal import Principal
 from app.auth.ratelimit import RateLimiter
 from app.config import Settings
 from app.db import remember_tenant
-from app.errors import AppError, is_transient_database_error
+from app.errors import (
+    DB_RETRY_AFTER_SECONDS,
+    AppError,
+    is_transient_database_error,
+    problem_response,
+)
 from app.models import utcnow
 from app.scores import present, service
 from app.scores.schemas import ScoreRead
@@ -233,8 +241,10 @@ class ScoreReads:
         sessionmaker: async_sessionmaker[AsyncSession],
         limiter: RateLimiter,
         max_bytes: int,
+        acquire_timeout: float = 5.0,
     ) -> None:
         self.pool = pool
+        self.acquire_timeout = acquire_timeout
         self.sessionmaker = sessionmaker
         self.limiter = limiter
         self.cache = ScoreCache(max_bytes)
@@ -266,7 +276,7 @@ class ScoreReads:
             min_size=0,
             max_size=settings.db_pool_size,
             timeout=settings.db_connect_timeout_seconds,
-            command_timeout=max(settings.db_statement_timeout_ms / 1000 * 2, 5),
+            command_timeout=settings.db_command_timeout_seconds,
             max_inactive_connection_lifetime=300,
             reset=_no_reset,
             server_settings={
@@ -275,42 +285,64 @@ class ScoreReads:
                 "idle_in_transaction_session_timeout": "60000",
             },
         )
-        return cls(pool, sessionmaker, limiter, settings.score_cache_mb * 1024 * 1024)
+        return cls(
+            pool,
+            sessionmaker,
+            limiter,
+            settings.score_cache_mb * 1024 * 1024,
+            acquire_timeout=settings.db_pool_timeout_seconds,
+        )
 
     async def close(self) -> None:
         await self.pool.close()
 
-    async def _tenant_of(self, key_id: uuid.UUID, secret_hash: str) -> uuid.UUID | None:
+    async def _tenant_of(self, conn: Any, key_id: uuid.UUID, secret_hash: str) -> uuid.UUID | None:
         tenant = self.key_tenants.get(key_id)
         if tenant is None:
-            async with self.pool.acquire() as conn:
-                tenant = await conn.fetchval(KEY_TENANT, key_id, secret_hash)
+            tenant = await conn.fetchval(KEY_TENANT, key_id, secret_hash)
             if tenant is not None:
                 if len(self.key_tenants) >= 10_000:
                     self.key_tenants.clear()
                 self.key_tenants[key_id] = tenant
         return tenant
 
+    async def _lookup_on(self, conn: Any, key_id: uuid.UUID, secret_hash: str, ref: str) -> Any:
+        tenant = await self._tenant_of(conn, key_id, secret_hash)
+        if tenant is None:
+            return None
+        # The lane's connections keep the tenant of their last request (session-level, so no
+        # extra round trip while it stays the same); nothing else uses them.
+        pid = conn.get_server_pid()
+        if self.connection_tenants.get(pid) != tenant:
+            await conn.fetchval(SET_TENANT, str(tenant))
+            self.connection_tenants[pid] = tenant
+        row = await conn.fetchrow(LOOKUP, key_id, secret_hash, ref)
+        if row is not None and row[4] is None:
+            # No such subject, or (should the server have reused a process id) a connection
+            # without the tenant: set it again next time.
+            self.connection_tenants.pop(pid, None)
+        return row
+
     async def _lookup_row(self, key_id: uuid.UUID, secret_hash: str, ref: str) -> Any:
-        """The LOOKUP row, on a connection scoped to the key's tenant; None on any trouble."""
+        """The LOOKUP row, on a connection scoped to the key's tenant; None on any trouble.
+
+        Every wait is bounded: for a pooled connection by DB_POOL_TIMEOUT_SECONDS (which also
+        bounds opening one), for each statement by the driver's command timeout. A database
+        that does not answer in time raises (the lane answers 503 at once rather than making
+        the ordinary route wait as long again); other trouble is left to the ordinary route.
+        """
         try:
-            tenant = await self._tenant_of(key_id, secret_hash)
-            if tenant is None:
-                return None
-            async with self.pool.acquire() as conn:
-                # The lane's connections keep the tenant of their last request (session-level,
-                # so no extra round trip while it stays the same); nothing else uses them.
-                pid = conn.get_server_pid()
-                if self.connection_tenants.get(pid) != tenant:
-                    await conn.fetchval(SET_TENANT, str(tenant))
-                    self.connection_tenants[pid] = tenant
-                row = await conn.fetchrow(LOOKUP, key_id, secret_hash, ref)
-                if row is not None and row[4] is None:
-                    # No such subject, or (should the server have reused a process id) a
-                    # connection without the tenant: set it again next time.
-                    self.connection_tenants.pop(pid, None)
-                return row
+            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
+                try:
+                    return await self._lookup_on(conn, key_id, secret_hash, ref)
+                except BaseException:
+                    # A failed or interrupted call may leave the connection mid-protocol (a
+                    # restart once left it at "cannot switch to state 12"): never reuse it.
+                    conn.terminate()
+                    raise
         except Exception as exc:
+            if _timed_out(exc):
+                raise
             if not is_transient_database_error(exc):
                 log.exception("score lookup failed; answering through the ordinary route")
             return None
@@ -366,7 +398,7 @@ class ScoreReads:
             except AppError:
                 return None  # e.g. the subject was erased meanwhile: the route says so
             except Exception as exc:
-                if is_transient_database_error(exc):
+                if is_transient_database_error(exc) and not _timed_out(exc):
                     return None
                 raise
         # Counted only for answers sent from here; the route counts the ones it answers.
@@ -409,6 +441,15 @@ class ScoreReads:
         return template
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """True when the database did not answer within a timeout (rather than failing fast)."""
+    if isinstance(exc, (TimeoutError, PoolTimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and isinstance(
+        getattr(exc.orig, "__cause__", None), TimeoutError
+    )
+
+
 async def _no_reset(_conn: Any) -> None:
     """Pool connections need no reset after the lookup (see ScoreReads.start)."""
 
@@ -443,7 +484,24 @@ class ScoreFastLane:
         if scope["type"] == "http":
             started = time.perf_counter()
             reads: ScoreReads | None = scope["app"].state.score_reads
-            answer = await reads.answer(scope) if reads is not None else None
+            try:
+                answer = await reads.answer(scope) if reads is not None else None
+            except Exception as exc:
+                if not _timed_out(exc):
+                    raise
+                # The ordinary route would wait for the same database as long again.
+                log.warning("database unavailable: %s", type(exc).__name__)
+                request = Request(scope)
+                response = problem_response(
+                    request,
+                    503,
+                    slug="unavailable",
+                    title="Service unavailable",
+                    detail="The database is not reachable right now; retry the same request later.",
+                    headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+                )
+                await response(scope, receive, send)
+                return
             if answer is not None:
                 body, outcome = answer
                 elapsed_ms = (time.perf_counter() - started) * 1000

@@ -169,6 +169,27 @@ class PgCluster:
                     raise RuntimeError(f"postgres process {p} survived SIGKILL of the postmaster")
                 time.sleep(0.05)
 
+    def _all_pids(self) -> list[int]:
+        pid = self.postmaster_pid()
+        if pid is None or not self._is_our_postmaster(pid):
+            raise RuntimeError(f"no live postmaster of {self.data} (pid file: {pid})")
+        return [pid, *_children_of(pid)]
+
+    def freeze(self) -> list[int]:
+        """SIGSTOP the postmaster and every backend: a hung server (TCP still accepts)."""
+        pids = self._all_pids()
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGSTOP)
+        return pids
+
+    @staticmethod
+    def thaw(pids: list[int]) -> None:
+        """SIGCONT what ``freeze`` stopped. Never raises."""
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(p, signal.SIGCONT)
+
     def start_after_crash(self, timeout: float = 30) -> int:
         """Start again after a SIGKILL (crash recovery); returns the attempts it took.
 
