@@ -4,17 +4,26 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen --no-progress
+CONTRACT_TOOLS := tests/contract/node/node_modules/.installed
 
-.PHONY: run test lint openapi fault bench bench-api bench-cohort bench-ingest clean
+.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest clean
 
 run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
 	$(RUN) ladder dev
 
-test: .venv/.synced  ## lint, type-check, then the whole test suite (Postgres and SQLite)
+test: .venv/.synced contract-tools  ## lint, type-check, then the whole test suite (Postgres and SQLite)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) pytest
+
+contract-tools:  ## Spectral, Redocly, openapi-typescript and tsc for tests/contract (needs npm)
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(CONTRACT_TOOLS); \
+	else echo "npm not found: the OpenAPI lint and TypeScript tests will be skipped"; fi
+
+$(CONTRACT_TOOLS): tests/contract/node/package.json tests/contract/node/package-lock.json
+	npm ci --prefix tests/contract/node --no-audit --no-fund --loglevel=error
+	@touch $@
 
 lint: .venv/.synced
 	$(RUN) ruff check --fix .
@@ -47,4 +56,4 @@ $(TOOLS)/bin/uv:
 	@touch $@
 
 clean:
-	rm -rf .venv $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .venv $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis tests/contract/node/node_modules
