@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     max_bulk_items: int = Field(default=20_000, ge=1, le=1_000_000)
     max_page_size: int = Field(default=200, ge=1, le=10_000)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Refuse creates without an Idempotency-Key (422), so no client can retry one unsafely.
+    require_idempotency_key: bool = False
     # Requests per minute per API key and worker process; 0 turns rate limiting off.
     rate_limit_per_minute: int = Field(default=0, ge=0, le=1_000_000)
     rate_limit_burst: int = Field(default=0, ge=0, le=1_000_000)

@@ -76,6 +76,18 @@ async def execute(
     status_code: int = 201,
 ) -> Response:
     """Run a create once per key; commit it together with its response."""
+    if key is None and request.app.state.settings.require_idempotency_key:
+        raise InvalidInput(
+            "This service requires an Idempotency-Key on every create, so that a retry after "
+            "an unknown outcome cannot create a duplicate.",
+            errors=[
+                FieldError(
+                    loc=["header", "Idempotency-Key"],
+                    msg="required by this service (REQUIRE_IDEMPOTENCY_KEY)",
+                    type="missing",
+                )
+            ],
+        )
     if key is None:
         model, headers, _ = _unpack(await produce())
         # Rendered before the commit: an answer that cannot be rendered must not follow a

@@ -147,3 +147,30 @@ async def test_connection_lost_before_commit_is_plain_unavailable(
     assert again.status_code == 201, again.text
     assert "idempotency-replayed" not in again.headers
     assert await _stored(database, tenant_id, ref) == 1
+
+
+async def test_a_service_can_require_idempotency_keys_on_creates(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: Any,
+    tenant_a: Any,
+) -> None:
+    """REQUIRE_IDEMPOTENCY_KEY: a create without a key is refused (422) and stores nothing."""
+    app = create_app(settings.model_copy(update={"require_idempotency_key": True}))
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker
+    transport = httpx.ASGITransport(app=app)
+    ref = f"p-{uuid.uuid4().hex[:8]}"
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        r = await client.post("/v1/subjects", json={"external_ref": ref}, headers=tenant_a.headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+        assert (
+            await client.get(f"/v1/subjects/{ref}", headers=tenant_a.headers)
+        ).status_code == 404
+        r = await client.post(
+            "/v1/subjects",
+            json={"external_ref": ref},
+            headers={**tenant_a.headers, "Idempotency-Key": f"k-{ref}"},
+        )
+        assert r.status_code == 201, r.text
