@@ -1,13 +1,14 @@
 """Bulk assessment ingest: validated as strictly as single creates, stored in bounded batches.
 
 The body is decoded item by item (``app.bulk.iter_items``) and handled BATCH_ITEMS at a time:
-validated, then inserted with two set-wise statements (repository.insert_batch), all in the
-request's one transaction. So a maximum-size request never holds more than one batch of
+validated, then inserted with one set-wise statement (repository.insert_batch), all in the
+request's one transaction; a batch's insert runs while the next batch is decoded. So a maximum-size request never holds more than one batch of
 decoded items, models and rows, and no single statement grows with the request. All or
 nothing still holds: the first refused item stops the inserting, the rest is only validated
 (so every reason is reported), and the refusal rolls the transaction back.
 """
 
+import asyncio
 import itertools
 import time
 import uuid
@@ -27,7 +28,6 @@ from app.bulk import MAX_REPORTED_ERRORS, BulkMode, BulkRefusal, refuse_all, val
 from app.errors import AppError, FieldError
 from app.frameworks import service as frameworks
 from app.models import WebhookSubscription, utcnow
-from app.subjects import repository as subjects_repo
 from app.webhooks import events
 from app.webhooks import service as webhooks
 
@@ -42,6 +42,9 @@ class BulkAssessmentResult(BaseModel):
     ratings_created: int
     ids: list[uuid.UUID] = Field(description="Ids of the created assessments, in request order.")
     refused: list[BulkRefusal] = Field(description="Items not stored and why (partial mode).")
+
+
+_Parsed = tuple[int, AssessmentCreate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,22 +64,30 @@ class _Checker:
         self.subject_ids: dict[str, uuid.UUID | None] = {}
         self.versions: dict[tuple[str, int | None], frameworks.ResolvedVersion | AppError] = {}
 
-    async def check(
-        self, batch: list[tuple[int, Any]]
-    ) -> tuple[list[_Accepted], list[BulkRefusal]]:
-        """The batch's storable items and its refusals, each in request order."""
+    @staticmethod
+    def parse(batch: list[tuple[int, Any]]) -> tuple[list[_Parsed], list[BulkRefusal]]:
+        """Validate the items' shape (no database): parsed items and refusals."""
         refusals: list[BulkRefusal] = []
-        parsed: list[tuple[int, AssessmentCreate]] = []
+        parsed: list[_Parsed] = []
         for i, item in batch:
             try:
                 parsed.append((i, AssessmentCreate.model_validate(item)))
             except ValidationError as exc:
                 refusals.append(BulkRefusal(index=i, errors=validation_errors(exc, i)))
+        return parsed, refusals
+
+    async def check(
+        self, parsed: list[_Parsed], refusals: list[BulkRefusal]
+    ) -> tuple[list[_Accepted], list[BulkRefusal]]:
+        """Check parsed items against the tenant's data: storable items and every refusal of
+        the batch (``refusals``: those of ``parse``), each in request order."""
         unknown = sorted({b.subject_ref for _, b in parsed} - self.subject_ids.keys())
         if unknown:
             self.subject_ids.update(dict.fromkeys(unknown))
-            found = await subjects_repo.by_refs(self.session, self.principal.tenant_id, unknown)
-            self.subject_ids.update((s.external_ref, s.id) for s in found)
+            self.subject_ids.update(
+                await repo.subject_ids(self.session, self.principal.tenant_id, unknown)
+            )
+        refusals = list(refusals)
         accepted: list[_Accepted] = []
         for i, body in parsed:
             loc: list[str | int] = ["body", i]
@@ -163,7 +174,7 @@ class _Store:
         self.ratings = 0
 
     async def insert(self, accepted: list[_Accepted]) -> None:
-        """One batch: two INSERT statements, then its assessment.created events."""
+        """One batch: one INSERT statement, then its assessment.created events."""
         ids = [uuid.uuid4() for _ in accepted]
         first = len(self.ids)
         ratings = [(aid, r) for aid, a in zip(ids, accepted, strict=True) for r in a.body.ratings]
@@ -239,7 +250,7 @@ async def bulk_create(
         touched: dict[uuid.UUID, tuple[frameworks.ResolvedVersion, set[uuid.UUID]]] = {}
         for batch in _batches(items()):
             received += len(batch)
-            accepted, refusals = await checker.check(batch)
+            accepted, refusals = await checker.check(*checker.parse(batch))
             refused.add(refusals)
             for a in accepted:
                 first_pass.add(a.index)
@@ -256,14 +267,26 @@ async def bulk_create(
         session, principal, await webhooks.subscribers(session, tenant_id, "assessment.created")
     )
     received = 0
-    for batch in _batches(items()):
-        received += len(batch)
-        if first_pass is not None:
-            batch = [(i, item) for i, item in batch if i in first_pass]
-        accepted, refusals = await checker.check(batch)
-        refused.add(refusals)
-        if accepted and not refused.refuse_all:
-            await store.insert(accepted)
+    # Each batch's insert runs while the next batch is decoded and validated (no database
+    # work), so Postgres and the worker's CPU overlap; only one statement is ever in flight.
+    inserting: asyncio.Task[None] | None = None
+    try:
+        for batch in _batches(items()):
+            received += len(batch)
+            if first_pass is not None:
+                batch = [(i, item) for i, item in batch if i in first_pass]
+            parsed = checker.parse(batch)
+            if inserting is not None:
+                await inserting
+                inserting = None
+            accepted, refusals = await checker.check(*parsed)
+            refused.add(refusals)
+            if accepted and not refused.refuse_all:
+                inserting = asyncio.create_task(store.insert(accepted))
+                await asyncio.sleep(0)  # let it send the statement
+    finally:
+        if inserting is not None:
+            await inserting
     if refused.refuse_all:
         raise refuse_all(refused.kept, received, refused.count)
 

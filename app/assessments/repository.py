@@ -12,22 +12,31 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.models import Assessment, Framework, FrameworkVersion, Rating, Subject
 
-# Column by column, as insert_batch takes them (the tenant is the same for every row).
-INSERT_ASSESSMENTS = text(
-    "INSERT INTO assessment (tenant_id, id, subject_id, framework_tenant_id, framework_version_id,"
-    " rater_ref, rater_role, assessed_at, created_at, sequence)"
-    " SELECT CAST(:tenant_id AS uuid), * FROM unnest(CAST(:id AS uuid[]),"
+# Column by column, as insert_batch takes them (the tenant is the same for every row). One
+# statement: the ratings' foreign keys are checked at its end, after the assessments' insert.
+INSERT_BATCH = text(
+    "WITH assessments AS (INSERT INTO assessment (tenant_id, id, subject_id,"
+    " framework_tenant_id, framework_version_id, rater_ref, rater_role, assessed_at, created_at,"
+    " sequence) SELECT CAST(:tenant_id AS uuid), * FROM unnest(CAST(:id AS uuid[]),"
     " CAST(:subject_id AS uuid[]), CAST(:framework_tenant_id AS uuid[]),"
     " CAST(:framework_version_id AS uuid[]), CAST(:rater_ref AS text[]),"
     " CAST(:rater_role AS text[]), CAST(:assessed_at AS timestamptz[]),"
-    " CAST(:created_at AS timestamptz[]), CAST(:sequence AS int8[]))"
-)
-INSERT_RATINGS = text(
-    "INSERT INTO rating (tenant_id, assessment_id, competency_key, proficiency, evidence,"
+    " CAST(:created_at AS timestamptz[]), CAST(:sequence AS int8[])))"
+    " INSERT INTO rating (tenant_id, assessment_id, competency_key, proficiency, evidence,"
     " confidence) SELECT CAST(:tenant_id AS uuid), * FROM unnest(CAST(:assessment_id AS uuid[]),"
     " CAST(:competency_key AS text[]), CAST(:proficiency AS int4[]), CAST(:evidence AS text[]),"
     " CAST(:confidence AS float8[]))"
 )
+
+
+async def subject_ids(
+    session: AsyncSession, tenant_id: uuid.UUID, refs: list[str]
+) -> dict[str, uuid.UUID]:
+    """The ids of the tenant's subjects among ``refs`` (plain columns, no entities)."""
+    stmt = sa.select(Subject.external_ref, Subject.id).where(  # type: ignore[call-overload]
+        Subject.tenant_id == tenant_id, col(Subject.external_ref).in_(refs)
+    )
+    return {ref: id_ for ref, id_ in (await (await session.connection()).execute(stmt)).all()}
 
 
 async def insert_batch(
@@ -37,7 +46,7 @@ async def insert_batch(
     ratings: dict[str, list[Any]],
 ) -> None:
     """Insert assessments and their ratings given column by column (keyed by column name):
-    on Postgres two ``INSERT ... SELECT FROM unnest(arrays)`` statements, so
+    on Postgres one ``INSERT ... SELECT FROM unnest(arrays)`` statement for both tables, so
     row-level security applies (it rules out COPY FROM) and the cost grows with the batch only.
     """
     conn = await session.connection()
@@ -52,8 +61,7 @@ async def insert_batch(
             ]
             await conn.execute(insert(table), rows)
         return
-    await conn.execute(INSERT_ASSESSMENTS, {"tenant_id": str(tenant_id), **assessments})
-    await conn.execute(INSERT_RATINGS, {"tenant_id": str(tenant_id), **ratings})
+    await conn.execute(INSERT_BATCH, {"tenant_id": str(tenant_id), **assessments, **ratings})
 
 
 async def ratings_of(

@@ -8,7 +8,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app import bulk as app_bulk
 from app.assessments import bulk as assessments_bulk
+from app.bulk import iter_items
+from app.errors import FieldError, InvalidInput
 from tests.api.test_subjects_assessments import assessment, subject
 from tests.conftest import Tenant
 
@@ -181,12 +184,12 @@ async def test_every_insert_is_bounded_by_the_batch(
     if connection.dialect.name != "postgresql":
         pytest.skip("counts the rows of Postgres' set-wise INSERT ... unnest statements")
     refs = await subjects(client, tenant_a, 10)
-    inserted: list[tuple[str, int]] = []
+    inserted: list[tuple[int, int]] = []  # (assessments, ratings) of each INSERT
 
     def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        for table in ("assessment", "rating"):
-            if statement.startswith(f"INSERT INTO {table} "):
-                inserted.append((table, max(len(p) for p in parameters if isinstance(p, list))))
+        if "INSERT INTO rating " in statement:
+            sizes = [len(p) for p in parameters if isinstance(p, list)]
+            inserted.append((min(sizes), max(sizes)))
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
@@ -196,14 +199,7 @@ async def test_every_insert_is_bounded_by_the_batch(
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
     assert r.status_code == 201, r.text
-    assert inserted == [
-        ("assessment", 4),
-        ("rating", 8),
-        ("assessment", 4),
-        ("rating", 8),
-        ("assessment", 2),
-        ("rating", 4),
-    ]
+    assert inserted == [(4, 8), (4, 8), (2, 4)]
     assert (r.json()["created"], r.json()["ratings_created"]) == (10, 20)
 
 
@@ -339,3 +335,87 @@ async def test_webhook_events_across_batches(
     assert sorted(d["subject_ref"] for d in changes) == sorted(refs)
     # Each change starts from where the person stood before the request (no ratings yet).
     assert all(d["before"]["level_index"] == 0 < d["after"]["level_index"] for d in changes)
+
+
+# ---------------------------------------------------------------- the item-by-item decoder
+
+
+BODIES = [
+    '[{"a": 1}, {"b": [1.5e3, -2.25, "\\u00e9\\ud83d\\ude00"]}, "x", 12345678901234567890]',
+    '[\n  {"evidence": "caf\u00e9 \ud83d\ude00 \u2028 line"},\n  -0.5e-3,\n  true, false, null\n]\n',
+    "\ufeff[1]",
+    "",
+    "   \n ",
+    "[",
+    "[1,]",
+    "[1 2]",
+    '[{"a": 1}\n, {"a": tru}]',
+    '[{"a": "unterminated}]',
+    '[{"a": "bad \\x escape"}]',
+    "[1.]",
+    "[1]\n x",
+    "[]",
+    "[[[[[[1]]]]]]",
+]
+
+
+def expected(raw: bytes) -> tuple[str, Any]:
+    """What decoding the whole body at once says (the behaviour before item-by-item decoding)."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "error", "The body is not valid UTF-8."
+    except ValueError as exc:
+        return "error", f"The body is not JSON: {exc}"
+    return ("items", value) if value else ("error", "Send at least one item.")
+
+
+def first_error(exc: InvalidInput) -> FieldError:
+    assert exc.errors
+    return exc.errors[0]
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 7, 1 << 20])
+@pytest.mark.parametrize("body", BODIES)
+def test_arrays_decode_as_one_json_loads_would(
+    monkeypatch: pytest.MonkeyPatch, body: str, window: int
+) -> None:
+    monkeypatch.setattr(app_bulk, "WINDOW_BYTES", window)
+    raw = body.encode("utf-8", "surrogatepass")
+    try:
+        got: tuple[str, Any] = ("items", list(iter_items(raw, "application/json", 100)))
+    except InvalidInput as exc:
+        got = ("error", first_error(exc).msg)
+    assert got == expected(raw)
+
+
+@pytest.mark.parametrize("window", [1, 5, 1 << 20])
+def test_invalid_utf8_anywhere_is_named_first(monkeypatch: pytest.MonkeyPatch, window: int) -> None:
+    monkeypatch.setattr(app_bulk, "WINDOW_BYTES", window)
+    for raw, media in (
+        (b'[{"a": oops}, "\xff"]', "application/json"),
+        (b'{"a": 1}\n{oops\n"\xc3"\n', "application/x-ndjson"),
+    ):
+        with pytest.raises(InvalidInput) as caught:
+            list(iter_items(raw, media, 100))
+        assert first_error(caught.value).msg == "The body is not valid UTF-8."
+
+
+def test_ndjson_lines_end_with_lf_crlf_or_cr() -> None:
+    raw = b'{"n": 1}\r\n\r\n{"n": 2}\r{"n": "\xe2\x80\xa8"}\n'
+    assert list(iter_items(raw, "application/x-ndjson", 100)) == [
+        {"n": 1},
+        {"n": 2},
+        {"n": "\u2028"},
+    ]
+    with pytest.raises(InvalidInput) as caught:
+        list(iter_items(b'{"n": 1}\r\n\r\n{oops', "application/x-ndjson", 100))
+    assert first_error(caught.value).loc == ["body", 2]
+
+
+def test_items_are_decoded_only_as_they_are_consumed() -> None:
+    raw = b"[" + b",".join([b'{"n": 1}'] * 5) + b", oops]"
+    items = iter_items(raw, "application/json", 100)
+    assert [next(items) for _ in range(5)] == [{"n": 1}] * 5
+    with pytest.raises(InvalidInput):
+        next(items)
