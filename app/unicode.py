@@ -23,7 +23,9 @@ MAX_REPORTED = 20
 # Anything that may decode into a surrogate: a JSON or YAML escape in the surrogate range
 # (``\uD800``-``\uDFFF``, YAML's ``\U0000DFFF``), or the bytes of one encoded as if it were UTF-8
 # (json.loads decodes bytes with "surrogatepass"). Valid pairs match too; the walk then decides.
-_MAYBE_SURROGATE = re.compile(rb"\\(?:u|U0000)[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_YAML_LONG_ESCAPE = re.compile(rb"\\U0000[dD][89a-fA-F]")
+_ENCODED = re.compile(rb"\xed[\xa0-\xbf]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 Loc = list[str | int]
@@ -80,9 +82,9 @@ def check_body(body: bytes, content_type: str | None) -> None:
     A body that does not decode at all is left to the route, which says why; the scan for
     escapes keeps the common body (no surrogate escape at all) from being decoded twice.
     """
-    if not _MAYBE_SURROGATE.search(body) and not _other_encoding(body):
-        return
     media = (content_type or "").split(";")[0].strip().lower()
+    if not _may_hold_surrogate(body, yaml_text=media in YAML_TYPES):
+        return
     if media in NDJSON_TYPES:
         for number, line in enumerate(body.splitlines()):
             decoded = _decode(line, yaml_text=False)
@@ -92,6 +94,18 @@ def check_body(body: bytes, content_type: str | None) -> None:
     decoded = _decode(body, yaml_text=media in YAML_TYPES)
     if decoded is not None:
         refuse_lone_surrogates(decoded[0], ["body"])
+
+
+def _may_hold_surrogate(body: bytes, *, yaml_text: bool) -> bool:
+    # Ordered by cost: a one-byte search runs at memory speed, a pattern at a few ms per 10 MB
+    # (one alternation of all three took 0.3 s over a 40 MB bulk body; this order, 0.06 s).
+    if _other_encoding(body) or (b"\xed" in body and _ENCODED.search(body)):
+        return True
+    if b"\\" not in body:
+        return False
+    if _ESCAPE.search(body):
+        return True
+    return yaml_text and _YAML_LONG_ESCAPE.search(body) is not None
 
 
 def _other_encoding(body: bytes) -> bool:
