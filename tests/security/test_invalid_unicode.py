@@ -123,6 +123,17 @@ async def test_valid_surrogate_pairs_are_welcome(
     assert r.json()["display_name"] == "Ada \U0001f600"
 
 
+async def test_a_backslash_followed_by_udfff_is_plain_text(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # An escaped backslash and the letters "udfff": no surrogate, nothing to refuse.
+    body = b'{"external_ref": "u-5", "display_name": "C:\\\\udfff"}'
+    headers = {**tenant_a.headers, "Content-Type": "application/json"}
+    r = await client.post("/v1/subjects", content=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["display_name"] == "C:\\udfff"
+
+
 async def test_bulk_ndjson_refuses_a_lone_surrogate_on_any_line(
     client: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:
