@@ -91,7 +91,11 @@ async def test_a_key_with_another_prefix_is_refused(
         assert r.status_code == 401, (prefix, r.text)
         assert r.headers["content-type"] == "application/problem+json"
         # Also where a broken body would otherwise be refused before the key was looked at.
-        r = await client.post("/v1/subjects", content=b"{", headers=wrong)
+        r = await client.post(
+            "/v1/subjects",
+            content=b"{",
+            headers={**wrong, "Content-Type": "application/json"},
+        )
         assert r.status_code == 401
 
 
