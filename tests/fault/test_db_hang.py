@@ -5,13 +5,18 @@ nothing answers, so only the service's own timeouts end a wait. Concurrent API c
 kind (ordinary reads and writes, the remembered-score read with its own connection pool, and
 ``/readyz``) must answer 503 problem+json with Retry-After within the bound the README documents
 for the configured timeouts; afterwards the service recovers without a restart.
+
+Also: a connection lost while COMMIT is in flight (made to wait on a synchronous standby that
+does not exist, then terminated) is answered 503 ``commit-outcome-unknown``, never "unavailable".
 """
 
+import asyncio
 import threading
 import time
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -118,4 +123,78 @@ def test_hung_database_answers_503_within_the_documented_bound(
         assert r.status_code == 200, r.text
     log = server.log_text()
     assert not failures, "\n".join(failures[:20])
+    assert count_tracebacks(log) == 0, "\n".join(server_errors(log))
+
+
+def test_connection_lost_during_commit_answers_outcome_unknown(
+    cluster: Cluster, server_factory: Any
+) -> None:
+    """COMMIT waits on a synchronous standby that does not exist (committed locally, not yet
+    acknowledged); its backend is then terminated. The write is stored, and the client is told
+    exactly that it may be: 503 commit-outcome-unknown, then the same key replays it."""
+    server: AppServer = server_factory("server-commit-outcome")
+    ref = f"commit-{uuid.uuid4().hex[:8]}"
+    headers = {**cluster.headers, "Idempotency-Key": f"k-{ref}"}
+    result: dict[str, Any] = {}
+
+    def post() -> None:
+        try:
+            result["response"] = httpx.post(
+                server.base_url + "/v1/subjects",
+                json={"external_ref": ref},
+                headers=headers,
+                timeout=30,
+            )
+        except httpx.HTTPError as exc:
+            result["error"] = exc
+
+    async def scenario() -> int:
+        admin = await asyncpg.connect(cluster.pg.url, timeout=10)
+        try:
+            await admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+            await admin.execute("SELECT pg_reload_conf()")
+            await asyncio.sleep(0.5)
+            thread = threading.Thread(target=post, daemon=True)
+            thread.start()
+            terminated = 0
+            for _ in range(100):
+                terminated = await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'competency-ladder' AND wait_event = 'SyncRep'"
+                )
+                if terminated or not thread.is_alive():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.execute("ALTER SYSTEM RESET synchronous_standby_names")
+            await admin.execute("SELECT pg_reload_conf()")
+            await admin.close()
+        await asyncio.to_thread(thread.join, 30)
+        return int(terminated)
+
+    async def stored() -> int:
+        conn = await asyncpg.connect(cluster.pg.url, timeout=10)
+        try:
+            return int(
+                await conn.fetchval("SELECT count(*) FROM subject WHERE external_ref = $1", ref)
+            )
+        finally:
+            await conn.close()
+
+    terminated = asyncio.run(scenario())
+    assert terminated == 1, f"no COMMIT waited on the standby: {result}"
+    assert "error" not in result, repr(result.get("error"))
+    r = result["response"]
+    print(f"\n[fault] COMMIT lost: {r.status_code} {r.json().get('type')}")
+    assert r.status_code == 503, r.text
+    assert r.json()["type"].endswith("/commit-outcome-unknown"), r.text
+    assert r.headers["retry-after"]
+    assert asyncio.run(stored()) == 1, "the write was not stored: then it was not unknown"
+    again = httpx.post(
+        server.base_url + "/v1/subjects", json={"external_ref": ref}, headers=headers, timeout=30
+    )
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotency-replayed"] == "true"
+    assert asyncio.run(stored()) == 1
+    log = server.log_text()
     assert count_tracebacks(log) == 0, "\n".join(server_errors(log))
