@@ -122,6 +122,7 @@ def score(
             settings=s.SettingsRead(
                 readiness_threshold=settings.readiness_threshold,
                 gap_tolerance=settings.gap_tolerance,
+                gap_tolerance_mode=settings.gap_tolerance_mode,
                 window_days=settings.window_days,
                 role_weights=dict(settings.role_weights),
             ),

@@ -22,8 +22,14 @@ class LevelRef(BaseModel):
 class SettingsRead(BaseModel):
     readiness_threshold: float
     gap_tolerance: float
+    gap_tolerance_mode: Literal["points", "steps", "fraction"] = Field(
+        description="The framework's unit of gap_tolerance: points, scale steps, or a fraction "
+        "of each requirement."
+    )
     window_days: int
-    role_weights: dict[str, float]
+    role_weights: dict[str, float] = Field(
+        description="The weights used: the defaults merged with the framework's and the request's."
+    )
 
 
 class SettingsOverride(BaseModel):

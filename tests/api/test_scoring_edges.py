@@ -192,6 +192,7 @@ async def test_partial_framework_role_weights_merge_with_the_defaults(
     score = r.json()["score"]
     weights = score["explanation"]["settings"]["role_weights"]
     assert weights == {"manager": 4, "peer": 2, "direct_report": 2, "external": 2, "self": 1}
+    assert score["explanation"]["settings"]["gap_tolerance_mode"] == "points"
     coding = next(c for c in score["competencies"] if c["key"] == "coding")
     assert coding["value"] == pytest.approx((4 * 3 + 1 * 1) / 5)
     # The same object sent as request settings means the same thing.
