@@ -89,6 +89,10 @@ class PayloadTooLarge(AppError):
     slug, title = "payload-too-large", "Payload too large"
 
 
+class UnsupportedMediaType(AppError):
+    slug, title = "unsupported-media-type", "Unsupported media type"
+
+
 class Unavailable(AppError):
     slug, title = "unavailable", "Service unavailable"
 
@@ -122,6 +126,7 @@ STATUS_BY_ERROR: dict[type[AppError], int] = {
     Unauthenticated: 401,
     Forbidden: 403,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
     Unavailable: 503,
     RateLimited: 429,
 }
@@ -402,6 +407,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "The request conflicts with the resource's current state.",
         412: "The If-Match ETag is stale.",
         413: "The request body is too large.",
+        415: "The body's Content-Type is not one this operation accepts.",
         422: "The input is invalid; `errors` lists each offending field.",
         428: "This update requires an If-Match header.",
         429: "Rate limit exceeded; see Retry-After.",

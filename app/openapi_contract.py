@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from app.errors import PROBLEM_JSON
+from app.errors import PROBLEM_JSON, error_responses
 
 PROBLEM_REF = "#/components/schemas/Problem"
 
@@ -147,6 +147,9 @@ def tidy_contract(schema: dict[str, Any]) -> dict[str, Any]:
             if "security" not in op:
                 op["security"] = []  # the probes: reachable without a key, on purpose
             _declare_headers(op)
+            if "requestBody" in op:  # app/content_types.py refuses other media types
+                unsupported = error_responses(415)[415]
+                op["responses"].setdefault("415", {"description": unsupported["description"]})
             for status, response in op.get("responses", {}).items():
                 if status[:1] in ("4", "5"):
                     content = response.setdefault("content", {})

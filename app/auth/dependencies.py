@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.auth.principal import Principal
 from app.auth.ratelimit import RateLimiter
 from app.auth.service import authenticate, require_scope
+from app.content_types import require_declared_media_type
 from app.db import get_session
 
 bearer = HTTPBearer(
@@ -22,7 +23,8 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the caller and demands one scope."""
+    """A dependency that authenticates the caller, demands one scope, then checks the body's
+    media type (so a caller without a valid key learns nothing but 401)."""
 
     async def dependency(
         request: Request,
@@ -38,6 +40,7 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
         if principal.key_id is not None:
             limiter.check(principal.key_id)
         require_scope(principal, scope)
+        await require_declared_media_type(request)
         return principal
 
     dependency.__name__ = f"scope_{scope.replace(':', '_')}"
