@@ -247,3 +247,68 @@ def test_case_import_reports_the_default_tolerance_advice() -> None:
     advice = [e for e in result.report if e.what.startswith("settings.gap_tolerance")]
     assert len(advice) == 1
     assert advice[0].path == ["CFDocument"]
+
+
+RATERS = (("manager", "m1"), ("manager", "m2"), ("peer", "p1"), ("self", "s"), ("calibrated", "c1"))
+DAYS = ("2026-03-01", "2026-08-01", "2026-09-01", "2026-10-01")
+COMPETENCIES = (
+    "customer_discovery",
+    "execution",
+    "prioritization",
+    "communication",
+    "stakeholder_management",
+    "mentoring_and_coaching",
+)
+
+
+async def test_random_ratings_answer_the_same_through_evaluate_and_stored_assessments(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # A randomized property: assessments on random days (same-day ratings by different raters
+    # included, dates only) against /v1/evaluate with the same ratings in a shuffled order.
+    h = tenant_a.headers
+    for seed in range(8):
+        rng = random.Random(seed)
+        ref = f"rand-{seed}"
+        r = await client.post("/v1/subjects", json=subject(ref), headers=h)
+        assert r.status_code == 201, r.text
+        flat: list[dict[str, Any]] = []
+        # One assessment per (rater, day) at most: a same-rater same-instant tie is the one
+        # case the two doors resolve differently (creation order vs higher proficiency).
+        for role, rater in RATERS:
+            for day in rng.sample(DAYS, rng.randint(0, 2)):
+                at = f"{day}T00:00:00Z"
+                picked = rng.sample(COMPETENCIES, rng.randint(1, len(COMPETENCIES)))
+                values = {key: rng.randint(0, 5) for key in picked}
+                body = {
+                    "subject_ref": ref,
+                    "framework": {"key": "product-management"},
+                    "rater_ref": rater,
+                    "rater_role": role,
+                    "assessed_at": at,
+                    "ratings": [{"competency": k, "proficiency": v} for k, v in values.items()],
+                }
+                r = await client.post("/v1/assessments", json=body, headers=h)
+                assert r.status_code == 201, r.text
+                flat.extend(
+                    {"competency": k, "proficiency": v, "rater_ref": rater, "rater_role": role,
+                     "assessed_at": at}
+                    for k, v in values.items()
+                )  # fmt: skip
+        if not flat:
+            continue
+        body = {
+            "framework": {"key": "product-management"},
+            "as_of": AS_OF,
+            "track": "management",
+            "ratings": rng.sample(flat, len(flat)),
+        }
+        r = await client.post("/v1/evaluate", json=body, headers=h)
+        assert r.status_code == 200, r.text
+        stateless = r.json()
+        params = {"as_of": AS_OF}
+        for part, path in (("score", "score"), ("gaps", "gaps"), ("plan", "recommendations")):
+            got = await client.get(f"/v1/subjects/{ref}/{path}", params=params, headers=h)
+            mine = {k: v for k, v in stateless[part].items() if k != "subject_ref"}
+            theirs = {k: v for k, v in got.json().items() if k != "subject_ref"}
+            assert mine == theirs, (seed, part)
