@@ -1,4 +1,5 @@
-"""Greedy development plan: the activities that raise readiness for a target level fastest."""
+"""Development plan toward a target level: greedy by readiness and blockers removed per hour,
+replaced by the cheapest set that meets the target when the greedy walk misses it."""
 
 import math
 from collections.abc import Callable, Collection, Mapping
@@ -278,7 +279,6 @@ def recommend(
                 chosen.append(best)
                 values, current = best.values, best.readiness
                 rest.remove(best.activity)
-            hours = math.fsum(activity.effort_hours for activity in cheapest)
             stop_reason = "target_met"
 
     steps: list[PlanStep] = []
