@@ -37,6 +37,7 @@ pytestmark = pytest.mark.fault
 PROBLEM_JSON = "application/problem+json"
 
 WRITERS = 4
+SCORE_READERS = 2
 RUN_SECONDS = 13.0  # writers start new logical writes for this long
 RESTART_AT = 3.0  # pg_ctl restart -m fast
 KILL_AT = 6.5  # SIGKILL of the postmaster
@@ -91,6 +92,7 @@ class Stats:
     acknowledged: int = 0
     retried: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    reads: Counter[int] = field(default_factory=Counter)  # score reads by status
     transport_errors: Counter[str] = field(default_factory=Counter)
     acks: dict[str, Ack] = field(default_factory=dict)
     sent_refs: set[str] = field(default_factory=set)
@@ -177,6 +179,31 @@ def writer(
     except Exception as exc:  # a crash in the harness must show, not vanish with the thread
         with stats.lock:
             stats.problems.append(f"writer {n} crashed: {exc!r}")
+
+
+def score_reader(base_url: str, headers: dict[str, str], stop_at: float, stats: Stats) -> None:
+    """Repeated score reads (the fast lane's own connection pool) through the restarts: each
+    answers 200 or 503 (the subject has an assessment once the writers' first one is stored)."""
+    try:
+        with httpx.Client(base_url=base_url, headers=headers, timeout=CLIENT_TIMEOUT) as client:
+            while time.monotonic() < stop_at:
+                try:
+                    r = client.get(f"/v1/subjects/{SUBJECT_REF}/score")
+                except httpx.TransportError as exc:
+                    with stats.lock:
+                        stats.transport_errors[f"read {type(exc).__name__}"] += 1
+                    time.sleep(0.2)
+                    continue
+                with stats.lock:
+                    stats.reads[r.status_code] += 1
+                    if r.status_code not in (200, 404, 422, 503):
+                        stats.problems.append(f"score read: {r.status_code} {r.text[:300]}")
+                    elif r.status_code == 503:
+                        stats.problems.extend(check_503(r, "score read"))
+                time.sleep(0.05 if r.status_code == 200 else retry_delay(r))
+    except Exception as exc:
+        with stats.lock:
+            stats.problems.append(f"score reader crashed: {exc!r}")
 
 
 def probe_while_down(base_url: str, headers: dict[str, str]) -> list[str]:
@@ -271,6 +298,15 @@ def test_writers_survive_restart_and_crash(cluster: Cluster, server_factory: Any
         )
         for n in range(WRITERS)
     ]
+    threads += [
+        threading.Thread(
+            target=score_reader,
+            args=(server.base_url, cluster.headers, stop_at, stats),
+            name=f"score-reader-{n}",
+            daemon=True,
+        )
+        for n in range(SCORE_READERS)
+    ]
     for t in threads:
         t.start()
     try:
@@ -295,7 +331,9 @@ def test_writers_survive_restart_and_crash(cluster: Cluster, server_factory: Any
         for t in threads:
             t.join(RUN_SECONDS + WRITE_DEADLINE + 30)
     if any(t.is_alive() for t in threads):
-        failures.append("a writer thread did not finish")
+        failures.append("a writer or reader thread did not finish")
+    if not stats.reads[200]:
+        failures.append(f"no score read answered 200: {dict(stats.reads)}")
 
     # The service recovers by itself: same process, ready again without a restart.
     if not server.alive():
@@ -374,6 +412,7 @@ def test_writers_survive_restart_and_crash(cluster: Cluster, server_factory: Any
         f"\n[fault] sent={stats.sent} acknowledged={stats.acknowledged} "
         f"retried={stats.retried} found={found}"
         f"\n[fault] statuses={dict(sorted(stats.statuses.items()))} "
+        f"score_reads={dict(sorted(stats.reads.items()))} "
         f"transport_errors={dict(stats.transport_errors)} "
         f"unacknowledged={len(stats.unacknowledged)} (stored: {unacked_stored}) "
         f"slowest_answer={stats.slowest:.2f}s"
