@@ -8,6 +8,7 @@ indexed read instead of deriving the identifiers of every visible framework.
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, delete
@@ -53,22 +54,34 @@ class Located:
     updated_at: datetime
 
 
-async def locate(
-    session: AsyncSession, tenant_id: uuid.UUID, identifier: uuid.UUID
-) -> Located | None:
-    """The version holding a CASE identifier that the tenant can see, if any: one indexed read.
+def locate_statement(tenant_id: uuid.UUID, identifier: uuid.UUID) -> sa.Select[Any]:
+    """The one query of ``locate`` (also shown with EXPLAIN by ``bench/case_lookup.py``).
 
-    The tenant sees its own frameworks and the built-in ones, except a built-in whose key the
-    tenant uses for a framework of its own (that one shadows it).
+    Primary-key probes from the identifier to its version and framework, and one probe of the
+    unique (tenant, key) index for a framework of the tenant that shadows a built-in. That probe
+    is a scalar subquery of the one row found, so the planner cannot turn it into a scan.
     """
     ci = CaseIdentifier.__table__.c  # type: ignore[attr-defined]
     fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
     fw = Framework.__table__.c  # type: ignore[attr-defined]
     own = Framework.__table__.alias("own")  # type: ignore[attr-defined]
-    shadowed = sa.exists().where(own.c.tenant_id == tenant_id, own.c.key == fw.key)
-    stmt = (
+    shadowing = (
+        sa.select(own.c.id)
+        .where(own.c.tenant_id == tenant_id, own.c.key == fw.key)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
         sa.select(
-            ci.kind, ci.tenant_id, fw.key, fv.id, fv.version, fv.status, fv.revision, fv.updated_at
+            ci.kind,
+            ci.tenant_id,
+            fw.key,
+            fv.id,
+            fv.version,
+            fv.status,
+            fv.revision,
+            fv.updated_at,
+            shadowing.label("shadowed_by"),
         )
         .select_from(
             CaseIdentifier.__table__.join(  # type: ignore[attr-defined]
@@ -79,12 +92,24 @@ async def locate(
                 (fw.tenant_id == fv.tenant_id) & (fw.id == fv.framework_id),
             )
         )
-        .where(
-            ci.identifier == identifier,
-            ci.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]),
-            (ci.tenant_id == tenant_id) | ~shadowed,
-        )
+        .where(ci.identifier == identifier, ci.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]))
         .limit(1)
     )
+
+
+async def locate(
+    session: AsyncSession, tenant_id: uuid.UUID, identifier: uuid.UUID
+) -> Located | None:
+    """The version holding a CASE identifier that the tenant can see, if any: one indexed read.
+
+    The tenant sees its own frameworks and the built-in ones, except a built-in whose key the
+    tenant uses for a framework of its own (that one shadows it).
+    """
+    stmt = locate_statement(tenant_id, identifier)
     row = (await (await session.connection()).execute(stmt)).first()
-    return None if row is None else Located(*row)
+    if row is None:
+        return None
+    *found, shadowed_by = row
+    if found[1] != tenant_id and shadowed_by is not None:
+        return None  # a built-in hidden by the tenant's own framework with its key
+    return Located(*found)
