@@ -4,6 +4,7 @@ migration indexes the versions that existed before it."""
 import asyncio
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,8 @@ import httpx
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth.principal import Principal
@@ -23,7 +25,7 @@ from app.frameworks.files import load_file
 from app.interop import case
 from app.models import SYSTEM_TENANT_ID, CaseIdentifier, Framework, FrameworkVersion
 from app.models import Tenant as TenantRow
-from tests.conftest import Tenant, make_postgres_database
+from tests.conftest import Tenant, _admin_execute, make_postgres_database, run
 from tests.factories import small_framework
 
 pytestmark = pytest.mark.anyio
@@ -175,7 +177,7 @@ def _config(url: str) -> Config:
     return cfg
 
 
-async def _seed(url: str) -> dict[str, str]:
+async def _seed(url: str, postgres: bool) -> dict[str, str]:
     """Versions written before revision 0008: a built-in and a tenant's two versions."""
     now = datetime(2026, 11, 1, tzinfo=UTC)
     ladder = dump_document(parse_document(load_file(LADDER.read_bytes(), LADDER.name)))
@@ -195,6 +197,10 @@ async def _seed(url: str) -> dict[str, str]:
                 (tenant, "eng-ladder", [small, small]),
             ):
                 fw = uuid.uuid4()
+                if postgres:  # row-level security: write as the owning tenant
+                    await conn.execute(
+                        text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(owner)}
+                    )
                 await conn.execute(
                     insert(Framework.__table__),  # type: ignore[attr-defined]
                     [
@@ -247,25 +253,50 @@ async def _indexed(url: str) -> dict[str, str]:
         await engine.dispose()
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+@dataclass(frozen=True)
+class EmptyDatabase:
+    migrate_url: str  # who runs the migrations and writes the seed
+    inspect_url: str  # who reads the result (a superuser on Postgres: row-level security aside)
+    postgres: bool
+
+
+@pytest.fixture(params=["postgres", "postgres-owner", "sqlite"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[EmptyDatabase]:
+    """A new database; "postgres-owner" is owned and migrated by a role that is no superuser,
+    so row-level security applies to the migration itself (the production set-up)."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path}/index.db"
+        url = f"sqlite+aiosqlite:///{tmp_path}/index.db"
+        yield EmptyDatabase(url, url, postgres=False)
         return
-    _, url, drop = make_postgres_database()
+    name, url, drop = make_postgres_database()
+    role = f"ladder_owner_{uuid.uuid4().hex[:10]}"
+    migrate_url = url
+    if request.param == "postgres-owner":
+        run(
+            _admin_execute(
+                [
+                    f"CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS",
+                    f'ALTER DATABASE "{name}" OWNER TO {role}',
+                ]
+            )
+        )
+        run(_admin_execute([f"ALTER SCHEMA public OWNER TO {role}"], database=name))
+        migrate_url = make_url(url).set(username=role).render_as_string(hide_password=False)
     try:
-        yield url
+        yield EmptyDatabase(migrate_url, url, postgres=True)
     finally:
         drop()
+        run(_admin_execute([f"DROP ROLE IF EXISTS {role}"]))
 
 
-def test_the_migration_indexes_existing_versions(empty_database: str) -> None:
-    cfg = _config(empty_database)
+def test_the_migration_indexes_existing_versions(empty_database: EmptyDatabase) -> None:
+    db = empty_database
+    cfg = _config(db.migrate_url)
     command.upgrade(cfg, "0007")
-    expected = asyncio.run(_seed(empty_database))
+    expected = asyncio.run(_seed(db.migrate_url, db.postgres))
     assert len(expected) == 2 * 11 + 22  # 1 document + areas, competencies, levels per version
     command.upgrade(cfg, "0008")
-    assert asyncio.run(_indexed(empty_database)) == expected
+    assert asyncio.run(_indexed(db.inspect_url)) == expected
     command.downgrade(cfg, "0007")
     command.upgrade(cfg, "head")
-    assert asyncio.run(_indexed(empty_database)) == expected
+    assert asyncio.run(_indexed(db.inspect_url)) == expected
