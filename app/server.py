@@ -9,9 +9,12 @@ never sends anything) is held forever. ``GuardedHttpToolsProtocol`` adds, per co
 - the whole head within ``HTTP_HEADER_TIMEOUT_SECONDS`` of its first byte (or of the
   connection's start): otherwise 408 (or, if nothing was sent, a silent close).
 
-uvicorn's own options do the rest: idle keep-alive connections are closed after
-``HTTP_KEEPALIVE_TIMEOUT_SECONDS``, and past ``HTTP_MAX_CONNECTIONS`` concurrent connections or
-requests per worker new requests get 503.
+- past ``HTTP_MAX_CONNECTIONS`` open connections (or requests in progress) per worker, a
+  request is answered 503 problem+json with Retry-After (uvicorn's own ``limit_concurrency``,
+  with the service's problem format instead of its plain text).
+
+uvicorn's ``timeout_keep_alive`` closes idle keep-alive connections after
+``HTTP_KEEPALIVE_TIMEOUT_SECONDS``.
 
 With several workers, uvicorn's parent process keeps the listening socket open while the workers
 drain after SIGTERM, so new connections are queued by the kernel and then reset.
@@ -25,6 +28,7 @@ from typing import Any
 
 import httptools
 import uvicorn
+from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -55,6 +59,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.max_head_bytes = settings.http_max_header_bytes
         self.max_headers = settings.http_max_headers
         self.head_timeout = settings.http_header_timeout_seconds
+        self.max_connections = settings.http_max_connections
+        self.limit_concurrency = None  # checked below, answered in the service's format
         self.reading_head = True  # between requests or inside a request's head
         self.head_bytes = 0  # bytes received while reading a head (bounds what the parser holds)
         self.head_size = 0  # size of the current head's line and fields, as parsed
@@ -128,7 +134,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.reading_head = False
         self._cancel_head_timer()
-        super().on_headers_complete()
+        limit = self.max_connections
+        if len(self.connections) < limit and len(self.tasks) < limit:
+            super().on_headers_complete()
+            return
+        self.logger.warning("Exceeded HTTP_MAX_CONNECTIONS (%d).", limit)
+        app, self.app = self.app, _overloaded
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -184,6 +199,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+async def _overloaded(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """The answer to a request past HTTP_MAX_CONNECTIONS (it never reaches the app)."""
+    body = json.dumps(
+        {
+            "type": PROBLEM_BASE + "unavailable",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": "This server has too many connections open right now; retry shortly.",
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode("ascii")),
+                (b"retry-after", b"1"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 class DrainingMultiprocess(Multiprocess):
     """uvicorn's worker supervisor, closing the parent's listening socket on SIGTERM/SIGINT."""
 
@@ -207,7 +247,6 @@ def http_options(settings: Settings) -> dict[str, Any]:
     return {
         "http": PROTOCOL,
         "timeout_keep_alive": settings.http_keepalive_timeout_seconds,
-        "limit_concurrency": settings.http_max_connections,
     }
 
 

@@ -189,7 +189,10 @@ def test_connections_per_worker_are_bounded(server: AppServer) -> None:
         time.sleep(0.2)  # every connection accepted by the server (none sent anything yet)
         with connect(server) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            assert status_of(read_until_closed(sock, 5)) == 503
+            response = read_until_closed(sock, 5)
+            assert status_of(response) == 503
+            assert b"application/problem+json" in response
+            assert b"retry-after: 1" in response
     finally:
         for sock in held:
             sock.close()
