@@ -277,8 +277,8 @@ async def bulk_create(
                 batch = [(i, item) for i, item in batch if i in first_pass]
             parsed = checker.parse(batch)
             if inserting is not None:
-                await inserting
-                inserting = None
+                done, inserting = inserting, None
+                await done
             accepted, refusals = await checker.check(*parsed)
             refused.add(refusals)
             if accepted and not refused.refuse_all:
