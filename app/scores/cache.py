@@ -16,6 +16,7 @@ the ordinary route, so errors are exactly the ordinary ones. The embedded SQLite
 takes the ordinary route.
 """
 
+import contextlib
 import json
 import logging
 import re
@@ -338,7 +339,9 @@ class ScoreReads:
                 except BaseException:
                     # A failed or interrupted call may leave the connection mid-protocol (a
                     # restart once left it at "cannot switch to state 12"): never reuse it.
-                    conn.terminate()
+                    # (A connection the server closed is already back in the pool, and refuses.)
+                    with contextlib.suppress(Exception):
+                        conn.terminate()
                     raise
         except Exception as exc:
             if _timed_out(exc):
