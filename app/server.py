@@ -189,6 +189,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         content.extend(
             [
                 b"content-type: application/problem+json\r\n",
+                b"x-content-type-options: nosniff\r\n",
                 b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"connection: close\r\n",
                 b"\r\n",
@@ -215,6 +216,7 @@ async def _overloaded(scope: Scope, receive: ASGIReceiveCallable, send: ASGISend
             "status": 503,
             "headers": [
                 (b"content-type", b"application/problem+json"),
+                (b"x-content-type-options", b"nosniff"),
                 (b"content-length", str(len(body)).encode("ascii")),
                 (b"retry-after", b"1"),
                 (b"connection", b"close"),

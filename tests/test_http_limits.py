@@ -89,6 +89,7 @@ def test_a_large_header_is_refused_with_431(server: AppServer, size: int) -> Non
     assert status_of(response) == 431
     assert b"application/problem+json" in response
     assert b"header-fields-too-large" in response
+    assert b"x-content-type-options: nosniff" in response
     still_serves(server)
 
 
