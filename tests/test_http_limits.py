@@ -6,6 +6,7 @@ seconds.
 """
 
 import contextlib
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -199,3 +200,18 @@ def test_connections_per_worker_are_bounded(server: AppServer) -> None:
             sock.close()
     time.sleep(0.2)
     still_serves(server)
+
+
+def test_pipelined_requests_and_bodies_are_served(server: AppServer) -> None:
+    """The per-request head accounting restarts for each request on a connection."""
+    body = b'{"external_ref": "x"}' + b" " * 40_000  # a body larger than the head limit
+    post = (
+        b"POST /v1/subjects HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    ) + body
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with connect(server) as sock:
+        sock.sendall(get * 3 + post + get + b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+        response = read_until_closed(sock, 5)
+    statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", response)]
+    assert statuses == [200, 200, 200, 401, 200, 200], response[:2000]
