@@ -7,11 +7,13 @@ never sends anything) is held forever. ``GuardedHttpToolsProtocol`` adds, per co
 - the request line and headers together at most ``HTTP_MAX_HEADER_BYTES``, and at most
   ``HTTP_MAX_HEADERS`` header fields: otherwise 431 and the connection is closed;
 - the whole head within ``HTTP_HEADER_TIMEOUT_SECONDS`` of its first byte (or of the
-  connection's start): otherwise 408 (or, if nothing was sent, a silent close).
-
+  connection's start): otherwise 408 (or, if nothing was sent, a silent close);
 - past ``HTTP_MAX_CONNECTIONS`` open connections (or requests in progress) per worker, a
   request is answered 503 problem+json with Retry-After (uvicorn's own ``limit_concurrency``,
   with the service's problem format instead of its plain text).
+
+A body that arrives slowly is not timed out here (the app may be busy before it reads on, and
+uvicorn then pauses reading); such connections count against ``HTTP_MAX_CONNECTIONS``.
 
 uvicorn's ``timeout_keep_alive`` closes idle keep-alive connections after
 ``HTTP_KEEPALIVE_TIMEOUT_SECONDS``.
