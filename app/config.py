@@ -94,9 +94,12 @@ class Settings(BaseSettings):
 
     @property
     def db_hang_bound_seconds(self) -> float:
-        """The longest an API call waits on a database that does not answer (README)."""
-        return self.db_pool_timeout_seconds + max(
-            self.db_connect_timeout_seconds, self.db_command_timeout_seconds
+        """The longest an API call waits on a database that does not answer (README): a
+        pooled connection, its pre-ping until the command timeout, then a new connection."""
+        return (
+            self.db_pool_timeout_seconds
+            + self.db_command_timeout_seconds
+            + self.db_connect_timeout_seconds
         )
 
     @property
