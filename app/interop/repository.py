@@ -6,6 +6,7 @@ indexed read instead of deriving the identifiers of every visible framework.
 """
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,3 +114,63 @@ async def locate(
     if found[1] != tenant_id and shadowed_by is not None:
         return None  # a built-in hidden by the tenant's own framework with its key
     return Located(*found)
+
+
+async def latest_published(session: AsyncSession, tenant_id: uuid.UUID) -> list[Located]:
+    """The latest published version of every framework the tenant sees, by key, in one query.
+
+    Visible as in ``locate``: the tenant's frameworks and the built-ins whose key it does not use.
+    """
+    fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
+    fw = Framework.__table__.c  # type: ignore[attr-defined]
+    own = Framework.__table__.alias("own")  # type: ignore[attr-defined]
+    owners = [tenant_id, SYSTEM_TENANT_ID]
+    newest = (
+        sa.select(fv.tenant_id, fv.framework_id, sa.func.max(fv.version).label("version"))
+        .where(fv.tenant_id.in_(owners), fv.status == "published")
+        .group_by(fv.tenant_id, fv.framework_id)
+        .subquery()
+    )
+    shadowed = sa.exists().where(
+        fw.tenant_id == SYSTEM_TENANT_ID, own.c.tenant_id == tenant_id, own.c.key == fw.key
+    )
+    stmt = (
+        sa.select(
+            sa.literal("CFDocument"),
+            fw.tenant_id,
+            fw.key,
+            fv.id,
+            fv.version,
+            fv.status,
+            fv.revision,
+            fv.updated_at,
+        )
+        .select_from(
+            Framework.__table__.join(  # type: ignore[attr-defined]
+                newest, (newest.c.tenant_id == fw.tenant_id) & (newest.c.framework_id == fw.id)
+            ).join(
+                FrameworkVersion.__table__,  # type: ignore[attr-defined]
+                (fv.tenant_id == newest.c.tenant_id)
+                & (fv.framework_id == newest.c.framework_id)
+                & (fv.version == newest.c.version),
+            )
+        )
+        .where(fw.tenant_id.in_(owners), ~shadowed)
+        .order_by(fw.key)
+    )
+    rows = await (await session.connection()).execute(stmt)
+    return [Located(*row) for row in rows]
+
+
+async def contents(
+    session: AsyncSession, versions: Sequence[Located]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """The stored documents of these versions, by version id, in one query."""
+    if not versions:
+        return {}
+    fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
+    stmt = sa.select(fv.id, fv.content).where(
+        fv.tenant_id.in_({v.owner for v in versions}), fv.id.in_([v.version_id for v in versions])
+    )
+    rows = await (await session.connection()).execute(stmt)
+    return {version_id: dict(content) for version_id, content in rows}

@@ -19,7 +19,6 @@ from app import idempotency
 from app.auth.dependencies import FrameworksRead, FrameworksWrite, SessionDep
 from app.auth.principal import Principal
 from app.errors import NotFound, error_responses
-from app.frameworks import repository as repo
 from app.frameworks import service
 from app.frameworks.document import FrameworkDocument
 from app.frameworks.router import FrameworkKey, VersionNumber, _created
@@ -27,7 +26,6 @@ from app.frameworks.schemas import FrameworkVersionRead
 from app.idempotency import IdempotencyKey
 from app.interop import case
 from app.interop import repository as case_index
-from app.models import Framework
 
 router = APIRouter()
 
@@ -81,14 +79,40 @@ _DOCUMENTS: "OrderedDict[tuple[uuid.UUID, int], FrameworkDocument]" = OrderedDic
 _DOCUMENTS_MAX = 256
 
 
+def _located_context(found: case_index.Located, request: Request) -> case.ExportContext:
+    return _export_context(
+        found.owner, found.key, found.version, found.status, found.updated_at, request
+    )
+
+
+async def _documents(
+    session: AsyncSession, versions: list[case_index.Located]
+) -> dict[uuid.UUID, FrameworkDocument]:
+    """The versions' documents, read (in one query) only where this process does not hold them
+    yet: they are kept per version and revision, and a revision never changes."""
+    out: dict[uuid.UUID, FrameworkDocument] = {}
+    missing = []
+    for found in versions:
+        doc = _DOCUMENTS.get((found.version_id, found.revision))
+        if doc is None:
+            missing.append(found)
+        else:
+            _DOCUMENTS.move_to_end((found.version_id, found.revision))
+            out[found.version_id] = doc
+    stored = await case_index.contents(session, missing)
+    for found in missing:
+        doc = out[found.version_id] = FrameworkDocument.model_validate(stored[found.version_id])
+        _DOCUMENTS[(found.version_id, found.revision)] = doc
+        if len(_DOCUMENTS) > _DOCUMENTS_MAX:
+            _DOCUMENTS.popitem(last=False)
+    return out
+
+
 async def _found(
     session: AsyncSession, principal: Principal, sourced_id: str, kind: str, request: Request
 ) -> tuple[FrameworkDocument, case.ExportContext]:
-    """The document and export context of the visible version with this CASE object.
-
-    One indexed read finds the version; its document is read only when this process does not
-    hold it yet (cached per version and revision: a revision never changes).
-    """
+    """The document and export context of the visible version with this CASE object: one
+    indexed read finds the version."""
     missing = NotFound(f"No {kind} {sourced_id!r} is visible to this tenant.")
     try:
         identifier = uuid.UUID(sourced_id)
@@ -97,30 +121,8 @@ async def _found(
     found = await case_index.locate(session, principal.tenant_id, identifier)
     if found is None or found.kind != kind:
         raise missing
-    cache_key = (found.version_id, found.revision)
-    doc = _DOCUMENTS.get(cache_key)
-    if doc is None:
-        content = await repo.version_content(session, found.owner, found.version_id)
-        doc = _DOCUMENTS[cache_key] = FrameworkDocument.model_validate(content)
-        if len(_DOCUMENTS) > _DOCUMENTS_MAX:
-            _DOCUMENTS.popitem(last=False)
-    else:
-        _DOCUMENTS.move_to_end(cache_key)
-    ctx = _export_context(
-        found.owner, found.key, found.version, found.status, found.updated_at, request
-    )
-    return doc, ctx
-
-
-async def _visible(session: AsyncSession, principal: Principal) -> list[Framework]:
-    """The caller's frameworks and the built-in ones; a tenant's own shadows a built-in key."""
-    seen: set[str] = set()
-    out = []
-    for fw in await repo.list_visible(session, principal.tenant_id):
-        if fw.key not in seen:
-            seen.add(fw.key)
-            out.append(fw)
-    return out
+    doc = (await _documents(session, [found]))[found.version_id]
+    return doc, _located_context(found, request)
 
 
 @router.post(
@@ -222,12 +224,11 @@ async def list_case_documents(
     principal: FrameworksRead, session: SessionDep, request: Request
 ) -> Response:
     """Every visible framework's latest published version, as a CASE document list."""
-    documents = []
-    for fw in await _visible(session, principal):
-        row = await repo.latest_published(session, fw)
-        if row is not None:
-            resolved = service.ResolvedVersion(fw, row)
-            documents.append(case.cf_document(_document(resolved), _context(resolved, request)))
+    versions = await case_index.latest_published(session, principal.tenant_id)
+    docs = await _documents(session, versions)
+    documents = [
+        case.cf_document(docs[v.version_id], _located_context(v, request)) for v in versions
+    ]
     return JSONResponse({"CFDocuments": documents})
 
 

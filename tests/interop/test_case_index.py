@@ -74,6 +74,7 @@ async def test_a_lookup_costs_the_same_statements_however_many_frameworks_there_
         f"{CASE}/CFItems/{item}",
         f"{CASE}/CFDocuments/{_ids(tenant_a.id).document}",
         f"{CASE}/CFPackages/{_ids(tenant_a.id).document}",
+        f"{CASE}/CFDocuments",
     ]
 
     async def read_all() -> list[int]:
@@ -89,6 +90,7 @@ async def test_a_lookup_costs_the_same_statements_however_many_frameworks_there_
     assert few[0] == cold[0] - 1
     for n in range(12):
         await _create(client, tenant_a, key=f"ladder-{n}", name=f"Ladder {n}")
+    await read_all()  # the list reads the new frameworks' documents, in one statement
     assert await read_all() == few
 
 
@@ -141,6 +143,12 @@ async def test_a_tenants_framework_shadows_a_builtin_with_its_key(
         assert r.status_code == status, (tenant.slug, path, r.text)
     r = await client.get(f"{CASE}/CFDocuments/{builtin}", headers=tenant_b.headers)
     assert r.json()["title"] == "Built-in engineering"
+    for tenant, titles in (
+        (tenant_a, ["Engineering ladder", "Product Management Career Ladder"]),
+        (tenant_b, ["Built-in engineering", "Product Management Career Ladder"]),
+    ):
+        r = await client.get(f"{CASE}/CFDocuments", headers=tenant.headers)
+        assert [d["title"] for d in r.json()["CFDocuments"]] == titles
 
 
 async def test_the_index_holds_exactly_each_versions_identifiers(
