@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
     max_bulk_request_bytes: int = Field(default=64_000_000, ge=1024)
     max_bulk_items: int = Field(default=20_000, ge=1, le=1_000_000)
-    max_page_size: int = Field(default=200, ge=1, le=10_000)
+    # Lowers the largest `limit` a list accepts (200, as the OpenAPI document declares).
+    max_page_size: int = Field(default=200, ge=1, le=200)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # Refuse creates without an Idempotency-Key (422), so no client can retry one unsafely.
     require_idempotency_key: bool = False

@@ -1,7 +1,6 @@
 """HTTP routes of assessments."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -9,13 +8,12 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from app import idempotency
 from app.assessments import bulk, service
 from app.assessments.bulk import BulkAssessmentResult
-from app.assessments.schemas import AssessmentCreate, AssessmentRead, RaterRole
+from app.assessments.schemas import AssessmentCreate, AssessmentPage, AssessmentRead, RaterRole
 from app.auth.dependencies import AssessmentsRead, AssessmentsWrite, SessionDep
 from app.bulk import BulkMode, bulk_request_body, iter_items
-from app.config import get_settings
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
-from app.pagination import CURSOR_PATTERN, Page, decode_cursor, encode_cursor, invalid_cursor
+from app.pagination import PageCursor, PageSize, decode_moment_cursor, moment_cursor, next_page
 from app.schemas import Timestamp
 
 router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
@@ -54,23 +52,16 @@ async def create_assessment(
 async def list_assessments(
     principal: AssessmentsRead,
     session: SessionDep,
+    limit: PageSize,
     subject_ref: Annotated[str | None, Query(max_length=200, pattern=REF_PATTERN)] = None,
     rater_ref: Annotated[str | None, Query(max_length=200, pattern=REF_PATTERN)] = None,
     rater_role: Annotated[RaterRole | None, Query()] = None,
     since: Annotated[Timestamp | None, Query(description="assessed_at at or after")] = None,
     until: Annotated[Timestamp | None, Query(description="assessed_at before")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
-) -> Page[AssessmentRead]:
+    cursor: PageCursor = None,
+) -> AssessmentPage:
     """Assessments newest first, filtered by subject, rater, role and date range."""
-    limit = min(limit, get_settings().max_page_size)
-    decoded = decode_cursor(cursor, 2)
-    after = None
-    if decoded is not None:
-        try:
-            after = (datetime.fromisoformat(decoded[0]), uuid.UUID(decoded[1]))
-        except ValueError:
-            raise invalid_cursor() from None
+    after = decode_moment_cursor(cursor)
     rows = await service.page(
         session,
         principal,
@@ -82,11 +73,8 @@ async def list_assessments(
         since=since,
         until=until,
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1].assessed_at.isoformat(), str(rows[-1].id)])
-    return Page[AssessmentRead](items=rows, next_cursor=next_cursor)
+    kept, next_cursor = next_page(rows, limit, lambda row: moment_cursor(row.assessed_at, row.id))
+    return AssessmentPage(items=kept, next_cursor=next_cursor)
 
 
 @router.get(

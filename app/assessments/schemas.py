@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.pagination import Page
 from app.schemas import Timestamp
 from app.subjects.schemas import KeyStr, Ref
 
@@ -64,3 +65,7 @@ class AssessmentRead(BaseModel):
     assessed_at: datetime
     created_at: datetime
     ratings: list[RatingRead]
+
+
+class AssessmentPage(Page[AssessmentRead]):
+    """One page of assessments."""

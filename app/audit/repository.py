@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.principal import Principal
 from app.models import AuditEvent
+from app.pagination import after_moment
 
 
 def record(
@@ -57,10 +58,8 @@ async def list_events(
     if until:
         stmt = stmt.where(col(AuditEvent.occurred_at) < until)
     if after:
-        at, last_id = after
         stmt = stmt.where(
-            (col(AuditEvent.occurred_at) < at)
-            | ((col(AuditEvent.occurred_at) == at) & (col(AuditEvent.id) < last_id))
+            after_moment(col(AuditEvent.occurred_at), col(AuditEvent.id), after, newest_first=True)
         )
     stmt = stmt.order_by(col(AuditEvent.occurred_at).desc(), col(AuditEvent.id).desc()).limit(limit)
     return list((await session.exec(stmt)).all())

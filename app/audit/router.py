@@ -9,9 +9,15 @@ from pydantic import BaseModel
 
 from app.audit.repository import list_events
 from app.auth.dependencies import Admin, SessionDep
-from app.config import get_settings
 from app.errors import error_responses
-from app.pagination import CURSOR_PATTERN, Page, decode_cursor, encode_cursor, invalid_cursor
+from app.pagination import (
+    Page,
+    PageCursor,
+    PageSize,
+    decode_moment_cursor,
+    moment_cursor,
+    next_page,
+)
 from app.schemas import NUL_FREE, Timestamp
 
 router = APIRouter(prefix="/v1/audit-events", tags=["audit"])
@@ -27,27 +33,24 @@ class AuditEventRead(BaseModel):
     details: dict[str, Any]
 
 
+class AuditEventPage(Page[AuditEventRead]):
+    """One page of audit events."""
+
+
 @router.get("", summary="List audit events", responses=error_responses(401, 403, 422, 503))
 async def list_audit_events(
     principal: Admin,
     session: SessionDep,
+    limit: PageSize,
     action: Annotated[str | None, Query(max_length=64, pattern=NUL_FREE)] = None,
     object_type: Annotated[str | None, Query(max_length=64, pattern=NUL_FREE)] = None,
     object_id: Annotated[str | None, Query(max_length=200, pattern=NUL_FREE)] = None,
     since: Annotated[Timestamp | None, Query()] = None,
     until: Annotated[Timestamp | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
-) -> Page[AuditEventRead]:
+    cursor: PageCursor = None,
+) -> AuditEventPage:
     """Who changed what and when in your tenant, newest first."""
-    limit = min(limit, get_settings().max_page_size)
-    after = None
-    decoded = decode_cursor(cursor, 2)
-    if decoded is not None:
-        try:
-            after = (datetime.fromisoformat(decoded[0]), uuid.UUID(decoded[1]))
-        except ValueError:
-            raise invalid_cursor() from None
+    after = decode_moment_cursor(cursor)
     rows = await list_events(
         session,
         principal.tenant_id,
@@ -59,12 +62,8 @@ async def list_audit_events(
         since=since,
         until=until,
     )
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor([last.occurred_at.isoformat(), str(last.id)])
-    return Page[AuditEventRead](
-        items=[AuditEventRead.model_validate(r, from_attributes=True) for r in rows],
+    kept, next_cursor = next_page(rows, limit, lambda row: moment_cursor(row.occurred_at, row.id))
+    return AuditEventPage(
+        items=[AuditEventRead.model_validate(r, from_attributes=True) for r in kept],
         next_cursor=next_cursor,
     )

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import String, cast, func
 from sqlmodel import col, select
@@ -9,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import TENANT_SETTING
 from app.models import ApiKey, Tenant
+from app.pagination import after_moment
 
 
 async def get_key(session: AsyncSession, key_id: uuid.UUID) -> ApiKey | None:
@@ -36,12 +38,20 @@ async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
     return (await session.exec(select(Tenant).where(Tenant.slug == slug))).first()
 
 
-async def list_keys(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[ApiKey]:
-    stmt = (
-        select(ApiKey)
-        .where(ApiKey.tenant_id == tenant_id)
-        .order_by(col(ApiKey.created_at), col(ApiKey.id))
-    )
+async def list_keys(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> Sequence[ApiKey]:
+    """The tenant's keys, oldest first, keyset-paginated on (created_at, id)."""
+    stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id)
+    if after:
+        stmt = stmt.where(
+            after_moment(col(ApiKey.created_at), col(ApiKey.id), after, newest_first=False)
+        )
+    stmt = stmt.order_by(col(ApiKey.created_at), col(ApiKey.id)).limit(limit)
     return (await session.exec(stmt)).all()
 
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Body, Path
 from app.auth import repository as repo
 from app.auth import service
 from app.auth.dependencies import Admin, SessionDep
-from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
 from app.config import get_settings
 from app.errors import error_responses
 from app.models import ApiKey
+from app.pagination import PageCursor, PageSize, decode_moment_cursor, moment_cursor, next_page
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -27,10 +28,16 @@ def _read(key: ApiKey) -> ApiKeyRead:
     )
 
 
-@router.get("", summary="List API keys", responses=error_responses(401, 403, 503))
-async def list_api_keys(principal: Admin, session: SessionDep) -> list[ApiKeyRead]:
-    """Every key of your tenant (never the secrets)."""
-    return [_read(k) for k in await repo.list_keys(session, principal.tenant_id)]
+@router.get("", summary="List API keys", responses=error_responses(401, 403, 422, 503))
+async def list_api_keys(
+    principal: Admin, session: SessionDep, limit: PageSize, cursor: PageCursor = None
+) -> ApiKeyPage:
+    """Your tenant's keys, oldest first (never the secrets)."""
+    rows = await repo.list_keys(
+        session, principal.tenant_id, limit=limit + 1, after=decode_moment_cursor(cursor)
+    )
+    kept, next_cursor = next_page(rows, limit, lambda row: moment_cursor(row.created_at, row.id))
+    return ApiKeyPage(items=[_read(k) for k in kept], next_cursor=next_cursor)
 
 
 @router.post(

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.pagination import Page
 from app.schemas import NUL_FREE, Timestamp
 
 Scope = Literal[
@@ -43,3 +44,7 @@ class ApiKeyRead(BaseModel):
 
 class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="The full key. Shown only now: store it safely.")
+
+
+class ApiKeyPage(Page[ApiKeyRead]):
+    """One page of API keys."""

@@ -23,12 +23,23 @@ async def find_framework(session: AsyncSession, tenant_id: uuid.UUID, key: str) 
     return (await session.exec(stmt)).first()
 
 
-async def list_visible(session: AsyncSession, tenant_id: uuid.UUID) -> Sequence[Framework]:
-    stmt = (
-        select(Framework)
-        .where(or_(Framework.tenant_id == tenant_id, Framework.tenant_id == SYSTEM_TENANT_ID))
-        .order_by(col(Framework.key), col(Framework.tenant_id).desc())
+async def list_visible(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    *,
+    after_key: str | None = None,
+    keys: int | None = None,
+) -> Sequence[Framework]:
+    """The tenant's and the built-in frameworks by key, the tenant's first under each key;
+    ``keys`` bounds how many distinct keys (each has at most two rows) are read."""
+    stmt = select(Framework).where(
+        or_(Framework.tenant_id == tenant_id, Framework.tenant_id == SYSTEM_TENANT_ID)
     )
+    if after_key is not None:
+        stmt = stmt.where(col(Framework.key) > after_key)
+    stmt = stmt.order_by(col(Framework.key), col(Framework.tenant_id).desc())
+    if keys is not None:
+        stmt = stmt.limit(2 * keys)
     return (await session.exec(stmt)).all()
 
 

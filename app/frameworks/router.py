@@ -18,12 +18,14 @@ from app.frameworks.document import (
 from app.frameworks.files import YAML_TYPES, dump_yaml, load_file
 from app.frameworks.schemas import (
     CloneRequest,
-    FrameworkList,
+    FrameworkPage,
     FrameworkSummary,
     FrameworkVersionRead,
+    VersionPage,
     VersionSummary,
 )
 from app.idempotency import IdempotencyKey
+from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, next_page
 
 router = APIRouter(prefix="/v1/frameworks", tags=["frameworks"])
 
@@ -61,11 +63,17 @@ def read_version(
     )
 
 
-@router.get("", summary="List frameworks", responses=error_responses(401, 403, 503))
-async def list_frameworks(principal: FrameworksRead, session: SessionDep) -> FrameworkList:
-    """Your tenant's frameworks and the built-in templates every tenant can read."""
-    items = await service.list_frameworks(session, principal)
-    return FrameworkList(items=[FrameworkSummary(**item) for item in items])
+@router.get("", summary="List frameworks", responses=error_responses(401, 403, 422, 503))
+async def list_frameworks(
+    principal: FrameworksRead, session: SessionDep, limit: PageSize, cursor: PageCursor = None
+) -> FrameworkPage:
+    """Your tenant's frameworks and the built-in templates every tenant can read, by key."""
+    after = decode_cursor(cursor, 1)
+    items = await service.list_frameworks(
+        session, principal, limit=limit + 1, after_key=after[0] if after else None
+    )
+    kept, next_cursor = next_page(items, limit, lambda item: [item["key"]])
+    return FrameworkPage(items=[FrameworkSummary(**item) for item in kept], next_cursor=next_cursor)
 
 
 @router.post(
@@ -145,11 +153,23 @@ async def get_framework(
 
 @router.get("/{key}/versions", summary="List versions of a framework", responses=READ_ERRORS)
 async def list_framework_versions(
-    key: FrameworkKey, principal: FrameworksRead, session: SessionDep
-) -> list[VersionSummary]:
+    key: FrameworkKey,
+    principal: FrameworksRead,
+    session: SessionDep,
+    limit: PageSize,
+    cursor: PageCursor = None,
+) -> VersionPage:
     """Every version, oldest first, with its status."""
-    rows = await service.list_versions(session, principal, key)
-    return [
+    after = decode_cursor(cursor, 1)
+    if after is not None and not after[0].isdigit():
+        raise invalid_cursor()
+    rows = [
+        r
+        for r in await service.list_versions(session, principal, key)
+        if after is None or r.version > int(after[0])
+    ]
+    kept, next_cursor = next_page(rows[: limit + 1], limit, lambda row: [str(row.version)])
+    items = [
         VersionSummary(
             version=r.version,
             status=r.status,  # type: ignore[arg-type]
@@ -157,8 +177,9 @@ async def list_framework_versions(
             updated_at=r.updated_at,
             published_at=r.published_at,
         )
-        for r in rows
+        for r in kept
     ]
+    return VersionPage(items=items, next_cursor=next_cursor)
 
 
 @router.post(

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.frameworks.document import FrameworkDocument, Key, Name
+from app.pagination import Page
 
 VersionStatus = Literal["draft", "published", "archived"]
 
@@ -56,5 +57,9 @@ class CloneRequest(BaseModel):
     )
 
 
-class FrameworkList(BaseModel):
-    items: list[FrameworkSummary]
+class FrameworkPage(Page[FrameworkSummary]):
+    """One page of frameworks, by key."""
+
+
+class VersionPage(Page[VersionSummary]):
+    """One page of a framework's versions, oldest first."""

@@ -100,12 +100,16 @@ async def _own_writable(session: AsyncSession, principal: Principal, key: str) -
     return fw
 
 
-async def list_frameworks(session: AsyncSession, principal: Principal) -> list[dict[str, Any]]:
-    """Summaries of the tenant's frameworks and the built-in templates."""
-    out = []
+async def list_frameworks(
+    session: AsyncSession, principal: Principal, *, limit: int, after_key: str | None
+) -> list[dict[str, Any]]:
+    """Summaries of the tenant's frameworks and the built-in templates, by key, at most
+    ``limit`` of them after ``after_key``."""
+    out: list[dict[str, Any]] = []
     shadowed: set[str] = set()
-    for fw in await repo.list_visible(session, principal.tenant_id):
-        if fw.key in shadowed:
+    visible = await repo.list_visible(session, principal.tenant_id, after_key=after_key, keys=limit)
+    for fw in visible:
+        if fw.key in shadowed or len(out) == limit:
             continue
         shadowed.add(fw.key)
         versions = await repo.versions_of(session, fw)

@@ -1,6 +1,7 @@
 """HTTP routes that answer: where does this person stand, what is missing, what to do next."""
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -10,6 +11,7 @@ from app.assessments.schemas import FrameworkRef
 from app.auth.dependencies import AnalyticsRead, AssessmentsWrite, SessionDep
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
+from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, next_page
 from app.schemas import Timestamp
 from app.scores import present, service
 from app.scores import schemas as s
@@ -233,11 +235,31 @@ async def add_completed_activity(
     responses=ERRORS,
 )
 async def list_completed_activities(
-    ref: SubjectRef, principal: AnalyticsRead, session: SessionDep
-) -> list[s.CompletedActivityRead]:
-    """Development activities the subject has completed."""
+    ref: SubjectRef,
+    principal: AnalyticsRead,
+    session: SessionDep,
+    limit: PageSize,
+    cursor: PageCursor = None,
+) -> s.CompletedActivityPage:
+    """Development activities the subject has completed, in the order they were completed."""
+    after = decode_cursor(cursor, 2)
+    try:
+        after_key = (datetime.fromisoformat(after[0]), after[1]) if after else None
+    except ValueError:
+        raise invalid_cursor() from None
     subject = await subjects.get(session, principal, ref)
-    rows = await service.completed_activities(session, principal, subject)
-    return [
-        s.CompletedActivityRead(activity=r.activity_key, completed_at=r.completed_at) for r in rows
+    rows = [
+        r
+        for r in await service.completed_activities(session, principal, subject)
+        if after_key is None or (r.completed_at, r.activity_key) > after_key
     ]
+    kept, next_cursor = next_page(
+        rows[: limit + 1], limit, lambda row: [row.completed_at.isoformat(), row.activity_key]
+    )
+    return s.CompletedActivityPage(
+        items=[
+            s.CompletedActivityRead(activity=r.activity_key, completed_at=r.completed_at)
+            for r in kept
+        ],
+        next_cursor=next_cursor,
+    )

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef, RaterRole
+from app.pagination import Page
 from app.schemas import CLOSED_MAP, Timestamp
 from app.subjects.schemas import KeyStr, Ref
 
@@ -286,3 +287,7 @@ class CompletedActivityCreate(BaseModel):
 class CompletedActivityRead(BaseModel):
     activity: str
     completed_at: datetime
+
+
+class CompletedActivityPage(Page[CompletedActivityRead]):
+    """One page of a subject's completed activities."""

@@ -9,13 +9,12 @@ from pydantic import StringConstraints
 from app import idempotency
 from app.auth.dependencies import SessionDep, SubjectsRead, SubjectsWrite
 from app.bulk import BulkMode, bulk_request_body, read_items
-from app.config import get_settings
 from app.errors import FieldError, InvalidInput, error_responses
 from app.idempotency import IdempotencyKey
 from app.models import Subject
-from app.pagination import CURSOR_PATTERN, Page, decode_cursor, encode_cursor
+from app.pagination import PageCursor, PageSize, decode_cursor, next_page
 from app.subjects import service
-from app.subjects.schemas import SubjectCreate, SubjectRead, SubjectUpdate
+from app.subjects.schemas import SubjectCreate, SubjectPage, SubjectRead, SubjectUpdate
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
@@ -120,17 +119,16 @@ async def bulk_create_subjects(
 async def list_subjects(
     principal: SubjectsRead,
     session: SessionDep,
+    limit: PageSize,
     track: Annotated[str | None, Query(max_length=64, pattern=KEY_PATTERN)] = None,
     current_level: Annotated[str | None, Query(max_length=64, pattern=KEY_PATTERN)] = None,
     attribute: Annotated[
         list[AttributeFilter],
         Query(max_length=20, description="Filter 'key:value', repeatable (all must match)."),
     ] = [],  # noqa: B006 - FastAPI copies defaults per request
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
-) -> Page[SubjectRead]:
+    cursor: PageCursor = None,
+) -> SubjectPage:
     """Subjects ordered by `external_ref`, in cursor pages, filtered by track, level, attributes."""
-    limit = min(limit, get_settings().max_page_size)
     for value in attribute:
         if len(value) > 300:
             raise InvalidInput("Attribute filters are at most 300 characters.")
@@ -144,8 +142,8 @@ async def list_subjects(
         current_level=current_level,
         attributes=parse_attribute_filters(attribute),
     )
-    next_cursor = encode_cursor([rows[limit - 1].external_ref]) if len(rows) > limit else None
-    return Page[SubjectRead](items=[read(s) for s in rows[:limit]], next_cursor=next_cursor)
+    kept, next_cursor = next_page(rows, limit, lambda row: [row.external_ref])
+    return SubjectPage(items=[read(row) for row in kept], next_cursor=next_cursor)
 
 
 @router.get("/{ref}", summary="Get a subject", responses=error_responses(401, 403, 404, 422, 503))

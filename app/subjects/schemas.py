@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.pagination import Page
 from app.schemas import CLOSED_MAP
 
 # The characters of a ref; erasure also uses them to find a ref's bounds inside text.
@@ -67,3 +68,7 @@ class SubjectRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     etag: str
+
+
+class SubjectPage(Page[SubjectRead]):
+    """One page of subjects."""

@@ -3,13 +3,21 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Request, Response
 
 from app.auth.dependencies import Admin, SessionDep
 from app.errors import error_responses
 from app.models import WebhookSubscription
+from app.pagination import PageCursor, PageSize, decode_moment_cursor, moment_cursor, next_page
 from app.webhooks import service
-from app.webhooks.schemas import DeliveryRead, WebhookCreate, WebhookCreated, WebhookRead
+from app.webhooks.schemas import (
+    DeliveryPage,
+    DeliveryRead,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookPage,
+    WebhookRead,
+)
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 WebhookId = Annotated[uuid.UUID, Path()]
@@ -38,8 +46,8 @@ async def create_webhook(
 
     Each delivery is a JSON POST signed with `X-Ladder-Signature: t=<unix>,v1=<hex>` where
     `v1` is the HMAC-SHA256 of `"<t>.<body>"` with the secret returned here (once). Failed
-    deliveries are retried with exponential backoff. Loopback, private, link-local and reserved
-    targets are refused unless the operator allows them.
+    deliveries are retried with exponential backoff. Targets must resolve to public internet
+    addresses (every IANA special-purpose range is refused) unless the operator allows others.
     """
     sub, secret = await service.subscribe(
         session,
@@ -51,10 +59,16 @@ async def create_webhook(
     return WebhookCreated(**_read(sub).model_dump(), secret=secret)
 
 
-@router.get("", summary="List webhooks", responses=error_responses(401, 403, 503))
-async def list_webhooks(principal: Admin, session: SessionDep) -> list[WebhookRead]:
-    """Your tenant's subscriptions (never the secrets)."""
-    return [_read(s) for s in await service.list_all(session, principal)]
+@router.get("", summary="List webhooks", responses=error_responses(401, 403, 422, 503))
+async def list_webhooks(
+    principal: Admin, session: SessionDep, limit: PageSize, cursor: PageCursor = None
+) -> WebhookPage:
+    """Your tenant's subscriptions, oldest first (never the secrets)."""
+    rows = await service.list_all(
+        session, principal, limit=limit + 1, after=decode_moment_cursor(cursor)
+    )
+    kept, next_cursor = next_page(rows, limit, lambda row: moment_cursor(row.created_at, row.id))
+    return WebhookPage(items=[_read(sub) for sub in kept], next_cursor=next_cursor)
 
 
 @router.get(
@@ -87,8 +101,16 @@ async def list_webhook_deliveries(
     webhook_id: WebhookId,
     principal: Admin,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[DeliveryRead]:
-    """Each event sent (or being retried) to this URL: status, attempts, last response, payload."""
-    rows = await service.deliveries(session, principal, webhook_id, limit)
-    return [DeliveryRead.model_validate(r, from_attributes=True) for r in rows]
+    limit: PageSize,
+    cursor: PageCursor = None,
+) -> DeliveryPage:
+    """Each event sent (or being retried) to this URL, newest first: status, attempts, last
+    response, payload."""
+    rows = await service.deliveries(
+        session, principal, webhook_id, limit=limit + 1, after=decode_moment_cursor(cursor)
+    )
+    kept, next_cursor = next_page(rows, limit, lambda row: moment_cursor(row.created_at, row.id))
+    return DeliveryPage(
+        items=[DeliveryRead.model_validate(r, from_attributes=True) for r in kept],
+        next_cursor=next_cursor,
+    )

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.pagination import Page
+
 EventType = Literal["assessment.created", "readiness.changed"]
 EVENT_TYPES: tuple[EventType, ...] = ("assessment.created", "readiness.changed")
 
@@ -47,3 +49,11 @@ class DeliveryRead(BaseModel):
     created_at: datetime
     delivered_at: datetime | None
     payload: dict[str, object]
+
+
+class WebhookPage(Page[WebhookRead]):
+    """One page of webhook subscriptions."""
+
+
+class DeliveryPage(Page[DeliveryRead]):
+    """One page of a webhook's delivery log."""

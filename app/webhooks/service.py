@@ -5,6 +5,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, delete, select
@@ -14,6 +15,7 @@ from app.audit.repository import record
 from app.auth.principal import Principal
 from app.errors import NotFound
 from app.models import WebhookDelivery, WebhookQueue, WebhookSubscription, utcnow
+from app.pagination import after_moment
 from app.webhooks.schemas import WebhookCreate
 from app.webhooks.targets import validate_subscription_url
 
@@ -53,13 +55,19 @@ async def get(
     return sub
 
 
-async def list_all(session: AsyncSession, principal: Principal) -> Sequence[WebhookSubscription]:
-    stmt = (
-        select(WebhookSubscription)
-        .where(WebhookSubscription.tenant_id == principal.tenant_id)
-        .order_by(col(WebhookSubscription.created_at), col(WebhookSubscription.id))
-    )
-    return (await session.exec(stmt)).all()
+async def list_all(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> Sequence[WebhookSubscription]:
+    """The tenant's subscriptions, oldest first, keyset-paginated on (created_at, id)."""
+    created, row_id = col(WebhookSubscription.created_at), col(WebhookSubscription.id)
+    stmt = select(WebhookSubscription).where(WebhookSubscription.tenant_id == principal.tenant_id)
+    if after:
+        stmt = stmt.where(after_moment(created, row_id, after, newest_first=False))
+    return (await session.exec(stmt.order_by(created, row_id).limit(limit))).all()
 
 
 async def remove(session: AsyncSession, principal: Principal, webhook_id: uuid.UUID) -> None:
@@ -71,20 +79,23 @@ async def remove(session: AsyncSession, principal: Principal, webhook_id: uuid.U
 
 
 async def deliveries(
-    session: AsyncSession, principal: Principal, webhook_id: uuid.UUID, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    webhook_id: uuid.UUID,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
 ) -> Sequence[WebhookDelivery]:
-    """The delivery log of a subscription, newest first."""
+    """The delivery log of a subscription, newest first, keyset-paginated on (created_at, id)."""
     await get(session, principal, webhook_id)
-    stmt = (
-        select(WebhookDelivery)
-        .where(
-            WebhookDelivery.tenant_id == principal.tenant_id,
-            WebhookDelivery.subscription_id == webhook_id,
-        )
-        .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id))
-        .limit(limit)
+    created, row_id = col(WebhookDelivery.created_at), col(WebhookDelivery.id)
+    stmt = select(WebhookDelivery).where(
+        WebhookDelivery.tenant_id == principal.tenant_id,
+        WebhookDelivery.subscription_id == webhook_id,
     )
-    return (await session.exec(stmt)).all()
+    if after:
+        stmt = stmt.where(after_moment(created, row_id, after, newest_first=True))
+    return (await session.exec(stmt.order_by(created.desc(), row_id.desc()).limit(limit))).all()
 
 
 async def subscribers(

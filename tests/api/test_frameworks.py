@@ -110,7 +110,10 @@ async def test_new_version_archives_the_previous_on_publish(
     r = await client.post("/v1/frameworks/eng-ladder/versions/2/publish", headers=tenant_a.headers)
     assert r.status_code == 200
     r = await client.get("/v1/frameworks/eng-ladder/versions", headers=tenant_a.headers)
-    assert [(v["version"], v["status"]) for v in r.json()] == [(1, "archived"), (2, "published")]
+    assert [(v["version"], v["status"]) for v in r.json()["items"]] == [
+        (1, "archived"),
+        (2, "published"),
+    ]
 
 
 async def test_builtin_is_read_only_but_can_be_cloned(

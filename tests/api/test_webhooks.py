@@ -154,7 +154,7 @@ async def test_signed_deliveries_reach_a_local_receiver(
         "level_index": 0.0,
     }
     assert change["after"]["attained_level"] == "pm"
-    log = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()
+    log = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()["items"]
     assert sorted((d["event"], d["status"], d["attempts"]) for d in log) == [
         ("assessment.created", "delivered", 1),
         ("readiness.changed", "delivered", 1),
@@ -181,7 +181,9 @@ async def test_failed_deliveries_are_retried_with_backoff(
     dispatcher = Dispatcher(sessionmaker, allow_private)
     try:
         assert await dispatcher.dispatch_once() == 1
-        [first] = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()
+        [first] = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()[
+            "items"
+        ]
         assert (first["status"], first["attempts"], first["last_status_code"]) == (
             "pending",
             1,
@@ -193,7 +195,7 @@ async def test_failed_deliveries_are_retried_with_backoff(
         assert await dispatcher.dispatch_once(now=later) == 1
     finally:
         await dispatcher.aclose()
-    [done] = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()
+    [done] = (await client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=h)).json()["items"]
     assert (done["status"], done["attempts"]) == ("delivered", 2)
     assert len(receiver.received) == 2
     assert backoff(1) == timedelta(seconds=10)
@@ -220,7 +222,7 @@ async def test_webhooks_are_tenant_scoped(
     assert (
         await client.delete(f"/v1/webhooks/{hook_id}", headers=tenant_b.headers)
     ).status_code == 404
-    assert (await client.get("/v1/webhooks", headers=tenant_b.headers)).json() == []
+    assert (await client.get("/v1/webhooks", headers=tenant_b.headers)).json()["items"] == []
     assert (
         await client.delete(f"/v1/webhooks/{hook_id}", headers=tenant_a.headers)
     ).status_code == 204
@@ -238,7 +240,7 @@ async def delivery_log(client: httpx.AsyncClient, tenant: Tenant, hook: str) -> 
     """The one delivery of a webhook, as its tenant sees it through the API."""
     r = await client.get(f"/v1/webhooks/{hook}/deliveries", headers=tenant.headers)
     assert r.status_code == 200, r.text
-    [delivery] = r.json()
+    [delivery] = r.json()["items"]
     return dict(delivery)
 
 
@@ -411,7 +413,9 @@ async def test_one_tenant_failing_to_record_does_not_hold_back_another(
             with pytest.raises(OperationalError):
                 assert await dispatcher.dispatch_once() == 1
             r = await client.get(f"/v1/webhooks/{hook_a}/deliveries", headers=tenant_a.headers)
-            assert [(d["status"], d["attempts"]) for d in r.json()] == [("delivered", 1)] * 2
+            assert [(d["status"], d["attempts"]) for d in r.json()["items"]] == [
+                ("delivered", 1)
+            ] * 2
             db.failing_tenant = None
             assert await dispatcher.dispatch_once() == 0
             b = await delivery_log(client, tenant_b, hook_b)

@@ -119,7 +119,7 @@ def test_an_attempt_answered_while_postgres_is_down_is_recorded_once_it_is_back(
                     r = api.get(f"/v1/webhooks/{hook}/deliveries")
                     if r.status_code != 200:
                         return None
-                    [delivery] = r.json()
+                    [delivery] = r.json()["items"]
                     # Whenever the log can be read, it counts every attempt the receiver saw.
                     assert delivery["attempts"] >= len(receiver.received), delivery
                     return delivery if delivery["status"] != "pending" else None

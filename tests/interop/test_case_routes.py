@@ -28,9 +28,7 @@ def foreign() -> dict[str, Any]:
 async def _versions(client: httpx.AsyncClient, tenant: Tenant, key: str) -> list[int]:
     r = await client.get(f"/v1/frameworks/{key}/versions", headers=tenant.headers)
     assert r.status_code == 200, r.text
-    body = r.json()
-    rows = body["items"] if isinstance(body, dict) else body  # a page, or a plain list
-    return [v["version"] for v in rows]
+    return [v["version"] for v in r.json()["items"]]
 
 
 # --- Idempotency-Key ------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ async def test_key_is_shown_once_in_the_documented_format(
     # Never again: the listing has metadata only.
     r = await client.get("/v1/api-keys", headers=tenant_a.headers)
     assert r.status_code == 200
-    listed = next(k for k in r.json() if k["id"] == created["id"])
+    listed = next(k for k in r.json()["items"] if k["id"] == created["id"])
     assert "key" not in listed
     assert listed["scopes"] == ["subjects:read"]
     assert match["secret"] not in r.text
@@ -95,7 +95,8 @@ async def test_key_lifecycle_create_use_revoke(client: httpx.AsyncClient, tenant
     assert r.json()["revoked_at"] == first_revocation
     assert (await client.get("/v1/subjects", headers=bearer(token))).status_code == 401
     listed = {
-        k["id"]: k for k in (await client.get("/v1/api-keys", headers=tenant_a.headers)).json()
+        k["id"]: k
+        for k in (await client.get("/v1/api-keys", headers=tenant_a.headers)).json()["items"]
     }
     assert listed[str(key_id_of(token))]["revoked_at"] == first_revocation
 
@@ -181,7 +182,7 @@ async def test_key_creation_validates_scopes_and_expiry(
         assert r.status_code == 422, body
         assert r.headers["content-type"] == PROBLEM
         assert any(field in e["loc"] for e in r.json()["errors"]), r.json()
-    stored = {k["id"] for k in (await client.get("/v1/api-keys", headers=h)).json()}
+    stored = {k["id"] for k in (await client.get("/v1/api-keys", headers=h)).json()["items"]}
     assert len(stored) == 1  # only the fixture's admin key: nothing was stored
 
 

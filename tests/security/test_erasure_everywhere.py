@@ -125,7 +125,7 @@ async def deliveries(
         f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": 200}, headers=tenant.headers
     )
     assert r.status_code == 200, r.text
-    return {d["id"]: d for d in r.json()}
+    return {d["id"]: d for d in r.json()["items"]}
 
 
 async def test_erasure_leaves_the_person_in_no_column_of_any_table(
@@ -439,7 +439,7 @@ async def test_erasure_finds_what_a_concurrent_writer_commits_about_the_person(
             writer, principal, AssessmentCreate.model_validate(assessment_body(REF))
         )
         assert (await erase_while(client, writer, REF)).status_code == 204
-    [delivery] = (await client.get(f"/v1/webhooks/{hook.json()['id']}/deliveries")).json()
+    [delivery] = (await client.get(f"/v1/webhooks/{hook.json()['id']}/deliveries")).json()["items"]
     assert delivery["status"] == "cancelled"
     assert REF not in json.dumps(delivery)
 

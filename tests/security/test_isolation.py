@@ -105,10 +105,10 @@ async def test_every_route_naming_an_object_hides_other_tenants_objects(
     assert r.status_code == 200
     assert r.json()["display_name"] == DISPLAY_NAME
     r = await client.get(f"/v1/frameworks/{world_a.framework_key}/versions", headers=a)
-    assert [v["version"] for v in r.json()] == [1]
+    assert [v["version"] for v in r.json()["items"]] == [1]
     assert (await client.get("/v1/subjects", headers=bearer(world_a.key_token))).status_code == 200
     r = await client.get(f"/v1/subjects/{world_a.subject_ref}/completed-activities", headers=a)
-    assert [c["activity"] for c in r.json()] == ["pairing"]
+    assert [c["activity"] for c in r.json()["items"]] == ["pairing"]
 
     # Positive control: the same requests from A do find A's objects, so B's 404s come from
     # ownership, not from made-up identifiers.
@@ -139,7 +139,7 @@ async def test_frameworks_of_a_are_invisible_and_untouchable_for_b(
         r = await client.request(method, path, json=body, headers={**b, "If-Match": "*"})
         _not_found(r, f"{method} {path}")
     r = await client.get(f"/v1/frameworks/{key}/versions", headers=world_a.tenant.headers)
-    assert [(v["version"], v["status"]) for v in r.json()] == [(1, "published")]
+    assert [(v["version"], v["status"]) for v in r.json()["items"]] == [(1, "published")]
     r = await client.get(f"/v1/frameworks/{key}", headers=world_a.tenant.headers)
     assert r.json()["document"]["name"] == small_framework()["name"]
 
@@ -236,10 +236,11 @@ async def test_keys_of_a_are_invisible_and_unrevocable_for_b(
 ) -> None:
     b = tenant_b.headers
     a_ids = {
-        k["id"] for k in (await client.get("/v1/api-keys", headers=world_a.tenant.headers)).json()
+        k["id"]
+        for k in (await client.get("/v1/api-keys", headers=world_a.tenant.headers)).json()["items"]
     }
     assert world_a.key_id in a_ids and len(a_ids) == 2
-    b_ids = {k["id"] for k in (await client.get("/v1/api-keys", headers=b)).json()}
+    b_ids = {k["id"] for k in (await client.get("/v1/api-keys", headers=b)).json()["items"]}
     assert b_ids and not (a_ids & b_ids)
     for key_id in a_ids:
         _not_found(await client.delete(f"/v1/api-keys/{key_id}", headers=b), "revoke A's key")
@@ -324,7 +325,7 @@ async def test_builtin_framework_is_readable_by_all_and_writable_by_none(
         assert r.json()["builtin"] is False
     # Each tenant's clone is its own.
     r = await client.get("/v1/frameworks/my-pm/versions", headers=tenant_a.headers)
-    assert len(r.json()) == 1
+    assert len(r.json()["items"]) == 1
 
 
 def _assessment(ref: str, framework: str = "product-management", **kw: Any) -> dict[str, Any]:

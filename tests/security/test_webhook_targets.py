@@ -195,7 +195,7 @@ async def test_refusals_are_one_message_that_reveals_no_address(
         for secret in ("10.1.2.3", "fd00", "127.0.0.1", "resolve to a non-public"):
             assert secret not in r.text
     assert set(bodies) == {(REFUSED, REFUSED)}
-    assert (await client.get("/v1/webhooks", headers=tenant_a.headers)).json() == []
+    assert (await client.get("/v1/webhooks", headers=tenant_a.headers)).json()["items"] == []
 
 
 async def _one_delivery(
@@ -254,7 +254,7 @@ async def test_the_request_goes_to_the_address_that_was_checked(
     finally:
         await dispatcher.aclose()
     assert len(sent) == 1
-    log = (await client.get(f"/v1/webhooks/{hook}/deliveries", headers=headers)).json()
+    log = (await client.get(f"/v1/webhooks/{hook}/deliveries", headers=headers)).json()["items"]
     errors = sorted(str(d["last_error"]) for d in log)
     assert errors == ["None", f"refused target: {REFUSED}"]
 
@@ -339,7 +339,9 @@ async def test_a_pinned_tls_delivery_verifies_the_name_over_real_https(
         assert await dispatcher.dispatch_once() == 1
     finally:
         await dispatcher.aclose()
-    [delivery] = (await client.get(f"/v1/webhooks/{hook}/deliveries", headers=headers)).json()
+    [delivery] = (await client.get(f"/v1/webhooks/{hook}/deliveries", headers=headers)).json()[
+        "items"
+    ]
     assert (delivery["status"], delivery["last_error"]) == ("delivered", None)
     [seen] = tls_receiver.received
     assert seen["Host"] == f"hooks.example.test:{tls_receiver.port}"
@@ -380,7 +382,9 @@ async def test_a_refused_connection_moves_on_to_the_next_checked_address(
         "https://93.184.215.14:8443/in",
         "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:8443/in",
     ]
-    [delivery] = (await client.get(f"/v1/webhooks/{hook}/deliveries", headers=headers)).json()
+    [delivery] = (await client.get(f"/v1/webhooks/{hook}/deliveries", headers=headers)).json()[
+        "items"
+    ]
     assert (delivery["status"], delivery["attempts"]) == ("delivered", 1)
 
 
