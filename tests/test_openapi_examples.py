@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from app.config import Settings
+from app.config import PROJECT_ROOT, Settings
 from app.main import create_app
 from app.openapi_examples import add_examples, load_examples
 from app.openapi_links import add_links
@@ -163,3 +163,26 @@ def test_add_examples_leaves_its_input_alone_and_is_idempotent(raw: dict[str, An
     assert raw == before
     assert once is not raw
     assert add_examples(once) == once
+
+
+def test_examples_work_beside_the_quickstart_and_hold_no_secret_lookalikes(
+    doc: dict[str, Any],
+) -> None:
+    # "Try it out" after examples/quickstart.sh must not reuse one of its Idempotency-Keys (a
+    # different body under the same key is refused), and secret scanners must stay quiet.
+    quickstart = (PROJECT_ROOT / "examples" / "quickstart.sh").read_text()
+    quickstart_keys = re.findall(r"Idempotency-Key: ([^\"'\s]+)", quickstart)
+    assert quickstart_keys, "the quickstart sends Idempotency-Keys"
+    sent = [
+        param["example"]
+        for _, op in operations(doc)
+        for param in op.get("parameters", [])
+        if param["name"] == "Idempotency-Key" and "example" in param
+    ]
+    assert sent, "the examples show Idempotency-Key"
+    for key in sent:
+        assert key.startswith("docs-example-"), key
+        assert not any(key.startswith(q.split("$", 1)[0]) for q in quickstart_keys), key
+    text = str(doc)
+    for secret in re.findall(r"\b(?:cl|whsec)_(?:[0-9a-f]{32}_)?([A-Za-z0-9_-]{16,})", text):
+        assert secret.startswith("EXAMPLE-secret-"), secret

@@ -109,7 +109,7 @@ async def test_an_integration_written_against_the_generated_client(
     evaluate_cohort = _api("cohorts.evaluate_cohort")
     async with api.AuthenticatedClient(base_url=served.base_url, token=served.token) as client:
         listed = await list_frameworks.asyncio(client=client)
-        assert isinstance(listed, m.FrameworkList)
+        assert isinstance(listed, m.FrameworkPage)
         assert "product-management" in [f.key for f in listed.items]
 
         for ref, team, shift in (
@@ -196,7 +196,7 @@ async def test_an_integration_written_against_the_generated_client(
         cursor = None
         while True:
             page = await list_subjects.asyncio(client=client, limit=2, **_cursor(cursor))
-            assert isinstance(page, m.PageSubjectRead), page
+            assert isinstance(page, m.SubjectPage), page
             refs += [s.external_ref for s in page.items]
             cursor = page.next_cursor if isinstance(page.next_cursor, str) else None
             if cursor is None:
