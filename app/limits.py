@@ -11,6 +11,48 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import unicode
 from app.errors import PROBLEM_BASE, PROBLEM_JSON, InvalidInput, refuse_invalid_input
 
+BODYLESS_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
+
+
+class _TooLarge(Exception):
+    """The body grew past its limit while it was read."""
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole request body (None if the client went away); _TooLarge past ``limit``.
+
+    A body that came as one message is returned as it is, without a copy: the bulk routes'
+    bodies are tens of megabytes, and every copy is a worker's memory.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body: bytes = message.get("body", b"")
+        size += len(body)
+        if limit is not None and size > limit:
+            raise _TooLarge
+        chunks.append(body)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def replaying(whole: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then defers to the client's."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": whole, "more_body": False}
+        return await receive()
+
+    return replay
+
 
 class BodySizeLimit:
     """Refuse bodies over ``max_bytes`` with 413, with or without a Content-Length.
@@ -27,7 +69,7 @@ class BodySizeLimit:
         self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS:
             await self.app(scope, receive, send)
             return
         limit = self.overrides.get(scope["path"], self.max_bytes)
@@ -40,31 +82,13 @@ class BodySizeLimit:
             if too_big:
                 await self._refuse(scope, send, limit)
                 return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > limit:
-                await self._refuse(scope, send, limit)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
-        whole = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": whole, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        try:
+            whole = await read_body(receive, limit)
+        except _TooLarge:
+            await self._refuse(scope, send, limit)
+            return
+        if whole is not None:
+            await self.app(scope, replaying(whole, receive), send)
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
         body = json.dumps(
@@ -113,9 +137,6 @@ class ServerTiming:
         await self.app(scope, receive, timed)
 
 
-BODYLESS_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
-
-
 class RefuseInvalidUnicode:
     """422 for a request whose query or body holds text UTF-8 cannot encode, before any route.
 
@@ -140,31 +161,16 @@ class RefuseInvalidUnicode:
         if scope["method"] in BODYLESS_METHODS:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        whole = b"".join(chunks)
+        whole = await read_body(receive)
+        if whole is None:
+            return
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         try:
             unicode.check_body(whole, content_type)
         except InvalidInput as exc:
             await self._refuse(scope, receive, send, exc)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": whole, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(whole, receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: InvalidInput) -> None:
         if not any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes):

@@ -14,10 +14,10 @@ from urllib.parse import unquote_to_bytes
 
 import yaml
 
+from app.bulk import NDJSON_TYPES
 from app.errors import FieldError, InvalidInput, printable
+from app.frameworks.files import YAML_TYPES
 
-NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 MAX_REPORTED = 20
 
 # Anything that may decode into a surrogate: a JSON or YAML escape in the surrogate range
