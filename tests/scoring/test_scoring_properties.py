@@ -196,9 +196,7 @@ def test_meeting_every_requirement_means_full_readiness(
         (i for i, key in enumerate(evaluation.path) if not evaluation.level(key).meets),
         len(evaluation.path),
     )
-    assert evaluation.attained_level == (
-        evaluation.path[first_unmet - 1] if first_unmet else None
-    )
+    assert evaluation.attained_level == (evaluation.path[first_unmet - 1] if first_unmet else None)
     assert set(evaluation.path[:first_unmet]) <= set(met)
 
 
