@@ -4,8 +4,9 @@ import codecs
 import json
 import re
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, Field, ValidationError
 
 from app.errors import FieldError, InvalidInput
@@ -21,6 +22,14 @@ DECODER = json.JSONDecoder()
 NOT_UTF8 = "The body is not valid UTF-8."
 
 BulkMode = Literal["all_or_nothing", "partial"]
+BulkModeQuery = Annotated[
+    BulkMode,
+    Query(
+        description="all_or_nothing: any bad item refuses the batch (422, nothing stored); "
+        "partial: store the valid items and report the others. A request that stores nothing "
+        "is a 422 in either mode, so 201 always means something was created."
+    ),
+]
 
 
 class BulkRefusal(BaseModel):
@@ -237,7 +246,8 @@ def validation_errors(exc: ValidationError, index: int) -> list[FieldError]:
 
 
 def refuse_all(refusals: list[BulkRefusal], total: int, refused: int | None = None) -> InvalidInput:
-    """The all-or-nothing answer when any item is bad: every reason, nothing stored.
+    """The answer when any item is bad in all-or-nothing mode, or every item in partial mode:
+    every reason, nothing stored.
 
     ``refused`` counts the bad items when ``refusals`` holds only the first of them.
     """

@@ -287,7 +287,7 @@ async def bulk_create(
     finally:
         if inserting is not None:
             await inserting
-    if refused.refuse_all:
+    if refused.refuse_all or (refused.count and not store.ids):  # nothing created is no 201
         raise refuse_all(refused.kept, received, refused.count)
 
     if store.ids:

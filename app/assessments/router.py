@@ -10,7 +10,7 @@ from app.assessments import bulk, service
 from app.assessments.bulk import BulkAssessmentResult
 from app.assessments.schemas import AssessmentCreate, AssessmentPage, AssessmentRead, RaterRole
 from app.auth.dependencies import AssessmentsRead, AssessmentsWrite, SessionDep
-from app.bulk import BulkMode, bulk_request_body, iter_items
+from app.bulk import BulkModeQuery, bulk_request_body, iter_items
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
 from app.pagination import PageCursor, PageSize, decode_moment_cursor, moment_cursor, next_page
@@ -102,18 +102,14 @@ async def bulk_create_assessments(
     principal: AssessmentsWrite,
     session: SessionDep,
     request: Request,
-    mode: Annotated[
-        BulkMode,
-        Query(
-            description="all_or_nothing: any bad item refuses the batch; partial: store the valid ones."
-        ),
-    ] = "all_or_nothing",
+    mode: BulkModeQuery = "all_or_nothing",
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A JSON array (or NDJSON stream) of assessments, validated like single creates.
 
     By default the whole batch is refused (422, every reason listed with its item index) when any
-    item is invalid. With `mode=partial` the valid items are stored and the others reported.
+    item is invalid. With `mode=partial` the valid items are stored and the others reported (a 422
+    if none is valid).
     """
     raw = await request.body()
     content_type = request.headers.get("content-type")

@@ -8,7 +8,7 @@ from pydantic import StringConstraints
 
 from app import idempotency
 from app.auth.dependencies import SessionDep, SubjectsRead, SubjectsWrite
-from app.bulk import BulkMode, bulk_request_body, read_items
+from app.bulk import BulkModeQuery, bulk_request_body, read_items
 from app.errors import FieldError, InvalidInput, error_responses
 from app.idempotency import IdempotencyKey
 from app.models import Subject
@@ -99,7 +99,7 @@ async def bulk_create_subjects(
     principal: SubjectsWrite,
     session: SessionDep,
     request: Request,
-    mode: Annotated[BulkMode, Query(description="all_or_nothing or partial.")] = "all_or_nothing",
+    mode: BulkModeQuery = "all_or_nothing",
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A JSON array (or NDJSON stream) of subjects; existing refs are refused, not overwritten."""

@@ -194,7 +194,7 @@ async def bulk_create(
             }
         )
     refusals.sort(key=lambda r: r.index)
-    if refusals and mode == "all_or_nothing":
+    if refusals and (mode == "all_or_nothing" or not rows):  # nothing created is no 201
         raise refuse_all(refusals, len(items))
     if rows:
         conn = await session.connection()

@@ -105,6 +105,29 @@ async def test_partial_mode_stores_the_valid_items(
     assert [x["index"] for x in r.json()["refused"]] == [0, 2]
 
 
+async def test_partial_mode_that_creates_nothing_is_not_created(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # `[{}]` in partial mode answered 201 with created: 0; a request that created nothing is
+    # refused like an all-or-nothing one, every reason listed, and its key is not used up.
+    h = {**tenant_a.headers, "Idempotency-Key": "nothing-created"}
+    for url, items in (
+        ("/v1/subjects/bulk", [{}, {"external_ref": ""}]),
+        ("/v1/assessments/bulk", [{"nonsense": True}, rated("ghost")]),
+    ):
+        r = await client.post(url, params={"mode": "partial"}, json=items, headers=h)
+        assert r.status_code == 422, (url, r.text)
+        problem = r.json()
+        assert "2 of 2 item(s) are invalid; nothing was stored" in problem["detail"]
+        assert {e["loc"][1] for e in problem["errors"]} == {0, 1}, problem
+    r = await client.get("/v1/assessments", headers=tenant_a.headers)
+    assert r.json()["items"] == []
+    r = await client.post(
+        "/v1/subjects/bulk", params={"mode": "partial"}, json=[subject("later")], headers=h
+    )
+    assert r.status_code == 201, r.text  # the key was not spent on the refusals
+
+
 async def test_bulk_body_errors(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
     h = tenant_a.headers
     for content, ctype in (
