@@ -13,11 +13,13 @@ under `propertyNames`, which every generator reads as a map; the server validate
 """
 
 import copy
-from typing import Any
+from typing import Any, get_args
 
 from fastapi.routing import APIRoute
 
+from app.assessments.schemas import RaterRole
 from app.errors import PROBLEM_JSON, error_responses
+from app.frameworks.document import ActivityKind, RoleWeightKey
 
 PROBLEM_REF = "#/components/schemas/Problem"
 
@@ -73,6 +75,14 @@ HEADERS: dict[str, dict[str, Any]] = {
         "same Idempotency-Key (nothing was created again).",
         "schema": {"type": "string", "enum": ["true"]},
     },
+}
+
+# Enumerations pydantic writes out wherever a Literal is used (the rater role four times, so a
+# generator made four classes of it): one component each, referenced everywhere.
+NAMED_ENUMS: dict[str, tuple[tuple[str, ...], str]] = {
+    "RaterRole": (get_args(RaterRole), "Who gave a rating; `calibrated` overrides the others."),
+    "WeightedRole": (get_args(RoleWeightKey), "A rater role that carries a weight."),
+    "ActivityKind": (get_args(ActivityKind), "What kind of development step an activity is."),
 }
 
 SERVERS: list[dict[str, str]] = [
@@ -136,10 +146,29 @@ def _declare_headers(op: dict[str, Any]) -> None:
                     )
 
 
+def _name_enums(node: Any) -> Any:
+    """The node with every inline copy of a named enumeration replaced by a reference to it."""
+    if isinstance(node, dict):
+        values = node.get("enum")
+        for name, (members, _) in NAMED_ENUMS.items():
+            if node.get("type", "string") == "string" and values == list(members):
+                kept = {k: v for k, v in node.items() if k == "description"}
+                return {"$ref": f"#/components/schemas/{name}", **kept}
+        return {key: _name_enums(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_name_enums(item) for item in node]
+    return node
+
+
 def tidy_contract(schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of the document with problems, maps, tags, servers and probe security fixed."""
     doc = copy.deepcopy(schema)
     _schemas_generators_read(doc.get("components", {}))
+    doc = dict(_name_enums(doc))
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name, (members, description) in NAMED_ENUMS.items():
+        schemas[name] = {"type": "string", "enum": list(members), "description": description}
+    doc["components"]["schemas"] = dict(sorted(schemas.items()))
     doc["tags"] = copy.deepcopy(TAGS)
     doc["servers"] = copy.deepcopy(SERVERS)
     for item in doc.get("paths", {}).values():

@@ -109,3 +109,19 @@ def test_every_array_schema_says_what_its_items_are() -> None:
     assert arrays
     for schema in arrays:
         assert "items" in schema, schema
+
+
+def test_each_enumeration_is_one_component() -> None:
+    # The rater role was written out four times, so generators made four classes of it.
+    doc = _current()
+    text = json.dumps(doc)
+    for name, values in (
+        ("RaterRole", ["self", "manager", "peer", "direct_report", "external", "calibrated"]),
+        ("WeightedRole", ["self", "manager", "peer", "direct_report", "external"]),
+    ):
+        assert doc["components"]["schemas"][name]["enum"] == values  # type: ignore[index]
+        assert text.count(json.dumps(values)) == 1, name
+        assert f'"#/components/schemas/{name}"' in text
+    names = set(doc["components"]["schemas"])  # type: ignore[call-overload]
+    assert {"AssessmentRating", "EvaluateRating", "SubjectPage"} <= names
+    assert not {n for n in names if "_" in n}, names  # e.g. Page_SubjectRead_

@@ -21,20 +21,28 @@ class FrameworkRef(BaseModel):
 
     key: KeyStr = Field(examples=["product-management"])
     version: int | None = Field(
-        default=None, ge=1, le=1_000_000, description="Default: the latest published version."
+        default=None,
+        ge=1,
+        le=1_000_000,
+        strict=True,
+        description="Default: the latest published version.",
     )
 
 
-class RatingIn(BaseModel):
+class AssessmentRating(BaseModel):
+    """One competency's rating within an assessment; numbers must be JSON numbers (strict)."""
+
     model_config = ConfigDict(extra="forbid")
 
     competency: KeyStr = Field(examples=["execution"])
-    proficiency: int = Field(ge=0, le=100, description="A value of the framework's scale.")
+    proficiency: int = Field(
+        ge=0, le=100, strict=True, description="A value of the framework's scale."
+    )
     evidence: Evidence | None = Field(
         default=None, description="What was observed (personal data)."
     )
     confidence: float | None = Field(
-        default=None, ge=0, le=1, description="Rater's confidence, 0–1."
+        default=None, ge=0, le=1, strict=True, description="Rater's confidence, 0–1."
     )
 
 
@@ -46,7 +54,7 @@ class AssessmentCreate(BaseModel):
     rater_ref: Ref = Field(description="Your id of the rater (a person or a calibration panel).")
     rater_role: RaterRole
     assessed_at: Timestamp = Field(description="When the assessment was made (with offset).")
-    ratings: list[RatingIn] = Field(min_length=1, max_length=MAX_RATINGS_PER_ASSESSMENT)
+    ratings: list[AssessmentRating] = Field(min_length=1, max_length=MAX_RATINGS_PER_ASSESSMENT)
 
 
 class RatingRead(BaseModel):

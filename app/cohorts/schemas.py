@@ -36,7 +36,9 @@ class CohortRequest(BaseModel):
     target_level: KeyStr | None = Field(
         default=None, description="Default: each subject's next level."
     )
-    top_gaps: int = Field(default=3, ge=0, le=20, description="Gaps listed per person.")
+    top_gaps: int = Field(
+        default=3, ge=0, le=20, strict=True, description="Gaps listed per person."
+    )
     include_people: bool = True
     include_heatmap: bool = True
 

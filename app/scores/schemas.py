@@ -10,7 +10,8 @@ from app.pagination import Page
 from app.schemas import CLOSED_MAP, Timestamp
 from app.subjects.schemas import KeyStr, Ref
 
-Proficiency = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+# A JSON number, never a string or a boolean coerced into one.
+Proficiency = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]
 
 
 class LevelRef(BaseModel):
@@ -243,12 +244,14 @@ class WhatIfRequest(BaseModel):
     as_of: Timestamp | None = None
     track: KeyStr | None = None
     target_level: KeyStr | None = None
-    budget_hours: float | None = Field(default=None, ge=0, le=100_000)
-    max_steps: int | None = Field(default=None, ge=0, le=100)
+    budget_hours: float | None = Field(default=None, ge=0, le=100_000, strict=True)
+    max_steps: int | None = Field(default=None, ge=0, le=100, strict=True)
     settings: SettingsOverride | None = None
 
 
-class RatingInput(BaseModel):
+class EvaluateRating(BaseModel):
+    """One rater's rating of one competency, sent to the stateless evaluation."""
+
     model_config = ConfigDict(extra="forbid")
 
     competency: KeyStr
@@ -264,12 +267,12 @@ class EvaluateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     framework: FrameworkRef
-    ratings: list[RatingInput] = Field(max_length=5000)
+    ratings: list[EvaluateRating] = Field(max_length=5000)
     as_of: Timestamp | None = None
     track: KeyStr | None = None
     target_level: KeyStr | None = None
-    budget_hours: float | None = Field(default=None, ge=0, le=100_000)
-    max_steps: int | None = Field(default=None, ge=0, le=100)
+    budget_hours: float | None = Field(default=None, ge=0, le=100_000, strict=True)
+    max_steps: int | None = Field(default=None, ge=0, le=100, strict=True)
     completed_activities: list[KeyStr] = Field(default_factory=list, max_length=1000)
     changes: dict[KeyStr, Proficiency] = Field(
         default_factory=dict, max_length=300, json_schema_extra=CLOSED_MAP

@@ -250,7 +250,9 @@ async def history(
     )
 
 
-def off_scale_ratings(ratings: Sequence[s.RatingInput], scale: Collection[int]) -> list[FieldError]:
+def off_scale_ratings(
+    ratings: Sequence[s.EvaluateRating], scale: Collection[int]
+) -> list[FieldError]:
     """Ratings whose proficiency is not a value of the scale, refused as /v1/assessments does."""
     return [
         FieldError(
@@ -263,7 +265,7 @@ def off_scale_ratings(ratings: Sequence[s.RatingInput], scale: Collection[int]) 
     ]
 
 
-def request_ratings(ratings: Sequence[s.RatingInput], moment: datetime) -> list[Rating]:
+def request_ratings(ratings: Sequence[s.EvaluateRating], moment: datetime) -> list[Rating]:
     """The engine's ratings for a stateless request. Every sequence is 0: a request has no
     creation order, so an exact (rater, competency, instant) tie keeps the higher proficiency
     and the order of the list never changes the answer."""

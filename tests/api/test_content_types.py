@@ -68,3 +68,48 @@ async def test_documented_media_types_and_their_aliases_are_read(
         assert r.status_code == 201, (media, r.text)
     r = await client.get("/v1/subjects/nd-2", headers=h)
     assert r.status_code == 200
+
+
+async def test_numbers_are_numbers_nothing_is_coerced_into_one(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # `"proficiency": true` was stored as 1, `"3"` as 3 and `"confidence": false` as 0.0.
+    h = tenant_a.headers
+    assert (await client.post("/v1/subjects", json=subject("typed"), headers=h)).status_code == 201
+    base = {
+        "subject_ref": "typed",
+        "framework": {"key": "product-management"},
+        "rater_ref": "m",
+        "rater_role": "manager",
+        "assessed_at": "2026-10-01T09:00:00Z",
+    }
+    for rating, field in (
+        ({"competency": "execution", "proficiency": True}, "proficiency"),
+        ({"competency": "execution", "proficiency": "3"}, "proficiency"),
+        ({"competency": "execution", "proficiency": 3, "confidence": False}, "confidence"),
+        ({"competency": "execution", "proficiency": 3, "confidence": "0.5"}, "confidence"),
+    ):
+        r = await client.post("/v1/assessments", json={**base, "ratings": [rating]}, headers=h)
+        assert r.status_code == 422, (rating, r.text)
+        assert r.json()["errors"][0]["loc"] == ["body", "ratings", 0, field], r.json()
+    version = {**base, "framework": {"key": "product-management", "version": "1"}}
+    r = await client.post(
+        "/v1/assessments",
+        json={**version, "ratings": [{"competency": "execution", "proficiency": 3}]},
+        headers=h,
+    )
+    assert r.status_code == 422, r.text
+    evaluate = {
+        "framework": {"key": "product-management"},
+        "ratings": [{"competency": "execution", "proficiency": True, "rater_role": "manager"}],
+    }
+    r = await client.post("/v1/evaluate", json=evaluate, headers=h)
+    assert r.status_code == 422, r.text
+    r = await client.post(
+        "/v1/subjects/typed/what-if", json={"changes": {"execution": "4"}}, headers=h
+    )
+    assert r.status_code == 422, r.text
+    r = await client.get("/v1/assessments", params={"subject_ref": "typed"}, headers=h)
+    assert r.json()["items"] == []  # nothing was stored
+    good = {**base, "ratings": [{"competency": "execution", "proficiency": 3, "confidence": 1}]}
+    assert (await client.post("/v1/assessments", json=good, headers=h)).status_code == 201

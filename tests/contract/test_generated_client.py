@@ -133,7 +133,7 @@ async def test_an_integration_written_against_the_generated_client(
                 ("self", ref, 3),
             ):
                 ratings = [
-                    m.RatingIn(competency=key, proficiency=max(0, min(5, value + shift)))
+                    m.AssessmentRating(competency=key, proficiency=max(0, min(5, value + shift)))
                     for key, value in (
                         ("execution", 3),
                         ("customer_discovery", 3),

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import parse_document, tolerance_advice
-from app.scores.schemas import RatingInput
+from app.scores.schemas import EvaluateRating
 from app.scores.service import request_ratings
 from app.scoring import (
     Activity,
@@ -107,9 +107,9 @@ def test_shuffling_ratings_with_same_instant_ties_changes_no_output(
     assert_matches_engine(framework, subjects, tracks_, first, scoring)
 
 
-def _inputs(ratings: list[Rating]) -> list[RatingInput]:
+def _inputs(ratings: list[Rating]) -> list[EvaluateRating]:
     return [
-        RatingInput(
+        EvaluateRating(
             competency=r.competency,
             proficiency=r.proficiency,
             rater_ref=r.rater_ref,
@@ -137,11 +137,11 @@ def test_a_stateless_request_answers_the_same_in_any_order(
 def test_an_exact_tie_keeps_the_higher_proficiency(framework: Framework) -> None:
     at = AS_OF - timedelta(days=1)
     twice = [
-        RatingInput(competency="discovery", proficiency=p, rater_role="manager", assessed_at=at)
+        EvaluateRating(competency="discovery", proficiency=p, rater_role="manager", assessed_at=at)
         for p in (2.0, 4.0)
     ]
     calibrated = [
-        RatingInput(
+        EvaluateRating(
             competency="delivery", proficiency=p, rater_ref=ref, rater_role="calibrated",
             assessed_at=at,
         )
