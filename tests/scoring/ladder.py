@@ -5,7 +5,7 @@ the engine, and works in exact fractions (every decimal in the file is read as t
 spells, so 0.45 is 9/20). The ladder-case tests compare the engine's floats with these exact
 numbers and with the arithmetic written out in their comments.
 
-Formulas, as documented in docs/scoring.md:
+Formulas, as documented in the README's "Scoring, precisely":
 
 - ``w_L(c) = e_A(L) * weight_c / sum(weight of A's competencies with r_cL > 0)``
 - ``R_L = sum(w_L(c) * min(1, a_c / r_cL)) / sum(w_L(c))``, unrated counted as 0

@@ -249,7 +249,7 @@ def test_evaluate_values_ignores_unknown_keys_and_has_no_rater_confidence(
 
 
 def test_the_documented_worked_example(framework: Framework, rate: RateFn, as_of: datetime) -> None:
-    # docs/scoring.md: discovery = (3*4 + 2*3 + 1*5) / 6 = 23/6, self vs others 5 - 18/5 = 1.4;
+    # README "Scoring, precisely": discovery = (3*4 + 2*3 + 1*5) / 6 = 23/6, self vs others 5 - 18/5 = 1.4;
     # Group PM readiness 0.6, level index 2.6.
     ratings = [
         rate("discovery", 4),
