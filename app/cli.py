@@ -269,8 +269,11 @@ async def _import(settings: Settings, tenant_slug: str, data: object, publish: b
 def _cmd_export(args: argparse.Namespace) -> None:
     from app.frameworks.files import dump_yaml
 
-    base_uri = args.base_uri if args.format == "case" else None
-    data = asyncio.run(_export(get_settings(), args.tenant, args.key, args.version, base_uri))
+    settings = get_settings()
+    base_uri = None
+    if args.format == "case":
+        base_uri = args.base_uri or f"{settings.public_base_url}/ims/case/v1p1"
+    data = asyncio.run(_export(settings, args.tenant, args.key, args.version, base_uri))
     text = dump_yaml(data) if args.format == "yaml" else json.dumps(data, indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text)
@@ -394,8 +397,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--format", choices=("yaml", "json", "case"), default="yaml")
     p.add_argument(
         "--base-uri",
-        default="http://127.0.0.1:8000/ims/case/v1p1",
-        help="with --format case: the CASE base URI",
+        help="with --format case: the CASE base URI (default: PUBLIC_BASE_URL/ims/case/v1p1)",
     )
     p.add_argument("--output")
     p.set_defaults(func=_cmd_export)

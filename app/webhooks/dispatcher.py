@@ -104,6 +104,9 @@ class Dispatcher:
             timeout=settings.webhook_timeout_seconds,
             follow_redirects=False,
             limits=httpx.Limits(max_keepalive_connections=0),
+            # Deliveries go to the address that was checked, never through an HTTP(S)_PROXY
+            # from the environment (which would receive the pinned request and re-resolve).
+            trust_env=False,
         )
         self._unrecorded: list[tuple[_Job, Outcome]] = []
 
