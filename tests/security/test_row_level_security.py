@@ -32,7 +32,8 @@ TENANT_TABLES = (
 # they may have: the webhook dispatcher's cross-tenant work queue holds ids and times only.
 RLS_EXEMPT = {"webhook_queue": {"delivery_id", "tenant_id", "next_attempt_at"}}
 PRIVATE_TABLES = ("subject", "assessment", "rating", "completed_activity", "audit_event")
-TEMPLATE_TABLES = ("framework", "framework_version")
+# Built-in rows (the system tenant's) are readable by every tenant; a tenant's own by it alone.
+TEMPLATE_TABLES = ("framework", "framework_version", "case_identifier")
 
 
 @pytest.fixture(autouse=True)
