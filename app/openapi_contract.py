@@ -85,9 +85,9 @@ NAMED_ENUMS: dict[str, tuple[tuple[str, ...], str]] = {
     "ActivityKind": (get_args(ActivityKind), "What kind of development step an activity is."),
 }
 
-SERVERS: list[dict[str, str]] = [
-    {"url": "http://127.0.0.1:8000", "description": "`make run` on your machine"},
-]
+# Relative, so "Try it out" in /docs calls the service that served the page, wherever it runs;
+# a generated client is given its base URL.
+SERVERS: list[dict[str, str]] = [{"url": "/", "description": "The service serving this document"}]
 
 
 def operation_id(route: APIRoute) -> str:

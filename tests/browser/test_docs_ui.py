@@ -16,7 +16,7 @@ from tests.browser.conftest import LiveServer, needs_browser, save_screenshot
 pytestmark = [pytest.mark.browser, needs_browser]
 
 WAIT_SECONDS = 20
-SCORE_OPERATION = "#operations-scores-score_v1_subjects__ref__score_get"
+SCORE_OPERATION = "#operations-scores-get_score"
 # ReDoc's sidebar footer always asks its vendor's CDN for a logo (no option turns it off); offline
 # the image hides itself. Everything the page needs to render must come from the service.
 REDOC_FOOTER_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
