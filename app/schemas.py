@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
+from pydantic_core import PydanticCustomError
 
 NUL_FREE = r"^[^\x00]*$"
 
@@ -38,3 +39,21 @@ def _storable(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_storable)]
+
+
+def _json_number(value: Any) -> Any:
+    # Pydantic's lax mode turns true into 1 and "3" into 3; strict mode refuses 3.0 for an
+    # integer, which JSON Schema (and so the OpenAPI document) calls an integer. A JSON number
+    # with no fraction is an integer here too; a boolean or a string is never a number.
+    if isinstance(value, bool | str):
+        raise PydanticCustomError(
+            "json_number",
+            "Input should be a JSON number, not {kind}",
+            {"kind": type(value).__name__},
+        )
+    return value
+
+
+# Put it after the field's bounds, `Annotated[int, Field(ge=0), JSON_NUMBER]`: in that order the
+# bounds stay in the JSON schema as minimum/maximum.
+JSON_NUMBER = BeforeValidator(_json_number)

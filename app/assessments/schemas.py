@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.pagination import Page
-from app.schemas import Timestamp
+from app.schemas import JSON_NUMBER, Timestamp
 from app.subjects.schemas import KeyStr, Ref
 
 MAX_RATINGS_PER_ASSESSMENT = 300
@@ -20,29 +20,25 @@ class FrameworkRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: KeyStr = Field(examples=["product-management"])
-    version: int | None = Field(
-        default=None,
-        ge=1,
-        le=1_000_000,
-        strict=True,
-        description="Default: the latest published version.",
+    version: Annotated[int, Field(ge=1, le=1_000_000), JSON_NUMBER] | None = Field(
+        default=None, description="Default: the latest published version."
     )
 
 
 class AssessmentRating(BaseModel):
-    """One competency's rating within an assessment; numbers must be JSON numbers (strict)."""
+    """One competency's rating within an assessment; numbers must be JSON numbers."""
 
     model_config = ConfigDict(extra="forbid")
 
     competency: KeyStr = Field(examples=["execution"])
-    proficiency: int = Field(
-        ge=0, le=100, strict=True, description="A value of the framework's scale."
+    proficiency: Annotated[int, Field(ge=0, le=100), JSON_NUMBER] = Field(
+        description="A value of the framework's scale."
     )
     evidence: Evidence | None = Field(
         default=None, description="What was observed (personal data)."
     )
-    confidence: float | None = Field(
-        default=None, ge=0, le=1, strict=True, description="Rater's confidence, 0–1."
+    confidence: Annotated[float, Field(ge=0, le=1), JSON_NUMBER] | None = Field(
+        default=None, description="Rater's confidence, 0–1."
     )
 
 

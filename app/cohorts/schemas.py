@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef
+from app.schemas import JSON_NUMBER
 from app.subjects.schemas import Attributes, KeyStr, Ref
 
 MAX_COHORT_SUBJECTS = 100_000
@@ -36,8 +37,8 @@ class CohortRequest(BaseModel):
     target_level: KeyStr | None = Field(
         default=None, description="Default: each subject's next level."
     )
-    top_gaps: int = Field(
-        default=3, ge=0, le=20, strict=True, description="Gaps listed per person."
+    top_gaps: Annotated[int, Field(ge=0, le=20), JSON_NUMBER] = Field(
+        default=3, description="Gaps listed per person."
     )
     include_people: bool = True
     include_heatmap: bool = True

@@ -7,11 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef, RaterRole
 from app.pagination import Page
-from app.schemas import CLOSED_MAP, Timestamp
+from app.schemas import CLOSED_MAP, JSON_NUMBER, Timestamp
 from app.subjects.schemas import KeyStr, Ref
 
 # A JSON number, never a string or a boolean coerced into one.
-Proficiency = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]
+Proficiency = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), JSON_NUMBER]
 
 
 class LevelRef(BaseModel):
@@ -244,8 +244,8 @@ class WhatIfRequest(BaseModel):
     as_of: Timestamp | None = None
     track: KeyStr | None = None
     target_level: KeyStr | None = None
-    budget_hours: float | None = Field(default=None, ge=0, le=100_000, strict=True)
-    max_steps: int | None = Field(default=None, ge=0, le=100, strict=True)
+    budget_hours: Annotated[float, Field(ge=0, le=100_000), JSON_NUMBER] | None = None
+    max_steps: Annotated[int, Field(ge=0, le=100), JSON_NUMBER] | None = None
     settings: SettingsOverride | None = None
 
 
@@ -271,8 +271,8 @@ class EvaluateRequest(BaseModel):
     as_of: Timestamp | None = None
     track: KeyStr | None = None
     target_level: KeyStr | None = None
-    budget_hours: float | None = Field(default=None, ge=0, le=100_000, strict=True)
-    max_steps: int | None = Field(default=None, ge=0, le=100, strict=True)
+    budget_hours: Annotated[float, Field(ge=0, le=100_000), JSON_NUMBER] | None = None
+    max_steps: Annotated[int, Field(ge=0, le=100), JSON_NUMBER] | None = None
     completed_activities: list[KeyStr] = Field(default_factory=list, max_length=1000)
     changes: dict[KeyStr, Proficiency] = Field(
         default_factory=dict, max_length=300, json_schema_extra=CLOSED_MAP

@@ -113,3 +113,24 @@ async def test_numbers_are_numbers_nothing_is_coerced_into_one(
     assert r.json()["items"] == []  # nothing was stored
     good = {**base, "ratings": [{"competency": "execution", "proficiency": 3, "confidence": 1}]}
     assert (await client.post("/v1/assessments", json=good, headers=h)).status_code == 201
+
+
+async def test_a_whole_number_written_with_a_fraction_is_still_an_integer(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # JSON Schema (and so the OpenAPI document) calls 3.0 an integer: it is accepted as 3.
+    h = tenant_a.headers
+    assert (await client.post("/v1/subjects", json=subject("whole"), headers=h)).status_code == 201
+    body = {
+        "subject_ref": "whole",
+        "framework": {"key": "product-management", "version": 1.0},
+        "rater_ref": "m",
+        "rater_role": "manager",
+        "assessed_at": "2026-10-01T09:00:00Z",
+        "ratings": [{"competency": "execution", "proficiency": 3.0}],
+    }
+    r = await client.post("/v1/assessments", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["ratings"][0]["proficiency"] == 3
+    body["ratings"] = [{"competency": "execution", "proficiency": 3.5}]
+    assert (await client.post("/v1/assessments", json=body, headers=h)).status_code == 422

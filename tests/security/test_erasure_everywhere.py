@@ -297,7 +297,8 @@ async def test_bulk_report_redaction_names_only_the_erased_ref(
     for ref in ("emp-9", "emp-90", "emp-9.x"):
         r = await client.post("/v1/subjects", json=subject_body(ref), headers=a)
         assert r.status_code == 201, r.text
-    items = [subject_body(ref) for ref in ("emp-9", "emp-90", "emp-9.x")]
+    # A new person besides the three refused, so the partial import creates something.
+    items = [subject_body(ref) for ref in ("emp-9", "emp-90", "emp-9.x", "emp-new")]
     keyed = {**a, "Idempotency-Key": "bulk-dupes"}
     first = await client.post(
         "/v1/subjects/bulk", json=items, headers=keyed, params={"mode": "partial"}
@@ -448,7 +449,11 @@ async def test_erasure_finds_what_a_concurrent_writer_commits_about_the_person(
     async with sessions() as writer:
         await bind_tenant(writer, principal.tenant_id)
         report = await subjects.bulk_create(
-            writer, principal, [subject_body(REF), subject_body(OTHER)], "partial"
+            writer,
+            principal,
+            # One new person, so the partial import creates something (it is not a 422).
+            [subject_body(REF), subject_body(OTHER), subject_body("racing-new")],
+            "partial",
         )
         writer.add(
             IdempotencyRecord(
