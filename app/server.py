@@ -37,9 +37,9 @@ from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
 from app.config import Settings, get_settings
+from app.errors import PROBLEM_BASE
 
 PROTOCOL = "app.server:GuardedHttpToolsProtocol"
-PROBLEM_BASE = "https://competency-ladder.dev/problems/"
 
 
 class _HeadTooLarge(Exception):
