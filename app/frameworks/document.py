@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.errors import FieldError, InvalidInput
-from app.schemas import CLOSED_MAP, NUL_FREE
+from app.schemas import CLOSED_MAP, JSON_NUMBER, NUL_FREE
 
 FORMAT: Literal["competency-framework/v1"] = "competency-framework/v1"
 
@@ -40,11 +40,9 @@ def _default_role_weights() -> dict[RoleWeightKey, float]:
 class FrameworkSettings(Strict):
     """Scoring thresholds this framework uses unless a request overrides them."""
 
-    readiness_threshold: float = Field(default=0.85, gt=0, le=1)
-    gap_tolerance: float = Field(
+    readiness_threshold: Annotated[float, Field(gt=0, le=1), JSON_NUMBER] = 0.85
+    gap_tolerance: Annotated[float, Field(ge=0, le=100), JSON_NUMBER] = Field(
         default=1.0,
-        ge=0,
-        le=100,
         description="How far below a requirement an expected competency may lie; its unit is "
         "gap_tolerance_mode.",
     )
@@ -53,8 +51,8 @@ class FrameworkSettings(Strict):
         description="points: gap_tolerance is in scale points; steps: in steps of the scale "
         "(its span over the number of steps); fraction: a share of each requirement (0.25 = 25%).",
     )
-    window_days: int = Field(default=365, ge=1, le=3650)
-    role_weights: dict[RoleWeightKey, Annotated[float, Field(ge=0, le=100)]] = Field(
+    window_days: Annotated[int, Field(ge=1, le=3650), JSON_NUMBER] = 365
+    role_weights: dict[RoleWeightKey, Annotated[float, Field(ge=0, le=100), JSON_NUMBER]] = Field(
         default_factory=_default_role_weights,
         description="Merged with the defaults (manager 3, peer 2, direct_report 2, external 2, "
         "self 1); only an explicit 0 drops a role.",
@@ -67,7 +65,7 @@ class FrameworkSettings(Strict):
 
 
 class ScalePoint(Strict):
-    value: int = Field(ge=0, le=100)
+    value: Annotated[int, Field(ge=0, le=100), JSON_NUMBER]
     label: Name
     description: Text = ""
 
@@ -81,8 +79,8 @@ class Track(Strict):
 class Level(Strict):
     key: Key
     name: Name
-    rank: int = Field(
-        ge=1, le=1000, description="Seniority; unique along each path from the trunk into a track."
+    rank: Annotated[int, Field(ge=1, le=1000), JSON_NUMBER] = Field(
+        description="Seniority; unique along each path from the trunk into a track."
     )
     track: Key | None = Field(default=None, description="Omit for the shared trunk.")
     description: Text = ""
@@ -92,7 +90,7 @@ class Area(Strict):
     key: Key
     name: Name
     description: Text = ""
-    emphasis: dict[Key, Annotated[float, Field(ge=0, le=1)]] = Field(
+    emphasis: dict[Key, Annotated[float, Field(ge=0, le=1), JSON_NUMBER]] = Field(
         default_factory=dict,
         description="Level key -> share of that level's expectations this area carries.",
         json_schema_extra=CLOSED_MAP,
@@ -100,7 +98,9 @@ class Area(Strict):
 
 
 class Expectation(Strict):
-    required: int = Field(ge=0, le=100, description="Required proficiency (a scale value).")
+    required: Annotated[int, Field(ge=0, le=100), JSON_NUMBER] = Field(
+        description="Required proficiency (a scale value)."
+    )
     critical: bool = False
     indicators: list[Indicator] = Field(default_factory=list, max_length=12)
 
@@ -109,7 +109,7 @@ class Competency(Strict):
     key: Key
     name: Name
     area: Key
-    weight: float = Field(default=1.0, ge=0, le=1000)
+    weight: Annotated[float, Field(ge=0, le=1000), JSON_NUMBER] = 1.0
     description: Text = ""
     expectations: dict[Key, Expectation] = Field(
         default_factory=dict,
@@ -128,12 +128,12 @@ class Activity(Strict):
     title: Name
     kind: ActivityKind
     description: Text = ""
-    develops: dict[Key, Annotated[int, Field(ge=1, le=100)]] = Field(
+    develops: dict[Key, Annotated[int, Field(ge=1, le=100), JSON_NUMBER]] = Field(
         min_length=1,
         description="Competency key -> proficiency points the activity develops.",
         json_schema_extra=CLOSED_MAP,
     )
-    effort_hours: float = Field(gt=0, le=10_000)
+    effort_hours: Annotated[float, Field(gt=0, le=10_000), JSON_NUMBER]
     level_band: LevelBand
     url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[\x21-\x7e]+$")
 

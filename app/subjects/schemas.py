@@ -48,14 +48,16 @@ class SubjectCreate(BaseModel):
 
 
 class SubjectUpdate(BaseModel):
-    """Partial update: only the fields sent change; send null to clear one."""
+    """Partial update: only the fields sent change; send null to clear one (`{}` clears the
+    attributes, which are always a map)."""
 
     model_config = ConfigDict(extra="forbid")
 
     display_name: DisplayName | None = None
     track: KeyStr | None = None
     current_level: KeyStr | None = None
-    attributes: Attributes | None = None
+    # Not nullable: a nullable map becomes a second class in generated clients.
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class SubjectRead(BaseModel):

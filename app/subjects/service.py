@@ -57,8 +57,6 @@ async def update(
     subject = await get(session, principal, ref)
     check_if_match(if_match, etag(subject))
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("attributes") is None and "attributes" in changes:
-        changes["attributes"] = {}
     values = {**changes, "revision": subject.revision + 1, "updated_at": utcnow()}
     await guarded_update(session, Subject, subject, values)
     record(

@@ -231,6 +231,23 @@ async def test_broken_frameworks_are_refused_naming_the_field(
     doc = small_framework(surprise=True)
     assert ["body", "surprise"] in _locs(await _create(client, tenant_a, doc))
 
+    # Numbers are JSON numbers: a boolean or a numeric string is not coerced into one.
+    for value in (True, "2"):
+        doc = small_framework()
+        doc["competencies"][0]["weight"] = value
+        assert ["body", "competencies", 0, "weight"] in _locs(await _create(client, tenant_a, doc))
+        doc = small_framework()
+        doc["levels"][0]["rank"] = value
+        assert ["body", "levels", 0, "rank"] in _locs(await _create(client, tenant_a, doc))
+    headers = {**tenant_a.headers, "Content-Type": "application/yaml"}
+    doc = small_framework()
+    doc["competencies"][0]["expectations"]["mid"] = {"required": True}
+    r = await client.post("/v1/frameworks/import", content=yaml.safe_dump(doc), headers=headers)
+    assert r.status_code == 422, r.text
+    assert ["competencies", 0, "expectations", "mid", "required"] in [
+        e["loc"][-5:] for e in r.json()["errors"]
+    ], r.json()
+
     # Nothing partial was stored.
     listed = {
         i["key"]

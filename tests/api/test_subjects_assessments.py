@@ -198,3 +198,22 @@ async def test_attribute_keys_are_still_validated_by_the_server(
     assert r.json()["errors"][0]["loc"][:2] == ["body", "attributes"]
     r = await client.get("/v1/subjects/bad-keys", headers=tenant_a.headers)
     assert r.status_code == 404
+
+
+async def test_attributes_are_cleared_with_an_empty_map_never_null(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # A nullable map became a second generated class (SubjectUpdateAttributesType0).
+    h = tenant_a.headers
+    r = await client.post("/v1/subjects", json=subject("attrs"), headers=h)
+    etag = r.headers["ETag"]
+    r = await client.patch(
+        "/v1/subjects/attrs", json={"attributes": None}, headers={**h, "If-Match": etag}
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["loc"] == ["body", "attributes"]
+    r = await client.patch(
+        "/v1/subjects/attrs", json={"attributes": {}}, headers={**h, "If-Match": etag}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["attributes"] == {}
