@@ -110,9 +110,9 @@ CONFIG = schemathesis.Config.from_dict(
             # (unknown competency, level, track, subject), cross-field rules of a framework
             # (duplicate keys, rank collisions, emphasis sums), cursors the service did not
             # issue, an existing external_ref. Those are refused with 422 by design. An update
-            # without If-Match gets 428 and one naming another ETag 412 (If-Match is optional in
-            # the document so that its absence gets that specific answer). Refusals the document
-            # should have predicted are caught by `schema_valid_input_passes_request_validation`.
+            # without If-Match gets 428 (the document declares it required) and one naming
+            # another ETag 412. Refusals the document should have predicted are caught by
+            # `schema_valid_input_passes_request_validation`.
             "positive_data_acceptance": {"expected-statuses": POSITIVE_DATA_STATUSES},
             # Schemathesis' default refusals plus 413: an array longer than its maxItems can
             # also be a body over the size limit, refused before validation, which is right.
