@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import IntegrityError
 
@@ -168,9 +168,23 @@ def _install_openapi_extras(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+# ReDoc's bundle draws its sidebar footer logo from its vendor's CDN, with no option to turn it
+# off: the page would ask the internet for it. The bundle is served with that one address
+# replaced by an empty local image.
+REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
+EMPTY_SVG = b"data:image/svg+xml,%3Csvg%20xmlns%3D%22http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%22%2F%3E"
+
+
 def _mount_docs(app: FastAPI) -> None:
     """Swagger UI and ReDoc from assets shipped in an installed wheel: no CDN, works offline."""
     assets = files("fastapi_offline") / "static"
+    redoc_js = (assets / "redoc.standalone.js").read_bytes().replace(REDOC_CDN_LOGO, EMPTY_SVG)
+
+    @app.get(f"{STATIC_URL}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_bundle() -> Response:
+        # Registered before the static mount below, so it answers this one path.
+        return Response(redoc_js, media_type="text/javascript")
+
     app.mount(STATIC_URL, StaticFiles(directory=str(assets)), name="static")
 
     @app.get("/docs", include_in_schema=False)
@@ -186,7 +200,6 @@ def _mount_docs(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        # ReDoc always fetches its footer logo from a CDN; images stay local so the page is offline.
         page = get_redoc_html(
             openapi_url="/openapi.json",
             title=f"{app.title} — reference",
