@@ -1,7 +1,7 @@
 """HTTP route of cohort analytics (JSON, or CSV for the people table and the heatmap)."""
 
 import io
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
@@ -18,7 +18,7 @@ PEOPLE_COLUMNS = (
     "subject_ref",
     "display_name",
     "track",
-    "official_level",
+    "current_level",
     "attained_level",
     "next_level",
     "level_index",
@@ -27,6 +27,13 @@ PEOPLE_COLUMNS = (
     "coverage",
     "confidence",
 )
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell: a level by its key (a table is flat), nothing as empty."""
+    if isinstance(value, dict):
+        return value["key"]
+    return "" if value is None else value
 
 
 @router.post(
@@ -63,9 +70,7 @@ async def evaluate_cohort(
             gaps = ";".join(
                 f"{g['competency']}:{g['readiness_points_lost']:.4f}" for g in person["top_gaps"]
             )
-            writer.writerow(
-                [*("" if person[c] is None else person[c] for c in PEOPLE_COLUMNS), gaps]
-            )
+            writer.writerow([*(_cell(person[c]) for c in PEOPLE_COLUMNS), gaps])
     else:
         heatmap = answer.response.heatmap
         writer.writerow(["subject_ref", *(heatmap.competencies if heatmap else [])])

@@ -7,6 +7,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef
 from app.schemas import JSON_NUMBER
+from app.scores.schemas import LevelRef
 from app.subjects.schemas import Attributes, KeyStr, Ref
 
 MAX_COHORT_SUBJECTS = 100_000
@@ -53,11 +54,11 @@ class CohortPerson(BaseModel):
     subject_ref: str
     display_name: str | None
     track: str | None
-    official_level: str | None
-    attained_level: str | None
-    next_level: str | None
+    current_level: str | None = Field(description="The subject's official level (its key).")
+    attained_level: LevelRef | None
+    next_level: LevelRef | None
     level_index: float
-    target_level: str | None
+    target_level: LevelRef | None
     target_readiness: float | None
     coverage: float
     confidence: float
@@ -100,7 +101,7 @@ class SkippedSubject(BaseModel):
 class CohortResponse(BaseModel):
     framework: FrameworkRef
     as_of: datetime
-    target_level: str | None
+    target_level: LevelRef | None
     unknown_refs: list[str]
     skipped: list[SkippedSubject] = Field(
         default_factory=list,

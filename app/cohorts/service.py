@@ -17,6 +17,7 @@ from app.errors import FieldError, InvalidInput
 from app.frameworks import repository as frameworks_repo
 from app.frameworks import service as frameworks
 from app.models import utcnow
+from app.scores import present
 from app.scores.service import engine_errors
 from app.scoring import Framework, UnknownLevel
 from app.scoring.cohort import CohortResult, gap_matrix, readiness_lost, score_cohort
@@ -141,9 +142,16 @@ def _respond(
     gaps = gap_matrix(fw, result.values, targets)
     rank = {lv.key: lv.rank for lv in fw.levels}
     level_keys = [lv.key for lv in fw.levels]
+    # One plain dict per level, shared by every person at it: the same shape as a score's.
+    level_refs = [
+        {"key": lv.key, "name": lv.name, "rank": lv.rank, "track": lv.track} for lv in fw.levels
+    ]
 
     def key_of(i: int) -> str | None:
         return level_keys[i] if i >= 0 else None
+
+    def ref_of(i: int) -> dict[str, Any] | None:
+        return level_refs[i] if i >= 0 else None
 
     promotion_ready, below_level = [], []
     distribution: dict[str, int] = {lv.key: 0 for lv in fw.levels}
@@ -186,11 +194,11 @@ def _respond(
                     "subject_ref": subjects.refs[i],
                     "display_name": subjects.names[i],
                     "track": subjects.tracks[i],
-                    "official_level": official,
-                    "attained_level": attained,
-                    "next_level": key_of(int(next_levels[i])),
+                    "current_level": official,
+                    "attained_level": ref_of(attained_levels[i]),
+                    "next_level": ref_of(int(next_levels[i])),
                     "level_index": level_index[i],
-                    "target_level": key_of(target),
+                    "target_level": ref_of(target),
                     "target_readiness": target_readiness[i] if target >= 0 else None,
                     "coverage": coverage[i],
                     "confidence": confidence[i],
@@ -229,7 +237,7 @@ def _respond(
     response = s.CohortResponse(
         framework=FrameworkRef(key=fw.key, version=fw.version),
         as_of=as_of,
-        target_level=body.target_level,
+        target_level=present.level_ref(fw, body.target_level),
         unknown_refs=unknown,
         skipped=skipped,
         summary=s.CohortSummary(

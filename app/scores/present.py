@@ -22,7 +22,8 @@ def merge_settings(base: ScoringSettings, override: s.SettingsOverride | None) -
     return replace(base, **changes)
 
 
-def _level_ref(fw: Framework, key: str | None) -> s.LevelRef | None:
+def level_ref(fw: Framework, key: str | None) -> s.LevelRef | None:
+    """A level as every response names one: key, name, rank and track (None stays None)."""
     if key is None:
         return None
     level = next(lv for lv in fw.levels if lv.key == key)
@@ -110,8 +111,8 @@ def score(
         framework=_framework_ref(fw),
         track=ev.track,
         as_of=as_of,
-        attained_level=_level_ref(fw, ev.attained_level),
-        next_level=_level_ref(fw, ev.next_level),
+        attained_level=level_ref(fw, ev.attained_level),
+        next_level=level_ref(fw, ev.next_level),
         level_index=ev.level_index,
         readiness_next=readiness_next,
         coverage=ev.coverage,
@@ -145,7 +146,7 @@ def gaps(fw: Framework, ga: GapAnalysis, subject_ref: str | None) -> s.GapsRead:
     return s.GapsRead(
         subject_ref=subject_ref,
         framework=_framework_ref(fw),
-        target_level=_level_ref(fw, ga.target_level),
+        target_level=level_ref(fw, ga.target_level),
         readiness=ga.readiness,
         meets=ga.meets,
         reasons=list(ga.reasons),
@@ -180,7 +181,7 @@ def plan(fw: Framework, p: Plan, subject_ref: str | None, excluded: list[str]) -
     return s.PlanRead(
         subject_ref=subject_ref,
         framework=_framework_ref(fw),
-        target_level=_level_ref(fw, p.target_level),
+        target_level=level_ref(fw, p.target_level),
         readiness_now=p.readiness_now,
         meets_now=p.meets_now,
         steps=[

@@ -215,8 +215,8 @@ class EvaluationRead(BaseModel):
 
 class HistoryPoint(BaseModel):
     as_of: datetime
-    attained_level: str | None
-    next_level: str | None
+    attained_level: LevelRef | None
+    next_level: LevelRef | None
     level_index: float
     readiness_next: float | None
     confidence: float

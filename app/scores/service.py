@@ -234,8 +234,8 @@ async def history(
             points.append(
                 s.HistoryPoint(
                     as_of=moment,
-                    attained_level=ev.attained_level,
-                    next_level=ev.next_level,
+                    attained_level=present.level_ref(data.framework, ev.attained_level),
+                    next_level=present.level_ref(data.framework, ev.next_level),
                     level_index=ev.level_index,
                     readiness_next=ev.level(ev.next_level).readiness if ev.next_level else None,
                     confidence=ev.confidence,
