@@ -123,7 +123,9 @@ def per_subject_loop(
 
 def compare(people: list[dict[str, Any]], baseline: Baseline) -> tuple[int, int]:
     """How many sampled subjects get the same attained level and level index both ways."""
-    cohort = {p["subject_ref"]: (p["attained_level"], p["level_index"]) for p in people}
+    cohort = {
+        p["subject_ref"]: ((p["attained_level"] or {}).get("key"), p["level_index"]) for p in people
+    }
     same = 0
     for ref, (attained, index) in baseline.answers.items():
         got = cohort.get(ref)
