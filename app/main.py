@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import IntegrityError
+from starlette.types import Receive, Scope, Send
 
 from app.assessments.router import router as assessments_router
 from app.audit.router import router as audit_router
@@ -171,21 +173,32 @@ def _install_openapi_extras(app: FastAPI) -> None:
 # ReDoc's bundle draws its sidebar footer logo from its vendor's CDN, with no option to turn it
 # off: the page would ask the internet for it. The bundle is served with that one address
 # replaced by an empty local image.
+REDOC_BUNDLE = "redoc.standalone.js"
 REDOC_CDN_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 EMPTY_SVG = b"data:image/svg+xml,%3Csvg%20xmlns%3D%22http%3A%2F%2Fwww.w3.org%2F2000%2Fsvg%22%2F%3E"
+
+
+class DocsAssets:
+    """The docs' static assets from the installed wheel, ReDoc's bundle without its CDN logo."""
+
+    def __init__(self, directory: str) -> None:
+        self.files = StaticFiles(directory=directory)
+        bundle = (Path(directory) / REDOC_BUNDLE).read_bytes()
+        self.redoc = Response(
+            bundle.replace(REDOC_CDN_LOGO, EMPTY_SVG), media_type="text/javascript"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith(f"/{REDOC_BUNDLE}"):
+            await self.redoc(scope, receive, send)
+        else:
+            await self.files(scope, receive, send)
 
 
 def _mount_docs(app: FastAPI) -> None:
     """Swagger UI and ReDoc from assets shipped in an installed wheel: no CDN, works offline."""
     assets = files("fastapi_offline") / "static"
-    redoc_js = (assets / "redoc.standalone.js").read_bytes().replace(REDOC_CDN_LOGO, EMPTY_SVG)
-
-    @app.get(f"{STATIC_URL}/redoc.standalone.js", include_in_schema=False)
-    async def redoc_bundle() -> Response:
-        # Registered before the static mount below, so it answers this one path.
-        return Response(redoc_js, media_type="text/javascript")
-
-    app.mount(STATIC_URL, StaticFiles(directory=str(assets)), name="static")
+    app.mount(STATIC_URL, DocsAssets(str(assets)), name="static")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
