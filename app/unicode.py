@@ -8,13 +8,14 @@ request carrying one is refused with a 422 naming each field, whatever route it 
 
 import json
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import yaml
 
-from app.bulk import NDJSON_TYPES
+from app.bulk import NDJSON_TYPES, iter_items
 from app.errors import FieldError, InvalidInput, printable
 from app.frameworks.files import YAML_TYPES
 
@@ -27,6 +28,7 @@ _ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _YAML_LONG_ESCAPE = re.compile(rb"\\U0000[dD][89a-fA-F]")
 _ENCODED = re.compile(rb"\xed[\xa0-\xbf]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ARRAY = re.compile(rb"[ \t\r\n]*\[")
 
 Loc = list[str | int]
 
@@ -62,9 +64,16 @@ def _error(loc: Loc, msg: str) -> FieldError:
 
 def refuse_lone_surrogates(data: Any, root: Loc) -> None:
     """Raise a 422 naming every field (up to a few) of ``data`` that holds a lone surrogate."""
-    found = []
-    for error in lone_surrogates(data, root):
-        found.append(error)
+    _refuse_in([(data, root)])
+
+
+def _refuse_in(values: Iterable[tuple[Any, Loc]]) -> None:
+    found: list[FieldError] = []
+    for data, root in values:
+        for error in lone_surrogates(data, root):
+            found.append(error)
+            if len(found) == MAX_REPORTED:
+                break
         if len(found) == MAX_REPORTED:
             break
     if found:
@@ -85,15 +94,23 @@ def check_body(body: bytes, content_type: str | None) -> None:
     media = (content_type or "").split(";")[0].strip().lower()
     if not _may_hold_surrogate(body, yaml_text=media in YAML_TYPES):
         return
-    if media in NDJSON_TYPES:
-        for number, line in enumerate(body.splitlines()):
-            decoded = _decode(line, yaml_text=False)
-            if decoded is not None:
-                refuse_lone_surrogates(decoded[0], ["body", number])
+    if media in NDJSON_TYPES or (media not in YAML_TYPES and _ARRAY.match(body)):
+        # Bulk bodies (tens of MB, and any emoji a client escapes as a surrogate pair brings
+        # them here) are walked one item at a time, never decoded whole.
+        _refuse_in(_bulk_items(body, media))
         return
     decoded = _decode(body, yaml_text=media in YAML_TYPES)
     if decoded is not None:
         refuse_lone_surrogates(decoded[0], ["body"])
+
+
+def _bulk_items(body: bytes, media: str) -> Iterator[tuple[Any, Loc]]:
+    """Each item of a JSON array or NDJSON body with its loc, as the bulk routes number them."""
+    try:
+        for index, item in enumerate(iter_items(body, media, sys.maxsize)):
+            yield item, ["body", index]
+    except InvalidInput:
+        return  # not a well-formed list of items: the route says why
 
 
 def _may_hold_surrogate(body: bytes, *, yaml_text: bool) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 
-from app import idempotency
+from app import idempotency, unicode
 from app.auth import repository as auth_repo
 from app.auth import service as auth_service
 from app.auth.principal import Principal
@@ -150,6 +150,38 @@ async def test_bulk_ndjson_refuses_a_lone_surrogate_on_any_line(
     assert_refused(r, ["body", 1, "display_name"])
     listed = await client.get("/v1/subjects", headers=tenant_a.headers)
     assert listed.json()["items"] == []
+
+
+async def test_bulk_arrays_are_checked_item_by_item_never_decoded_whole(
+    client: httpx.AsyncClient, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any emoji a client escapes as a surrogate pair (json.dumps does by default) sends a bulk
+    # body to the careful check; a maximum-size body decoded whole cost about 190 MiB more.
+    def whole(raw: bytes, *, yaml_text: bool) -> None:
+        raise AssertionError(f"a bulk body of {len(raw)} bytes was decoded whole")
+
+    monkeypatch.setattr(unicode, "_decode", whole)
+    items = [
+        {
+            "external_ref": f"emoji-{i}",
+            "display_name": "Ada \N{GRINNING FACE}",
+        }
+        for i in range(3)
+    ]
+    r = await client.post(
+        "/v1/subjects/bulk",
+        content=escaped(items),  # the emoji goes out as the pair \ud83d\ude00
+        headers={**tenant_a.headers, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 201, r.text
+    assert b"\\ud83d\\ude00" in escaped(items)
+    items.append({"external_ref": "emoji-bad", "display_name": f"not {LONE}"})
+    r = await client.post(
+        "/v1/subjects/bulk",
+        content=escaped(items),
+        headers={**tenant_a.headers, "Content-Type": "application/json"},
+    )
+    assert_refused(r, ["body", 3, "display_name"])
 
 
 async def test_framework_file_in_yaml_refuses_an_escaped_surrogate(
