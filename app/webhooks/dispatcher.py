@@ -87,6 +87,22 @@ def _pinned(url: str, address: IPAddress) -> tuple[httpx.URL, dict[str, str], di
     return original.copy_with(host=str(address)), {"Host": host_header}, extensions
 
 
+Row = TypeVar("Row", WebhookDelivery, WebhookSubscription, WebhookQueue)
+
+
+async def _by_key(
+    session: AsyncSession,
+    model: type[Row],
+    key: str,
+    tenant_id: uuid.UUID,
+    values: Iterable[uuid.UUID],
+) -> dict[uuid.UUID, Row]:
+    """The tenant's rows of ``model`` whose ``key`` column is one of ``values``, by that key."""
+    column = getattr(model, key)
+    stmt = select(model).where(model.tenant_id == tenant_id, col(column).in_(list(values)))
+    return {getattr(row, key): row for row in (await session.exec(stmt)).all()}
+
+
 class Dispatcher:
     """Polls the queue and delivers due events."""
 
@@ -183,40 +199,10 @@ class Dispatcher:
         """Count one more attempt on each claimed delivery of one tenant, in its transaction."""
         async with self.sessionmaker() as session:
             remember_tenant(session, tenant_id)
-            deliveries = {
-                d.id: d
-                for d in (
-                    await session.exec(
-                        select(WebhookDelivery).where(
-                            WebhookDelivery.tenant_id == tenant_id,
-                            col(WebhookDelivery.id).in_(delivery_ids),
-                        )
-                    )
-                ).all()
-            }
+            deliveries = await _by_key(session, WebhookDelivery, "id", tenant_id, delivery_ids)
             sub_ids = {d.subscription_id for d in deliveries.values()}
-            subs = {
-                s.id: s
-                for s in (
-                    await session.exec(
-                        select(WebhookSubscription).where(
-                            WebhookSubscription.tenant_id == tenant_id,
-                            col(WebhookSubscription.id).in_(sub_ids),
-                        )
-                    )
-                ).all()
-            }
-            queued = {
-                q.delivery_id: q
-                for q in (
-                    await session.exec(
-                        select(WebhookQueue).where(
-                            WebhookQueue.tenant_id == tenant_id,
-                            col(WebhookQueue.delivery_id).in_(delivery_ids),
-                        )
-                    )
-                ).all()
-            }
+            subs = await _by_key(session, WebhookSubscription, "id", tenant_id, sub_ids)
+            queued = await _by_key(session, WebhookQueue, "delivery_id", tenant_id, delivery_ids)
             jobs: list[_Job] = []
             for delivery_id in delivery_ids:
                 delivery = deliveries.get(delivery_id)
