@@ -9,6 +9,8 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY app ./app
 COPY migrations ./migrations
 COPY alembic.ini ./
+# The recorded examples the served OpenAPI document carries (the recording tool stays out).
+COPY openapi/examples.json ./openapi/
 RUN uv sync --frozen --no-dev
 
 # Runtime stage: only the virtualenv and the code, run as an unprivileged user.

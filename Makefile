@@ -30,7 +30,7 @@ lint: .venv/.synced
 	$(RUN) ruff format .
 
 openapi: .venv/.synced  ## record the examples from a run of the app, then rewrite the committed OpenAPI document
-	$(RUN) ladder openapi-examples
+	$(RUN) python -m tools.openapi
 	$(RUN) ladder openapi --output openapi/openapi.json
 
 fault: .venv/.synced  ## restart and kill a private Postgres under concurrent writers (also in `make test`)

@@ -311,13 +311,6 @@ def _cmd_import(args: argparse.Namespace) -> None:
         sys.exit(f"ladder import: {exc.detail}\n{details}")
 
 
-def _cmd_openapi_examples(args: argparse.Namespace) -> None:
-    from app.openapi_examples_scenario import EXAMPLES_FILE, write_examples
-
-    path = Path(args.output) if args.output else EXAMPLES_FILE
-    print(f"recorded examples of {write_examples(path)} operations in {path}")
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `ladder` command."""
     parser = argparse.ArgumentParser(prog="ladder", description=__doc__)
@@ -354,10 +347,6 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("openapi", help="print (or write) the OpenAPI document")
     p.add_argument("--output")
     p.set_defaults(func=_cmd_openapi)
-
-    p = sub.add_parser("openapi-examples", help="record the OpenAPI examples from a run of the app")
-    p.add_argument("--output", help="default: app/openapi_examples.json")
-    p.set_defaults(func=_cmd_openapi_examples)
 
     p = sub.add_parser("score", help="score a ratings file offline (CSV or JSON), no server needed")
     p.add_argument(

@@ -1,10 +1,12 @@
 """Realistic examples in the OpenAPI document, on every operation's parameters, body and answers.
 
-The examples were recorded from the real app (`app/openapi_examples_scenario.py`, run by
-`ladder openapi-examples`): Ada, a PM rated against the built-in ladder, her score, gaps and
-plan, a small ladder through its life, and a few refusals. Swagger UI fills "Try it out" with
-them and shows them next to each response schema. FastAPI cannot take recorded examples from a
-file, so they are added to the generated document here.
+The examples were recorded from the real app by development tooling (`tools/openapi/`, run by
+`make openapi`) into `openapi/examples.json`, beside the committed document: Ada, a PM rated
+against the built-in ladder, her score, gaps and plan, a small ladder through its life, and a few
+refusals. Swagger UI fills "Try it out" with them and shows them next to each response schema.
+FastAPI cannot take recorded examples from a file, so they are added to the generated document
+here; without the file (an installation without the repository's `openapi/`) the document simply
+has none.
 """
 
 import copy
@@ -12,13 +14,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from app.config import PROJECT_ROOT
 from app.errors import PROBLEM_BASE
 
-EXAMPLES_FILE = Path(__file__).with_name("openapi_examples.json")
+EXAMPLES_FILE = PROJECT_ROOT / "openapi" / "examples.json"
 
 
 def load_examples(path: Path = EXAMPLES_FILE) -> dict[str, Any]:
     """The recorded examples: ``"METHOD /path"`` -> parameters, request and responses."""
+    if not path.is_file():
+        return {}
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 

@@ -1,8 +1,8 @@
 """Every operation of the OpenAPI document is described and has realistic examples that fit it.
 
-The examples come from a recorded run of the real app (`ladder openapi-examples`); the run is
-not repeated here. An example the app's schemas no longer accept fails here, and so does an
-operation, parameter, status or media type the recording and the app disagree on.
+The examples come from a recorded run of the real app (`tools/openapi/`, run by `make openapi`);
+the run is not repeated here. An example the app's schemas no longer accept fails here, and so
+does an operation, parameter, status or media type the recording and the app disagree on.
 """
 
 import copy
@@ -133,8 +133,8 @@ def test_every_example_fits_its_schema(doc: dict[str, Any]) -> None:
 def test_examples_file_matches_the_operations(raw: dict[str, Any]) -> None:
     recorded = load_examples()
     ops = dict(operations(raw))
-    assert sorted(set(ops) - set(recorded)) == [], "run `ladder openapi-examples`: not recorded"
-    assert sorted(set(recorded) - set(ops)) == [], "run `ladder openapi-examples`: stale"
+    assert sorted(set(ops) - set(recorded)) == [], "run `make openapi`: not recorded"
+    assert sorted(set(recorded) - set(ops)) == [], "run `make openapi`: stale"
     stale = []
     for key, example in recorded.items():
         op = ops[key]
@@ -152,9 +152,7 @@ def test_examples_file_matches_the_operations(raw: dict[str, Any]) -> None:
             if status not in op["responses"]:
                 stale.append(f"{key} undocumented status {status}")
             stale += [f"{key} {status} {media}" for media in answers if media not in content]
-    assert not stale, "run `ladder openapi-examples`; recorded but not in the document:\n" + (
-        "\n".join(stale)
-    )
+    assert not stale, "run `make openapi`; recorded but not in the document:\n" + ("\n".join(stale))
 
 
 def test_add_examples_leaves_its_input_alone_and_is_idempotent(raw: dict[str, Any]) -> None:

@@ -1,5 +1,9 @@
 """Record the OpenAPI examples by running a realistic scenario against the real app.
 
+Development tooling, not part of the service: `make openapi` runs it (`python -m tools.openapi`)
+and commits the recording as `openapi/examples.json`, which `app/openapi_examples.py` adds to
+the served document.
+
 `write_examples` migrates a temporary SQLite database, loads the built-in ladder, creates a
 tenant with an admin key and then calls every operation of the app's OpenAPI document in-process
 (ASGI, no network): Ada, a PM on the management track, rated by her manager, a peer and
@@ -38,8 +42,7 @@ from app.db import create_engine, make_sessionmaker
 from app.frameworks.files import dump_yaml, load_file
 from app.frameworks.service import BUILTIN_DIR, ensure_builtin
 from app.main import create_app
-
-EXAMPLES_FILE = Path(__file__).with_name("openapi_examples.json")
+from app.openapi_examples import EXAMPLES_FILE
 
 BASE_URL = "https://ladder.example.com"
 AS_OF = "2026-11-01T00:00:00Z"

@@ -1,0 +1,1 @@
+"""Development tooling that works on the app from outside; never imported by `app/`."""

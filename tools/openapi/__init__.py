@@ -1,0 +1,1 @@
+"""Recording the OpenAPI examples (`python -m tools.openapi`, run by `make openapi`)."""
