@@ -1,7 +1,8 @@
 """Engine factory, per-transaction tenant context, and the session dependency."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from app.config import Settings
 from app.errors import CommitOutcomeUnknown, is_transient_database_error
 
 TENANT_SETTING = "app.tenant_id"
+_AFTER_UNIT = "after_unit_of_work"
 
 
 def async_url(url: str) -> str:
@@ -147,8 +149,31 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
             )
 
 
+@asynccontextmanager
+async def unit_of_work(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed once when the block succeeds, rolled back when it raises.
+
+    The only place the service commits. A request gets it through ``get_session``; the few
+    units of work outside a request (start-up, the CLI, the webhook dispatcher's own batches)
+    use it directly. Code inside a unit adds and flushes, never commits.
+    """
+    session = maker()
+    try:
+        async with session:
+            yield session
+            # Not reached when the block raised: closing the session then rolls back.
+            await session.commit()
+    finally:
+        for callback in session.info.pop(_AFTER_UNIT, ()):
+            callback()
+
+
+def after_unit_of_work(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the session's unit of work has ended (committed or rolled back)."""
+    session.info.setdefault(_AFTER_UNIT, []).append(callback)
+
+
 async def get_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
-    """One session per request; services commit once, anything uncommitted is rolled back."""
-    maker: async_sessionmaker[AsyncSession] = conn.app.state.sessionmaker
-    async with maker() as session:
+    """One unit of work per request, committed after the handler returns (see SessionDep)."""
+    async with unit_of_work(conn.app.state.sessionmaker) as session:
         yield session

@@ -1,9 +1,10 @@
 """Idempotency-Key for creates: a replay returns the stored response and creates nothing.
 
-The create and the stored response commit in one transaction, so a request either happened
-once (and its replay answers identically) or not at all (and a retry performs it). While one
-request with a key is in flight, a duplicate gets 409: Postgres holds a transaction-scoped
-advisory lock on (tenant, key); SQLite, a single-process store, uses an in-process set.
+The create and the stored response are added to the request's one unit of work (the session
+dependency commits it), so a request either happened once (and its replay answers identically)
+or not at all (and a retry performs it). While one request with a key is in flight, a duplicate
+gets 409 until that unit of work has ended: Postgres holds a transaction-scoped advisory lock on
+(tenant, key); SQLite, a single-process store, uses an in-process set.
 """
 
 import hashlib
@@ -19,6 +20,7 @@ from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.principal import Principal
+from app.db import after_unit_of_work
 from app.errors import FieldError, InvalidInput, StillInFlight
 from app.models import IdempotencyRecord, utcnow
 
@@ -75,7 +77,7 @@ async def execute(
     produce: Callable[[], Awaitable[Produced]],
     status_code: int = 201,
 ) -> Response:
-    """Run a create once per key; commit it together with its response."""
+    """Run a create once per key; its response is stored in the same unit of work."""
     if key is None and request.app.state.settings.require_idempotency_key:
         raise InvalidInput(
             "This service requires an Idempotency-Key on every create, so that a retry after "
@@ -90,11 +92,10 @@ async def execute(
         )
     if key is None:
         model, headers, _ = _unpack(await produce())
-        # Rendered before the commit: an answer that cannot be rendered must not follow a
+        # Rendered inside the unit of work: an answer that cannot be rendered must not follow a
         # stored effect. By alias, as FastAPI serializes response models (e.g. a level band's
         # "from" and "to").
         body = model.model_dump_json(by_alias=True).encode()
-        await session.commit()
         return _response(body, status_code, headers)
     slot = (principal.tenant_id, key)
     if slot in _IN_FLIGHT or not await _lock(session, principal.tenant_id, key):
@@ -102,10 +103,10 @@ async def execute(
             "A request with this Idempotency-Key is still in flight; retry after Retry-After."
         )
     _IN_FLIGHT.add(slot)
-    try:
-        return await _execute_once(session, principal, request, key, produce, status_code)
-    finally:
-        _IN_FLIGHT.discard(slot)
+    # Held until the request's transaction has committed or rolled back, not just until the
+    # create returns: a duplicate arriving in between must not miss the stored response.
+    after_unit_of_work(session, lambda: _IN_FLIGHT.discard(slot))
+    return await _execute_once(session, principal, request, key, produce, status_code)
 
 
 async def _execute_once(
@@ -142,7 +143,7 @@ async def _execute_once(
         await session.flush()
     await _purge_expired(session, principal.tenant_id, now)
     model, headers, subject_id = _unpack(await produce())
-    body = model.model_dump_json(by_alias=True)  # before the commit, as above
+    body = model.model_dump_json(by_alias=True)  # inside the unit of work, as above
     kept = {k: v for k, v in headers.items() if k.lower() in REPLAYED_HEADERS}
     session.add(
         IdempotencyRecord(
@@ -156,9 +157,7 @@ async def _execute_once(
             expires_at=now + timedelta(hours=request.app.state.settings.idempotency_ttl_hours),
         )
     )
-    rendered = body.encode()
-    await session.commit()
-    return _response(rendered, status_code, headers)
+    return _response(body.encode(), status_code, headers)
 
 
 def _unpack(produced: Produced) -> tuple[BaseModel, dict[str, str], uuid.UUID | None]:

@@ -23,7 +23,7 @@ from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as api_keys_router
 from app.cohorts.router import router as cohorts_router
 from app.config import Settings, get_settings
-from app.db import create_engine, make_sessionmaker
+from app.db import create_engine, make_sessionmaker, unit_of_work
 from app.errors import install_error_handlers
 from app.frameworks import service as frameworks_service
 from app.frameworks.router import router as frameworks_router
@@ -80,9 +80,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.sessionmaker = make_sessionmaker(engine)
     if settings.load_builtin_frameworks:
         try:
-            async with app.state.sessionmaker() as session:
+            async with unit_of_work(app.state.sessionmaker) as session:
                 loaded = await frameworks_service.ensure_builtin(session)
-                await session.commit()
         except IntegrityError:
             # Another worker starting at the same moment loaded them first.
             loaded = []

@@ -19,7 +19,9 @@ bearer = HTTPBearer(
     description="An API key: `Authorization: Bearer cl_<id>_<secret>`.",
 )
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# "function" scope: the unit of work commits when the handler has returned and its response is
+# rendered, before anything is sent, so a failed COMMIT still becomes the request's problem answer.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:

@@ -56,7 +56,6 @@ async def create_api_key(
         prefix=get_settings().api_key_prefix,
         actor=principal,
     )
-    await session.commit()
     return ApiKeyCreated(**_read(key).model_dump(), key=token)
 
 
@@ -68,5 +67,4 @@ async def revoke_api_key(
 ) -> ApiKeyRead:
     """Revoke a key at once; requests with it then get 401."""
     key = await service.revoke_key(session, principal, key_id)
-    await session.commit()
     return _read(key)

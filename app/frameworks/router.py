@@ -229,7 +229,6 @@ async def update_draft(
 ) -> FrameworkVersionRead:
     """Replace a draft's document. Needs `If-Match` with the draft's ETag; published versions are 409."""
     resolved = await service.update_draft(session, principal, key, version, document, if_match)
-    await session.commit()
     return read_version(resolved, response)
 
 
@@ -245,7 +244,6 @@ async def publish_framework_version(
 ) -> FrameworkVersionRead:
     """Publish a draft. It becomes immutable and the previous published version is archived."""
     resolved = await service.publish(session, principal, key, version)
-    await session.commit()
     return read_version(resolved, response)
 
 

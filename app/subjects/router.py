@@ -169,7 +169,6 @@ async def update_subject(
 ) -> SubjectRead:
     """Change the fields sent. Needs `If-Match` with the current ETag (428 without, 412 stale)."""
     subject = await service.update(session, principal, ref, body, if_match)
-    await session.commit()
     return read(subject, response)
 
 
@@ -184,7 +183,6 @@ async def erase_subject(
 ) -> Response:
     """Erase the person and every assessment, rating, evidence text and activity about them."""
     await service.erase(session, principal, ref)
-    await session.commit()
     reads = request.app.state.score_reads
     if reads is not None:
         # This worker forgets the person's remembered score now; the others do at their next

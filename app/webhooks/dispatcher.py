@@ -33,7 +33,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
-from app.db import remember_tenant
+from app.db import remember_tenant, unit_of_work
 from app.errors import is_transient_database_error
 from app.models import WebhookDelivery, WebhookQueue, WebhookSubscription, utcnow
 from app.webhooks.service import SIGNATURE_HEADER, sign
@@ -162,7 +162,7 @@ class Dispatcher:
         return len(jobs)
 
     async def _claim(self, now: datetime) -> list[_Job]:
-        async with self.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             stmt = (
                 select(WebhookQueue)
                 .where(col(WebhookQueue.next_attempt_at) <= now)
@@ -176,7 +176,6 @@ class Dispatcher:
                 item.next_attempt_at = now + LEASE
                 session.add(item)
             claimed = [(item.tenant_id, item.delivery_id) for item in queued]
-            await session.commit()
         jobs: list[_Job] = []
         for tenant_id, items in _by_tenant(claimed, lambda c: c[0]).items():
             try:
@@ -197,7 +196,7 @@ class Dispatcher:
         self, tenant_id: uuid.UUID, delivery_ids: Sequence[uuid.UUID], leased_until: datetime
     ) -> list[_Job]:
         """Count one more attempt on each claimed delivery of one tenant, in its transaction."""
-        async with self.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             remember_tenant(session, tenant_id)
             deliveries = await _by_key(session, WebhookDelivery, "id", tenant_id, delivery_ids)
             sub_ids = {d.subscription_id for d in deliveries.values()}
@@ -239,7 +238,6 @@ class Dispatcher:
                         leased_until,
                     )
                 )
-            await session.commit()
             return jobs
 
     async def _send(self, job: _Job) -> Outcome:
@@ -309,7 +307,7 @@ class Dispatcher:
         return failure
 
     async def _record(self, tenant_id: uuid.UUID, results: Sequence[tuple[_Job, Outcome]]) -> None:
-        async with self.sessionmaker() as session:
+        async with unit_of_work(self.sessionmaker) as session:
             remember_tenant(session, tenant_id)
             now = utcnow()
             for job, (status, error) in results:
@@ -337,7 +335,6 @@ class Dispatcher:
                     continue
                 if queued is not None:
                     await session.delete(queued)
-            await session.commit()
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -55,7 +55,6 @@ async def create_webhook(
         body,
         allow_private=request.app.state.settings.webhooks_allow_private_targets,
     )
-    await session.commit()
     return WebhookCreated(**_read(sub).model_dump(), secret=secret)
 
 
@@ -88,7 +87,6 @@ async def get_webhook(webhook_id: WebhookId, principal: Admin, session: SessionD
 async def delete_webhook(webhook_id: WebhookId, principal: Admin, session: SessionDep) -> Response:
     """Stop deliveries and drop the subscription's delivery log."""
     await service.remove(session, principal, webhook_id)
-    await session.commit()
     return Response(status_code=204)
 
 
