@@ -33,11 +33,11 @@ async def _bootstrap(
 ) -> str:
     from app.auth import repository as auth_repo
     from app.auth import service as auth_service
-    from app.db import create_engine, make_sessionmaker
+    from app.db import create_engine, make_sessionmaker, unit_of_work
 
     engine = create_engine(settings)
     try:
-        async with make_sessionmaker(engine)() as session:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
             tenant = await auth_repo.get_tenant_by_slug(session, slug)
             if tenant is None:
                 tenant = await auth_service.create_tenant(session, slug, name)
@@ -50,7 +50,6 @@ async def _bootstrap(
                 prefix=settings.api_key_prefix,
                 actor=None,
             )
-            await session.commit()
             return token
     finally:
         await engine.dispose()
@@ -90,15 +89,13 @@ def ensure_dev_key(settings: Settings) -> str:
 
 
 async def _load_builtin(settings: Settings) -> list[str]:
-    from app.db import create_engine, make_sessionmaker
+    from app.db import create_engine, make_sessionmaker, unit_of_work
     from app.frameworks.service import ensure_builtin
 
     engine = create_engine(settings)
     try:
-        async with make_sessionmaker(engine)() as session:
-            loaded = await ensure_builtin(session)
-            await session.commit()
-            return loaded
+        async with unit_of_work(make_sessionmaker(engine)) as session:
+            return await ensure_builtin(session)
     finally:
         await engine.dispose()
 
@@ -245,13 +242,13 @@ async def _export(
 async def _import(settings: Settings, tenant_slug: str, data: object, publish: bool) -> str:
     from app.auth import repository as auth_repo
     from app.auth.principal import Principal
-    from app.db import bind_tenant, create_engine, make_sessionmaker
+    from app.db import bind_tenant, create_engine, make_sessionmaker, unit_of_work
     from app.frameworks.document import parse_document
     from app.frameworks.service import import_document
 
     engine = create_engine(settings)
     try:
-        async with make_sessionmaker(engine)() as session:
+        async with unit_of_work(make_sessionmaker(engine)) as session:
             tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
             if tenant is None:
                 sys.exit(f"ladder import: no tenant {tenant_slug!r}")
@@ -260,7 +257,6 @@ async def _import(settings: Settings, tenant_slug: str, data: object, publish: b
             resolved = await import_document(
                 session, principal, parse_document(data), publish=publish
             )
-            await session.commit()
             return f"{resolved.framework.key} version {resolved.version.version} ({resolved.version.status})"
     finally:
         await engine.dispose()
