@@ -3,13 +3,12 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Request
 
 from app.auth import repository as repo
 from app.auth import service
 from app.auth.dependencies import Admin, SessionDep
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyRead
-from app.config import get_settings
 from app.errors import error_responses
 from app.models import ApiKey
 from app.pagination import PageCursor, PageSize, decode_moment_cursor, moment_cursor, next_page
@@ -44,7 +43,10 @@ async def list_api_keys(
     "", status_code=201, summary="Create an API key", responses=error_responses(401, 403, 422, 503)
 )
 async def create_api_key(
-    principal: Admin, session: SessionDep, body: Annotated[ApiKeyCreate, Body()]
+    principal: Admin,
+    session: SessionDep,
+    request: Request,
+    body: Annotated[ApiKeyCreate, Body()],
 ) -> ApiKeyCreated:
     """Issue a key with the given scopes. The full key is in this response and nowhere else."""
     key, token = await service.create_key(
@@ -53,7 +55,7 @@ async def create_api_key(
         name=body.name,
         scopes=body.scopes,
         expires_at=body.expires_at,
-        prefix=get_settings().api_key_prefix,
+        prefix=request.app.state.settings.api_key_prefix,
         actor=principal,
     )
     return ApiKeyCreated(**_read(key).model_dump(), key=token)
