@@ -119,6 +119,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
 
 
 def _cmd_dev(args: argparse.Namespace) -> None:
+    os.environ.setdefault("LOG_FORMAT", "text")  # a person reads these logs, not a collector
     settings = get_settings()
     migrate(settings)
     asyncio.run(_load_builtin(settings))

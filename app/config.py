@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     # taken from a request's Host header, which any client can set.
     public_base_url: str = Field(default="http://localhost:8000", max_length=500)
     log_level: str = "info"
+    # One JSON object a line (`ladder serve`), or text for a terminal (`ladder dev` sets it).
+    log_format: Literal["json", "text"] = "json"
+    # One log line per request: request id, tenant and key ids, route template, status, time.
+    log_requests: bool = True
+    # Prometheus series are kept unless turned off; GET /metrics answers only a scraper sending
+    # `Authorization: Bearer <METRICS_TOKEN>` (unset: /metrics is off).
+    metrics_enabled: bool = True
+    metrics_token: str | None = Field(default=None, min_length=16, max_length=200, repr=False)
+    # Label request counts with the tenant id (more series; tenant ids reach the metrics store).
+    metrics_tenant_label: bool = False
 
     @field_validator("public_base_url")
     @classmethod

@@ -14,6 +14,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 
+from app.observability.context import current_request_id
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -43,6 +45,11 @@ class Problem(BaseModel):
     detail: str | None = Field(default=None, max_length=4000)
     instance: str | None = Field(default=None, max_length=2000)
     errors: list[FieldError] | None = None
+    request_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The request's id, as in its X-Request-ID response header and the logs.",
+    )
 
 
 class AppError(Exception):
@@ -151,6 +158,7 @@ def problem_response(
         "status": status,
         "detail": detail,
         "instance": request.url.path,
+        "request_id": current_request_id(),
     }
     if errors:
         body["errors"] = [e.model_dump() for e in errors]

@@ -30,6 +30,8 @@ from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
 from app.interop.router import router as interop_router
 from app.limits import BodySizeLimit, RefuseInvalidUnicode, ResponseHeaders, ServerTiming
+from app.observability import metrics
+from app.observability.middleware import observed
 from app.openapi_contract import operation_id, tidy_contract
 from app.openapi_examples import add_examples
 from app.openapi_links import add_links
@@ -78,6 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings)
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    metrics.instrument_pool(engine, settings)
     if settings.load_builtin_frameworks:
         try:
             async with unit_of_work(app.state.sessionmaker) as session:
@@ -106,6 +109,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.score_reads is not None:
             await app.state.score_reads.close()
         await engine.dispose()
+        metrics.forget_pool(settings)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -138,8 +142,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(ScoreFastLane)  # remembered scores skip everything else but:
     app.add_middleware(ResponseHeaders)  # outermost: every response says nosniff (and no-store)
+    # Around Starlette's own error handling too, so a 500 is counted and logged with its id.
+    app.build_middleware_stack = observed(app.build_middleware_stack, settings)  # type: ignore[method-assign]
     for router in (
         health_router,
+        metrics.router,
         frameworks_router,
         interop_router,
         subjects_router,

@@ -26,10 +26,12 @@ first thing it does on SIGTERM), new connections are refused at once.
 
 import asyncio
 import json
-from typing import Any
+import socket
+from typing import Any, cast
 
 import httptools
 import uvicorn
+from starlette.types import Send
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -37,7 +39,9 @@ from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
 from app.config import Settings, get_settings
-from app.errors import PROBLEM_BASE
+from app.errors import problem_body, send_problem
+from app.observability.logging import log_config
+from app.observability.workers import forget_worker, metrics_directory
 
 PROTOCOL = "app.server:GuardedHttpToolsProtocol"
 
@@ -182,9 +186,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, slug: str, title: str, detail: str) -> None:
         """Answer a problem+json and close the connection (the request never reaches the app)."""
         self._cancel_head_timer()
-        body = json.dumps(
-            {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
-        ).encode()
+        body = json.dumps(problem_body(status, slug=slug, title=title, detail=detail)).encode()
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
@@ -204,32 +206,31 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
 async def _overloaded(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     """The answer to a request past HTTP_MAX_CONNECTIONS (it never reaches the app)."""
-    body = json.dumps(
-        {
-            "type": PROBLEM_BASE + "unavailable",
-            "title": "Service unavailable",
-            "status": 503,
-            "detail": "This server has too many connections open right now; retry shortly.",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"x-content-type-options", b"nosniff"),
-                (b"content-length", str(len(body)).encode("ascii")),
-                (b"retry-after", b"1"),
-                (b"connection", b"close"),
-            ],
-        }
+    problem = problem_body(
+        503,
+        slug="unavailable",
+        title="Service unavailable",
+        detail="This server has too many connections open right now; retry shortly.",
     )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_problem(cast(Send, send), problem, [(b"retry-after", b"1")])
 
 
 class DrainingMultiprocess(Multiprocess):
-    """uvicorn's worker supervisor, closing the parent's listening socket on SIGTERM/SIGINT."""
+    """uvicorn's worker supervisor, closing the parent's listening socket on SIGTERM/SIGINT,
+    and dropping the live metrics of workers that are gone."""
+
+    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        self._worker_pids: set[int] = set()
+
+    def keep_subprocess_alive(self) -> None:
+        # Called every half second, after any signal was handled: whichever way a worker went
+        # (died, killed as hung, replaced on SIGHUP, retired on SIGTTOU), it is noticed here.
+        super().keep_subprocess_alive()
+        running = {p.pid for p in self.processes if p.pid is not None}
+        for pid in self._worker_pids - running:
+            forget_worker(pid)
+        self._worker_pids = running
 
     def _stop_listening(self) -> None:
         # The workers close their copies as the first step of their own shutdown; the socket
@@ -247,15 +248,24 @@ class DrainingMultiprocess(Multiprocess):
 
 
 def http_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn options that apply the HTTP limits of the settings."""
+    """uvicorn options that apply the HTTP limits and the log format of the settings."""
     return {
         "http": PROTOCOL,
         "timeout_keep_alive": settings.http_keepalive_timeout_seconds,
+        "log_config": log_config(settings.log_format, settings.log_level),
+        # The service writes its own request line (route templates, never paths with refs).
+        "access_log": False,
     }
 
 
 def run(app: str, **options: Any) -> None:
-    """``uvicorn.run``, with the draining supervisor when there are several workers."""
+    """``uvicorn.run``, with the draining supervisor when there are several workers, and a
+    metrics directory shared by the workers (see app/observability/workers.py)."""
+    with metrics_directory():
+        _run(app, **options)
+
+
+def _run(app: str, **options: Any) -> None:
     if options.get("workers", 1) <= 1:
         uvicorn.run(app, **options)
         return

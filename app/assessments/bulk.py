@@ -28,6 +28,7 @@ from app.bulk import MAX_REPORTED_ERRORS, BulkMode, BulkRefusal, refuse_all, val
 from app.errors import AppError, FieldError
 from app.frameworks import service as frameworks
 from app.models import WebhookSubscription, utcnow
+from app.observability import metrics
 from app.webhooks import events
 from app.webhooks import service as webhooks
 
@@ -302,6 +303,7 @@ async def bulk_create(
             {"assessments": len(store.ids), "ratings": store.ratings, "refused": refused.count},
         )
         await session.flush()
+    metrics.record_bulk_items("assessments", len(store.ids), refused.count)
     return BulkAssessmentResult(
         mode=mode,
         received=received,

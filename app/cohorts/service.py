@@ -1,6 +1,7 @@
 """Cohort evaluation: many subjects scored at once with the vectorized engine."""
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from app.errors import FieldError, InvalidInput
 from app.frameworks import repository as frameworks_repo
 from app.frameworks import service as frameworks
 from app.models import utcnow
+from app.observability import metrics
 from app.scores import present
 from app.scores.service import engine_errors
 from app.scoring import Framework, UnknownLevel
@@ -46,6 +48,7 @@ async def evaluate(
     session: AsyncSession, principal: Principal, body: s.CohortRequest
 ) -> CohortAnswer:
     """Score a cohort and summarize it: levels, readiness, gaps, promotion lists, heatmap."""
+    started = time.perf_counter()
     resolved = await frameworks.resolve(
         session, principal, body.framework.key, body.framework.version
     )
@@ -80,9 +83,13 @@ async def evaluate(
         as_of,
     )
     with engine_errors({UnknownLevel: ["body", "target_level"]}):
+        scoring_started = time.perf_counter()
         result = score_cohort(fw, ratings, as_of=as_of, tracks=subjects.tracks)
+        metrics.record_scoring("cohort", time.perf_counter() - scoring_started)
         target_index = _targets(fw, result, body.target_level)
-    return _respond(fw, body, subjects, unknown, skipped, result, target_index, as_of)
+    answer = _respond(fw, body, subjects, unknown, skipped, result, target_index, as_of)
+    metrics.record_cohort(len(subjects.refs), time.perf_counter() - started)
+    return answer
 
 
 def _scorable(

@@ -16,6 +16,7 @@ from app.bulk import BulkMode, BulkRefusal, refuse_all, validation_errors
 from app.errors import Conflict, FieldError, NotFound
 from app.etags import check_if_match, guarded_update, make_etag
 from app.models import Subject, utcnow
+from app.observability import metrics
 from app.subjects import repository as repo
 from app.subjects.schemas import REF_CHARACTERS, SubjectCreate, SubjectUpdate
 from app.webhooks import service as webhooks
@@ -206,4 +207,5 @@ async def bulk_create(
             {"subjects": len(rows)},
         )
         await session.flush()
+    metrics.record_bulk_items("subjects", len(rows), len(refusals))
     return BulkSubjectResult(mode=mode, received=len(items), created=len(rows), refused=refusals)

@@ -36,6 +36,7 @@ from app.config import Settings
 from app.db import remember_tenant, unit_of_work
 from app.errors import is_transient_database_error
 from app.models import WebhookDelivery, WebhookQueue, WebhookSubscription, utcnow
+from app.observability import metrics
 from app.webhooks.service import SIGNATURE_HEADER, sign
 from app.webhooks.targets import IPAddress, TargetRefused, check_target
 
@@ -155,6 +156,8 @@ class Dispatcher:
         jobs = await self._claim(now or utcnow())
         if jobs:
             outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
+            for _, error in outcomes:
+                metrics.record_webhook_attempt(delivered=error is None)
             self._unrecorded.extend(zip(jobs, outcomes, strict=True))
             stuck = await self._record_unrecorded()
         if stuck is not None:

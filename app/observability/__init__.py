@@ -1,0 +1,1 @@
+"""What an operator sees of the running service: metrics, structured logs, request ids."""
