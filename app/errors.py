@@ -1,5 +1,6 @@
 """One error hierarchy for the domain and one RFC 9457 handler that maps it to HTTP."""
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
+from starlette.types import Send
 
 from app.observability.context import current_request_id
 
@@ -141,6 +143,32 @@ STATUS_BY_ERROR: dict[type[AppError], int] = {
 DB_RETRY_AFTER_SECONDS = 5
 
 
+def problem_body(status: int, *, slug: str, title: str, detail: str | None) -> dict[str, Any]:
+    """The RFC 9457 members of every problem answer, also those sent before the app runs."""
+    return {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+
+
+async def send_problem(
+    send: Send, body: dict[str, Any], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer a problem from plain ASGI code (outside routing), closing the connection."""
+    content = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": body["status"],
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"x-content-type-options", b"nosniff"),
+                (b"content-length", str(len(content)).encode("ascii")),
+                (b"connection", b"close"),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": content, "more_body": False})
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -153,10 +181,7 @@ def problem_response(
 ) -> JSONResponse:
     """Build an ``application/problem+json`` response."""
     body: dict[str, Any] = {
-        "type": PROBLEM_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
+        **problem_body(status, slug=slug, title=title, detail=detail),
         "instance": request.url.path,
         "request_id": current_request_id(),
     }

@@ -4,12 +4,11 @@ import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.errors import error_responses
+from app.errors import DB_RETRY_AFTER_SECONDS, error_responses, problem_response
 
 router = APIRouter(tags=["health"])
 
@@ -52,16 +51,12 @@ async def check_readiness(request: Request) -> Health:
         # Cancelled, not awaited: cleaning up a connection to a hung server (the driver's
         # cancel request, closing it) must not hold the answer past its timeout.
         check.cancel()
-        return JSONResponse(  # type: ignore[return-value]
-            {
-                "type": "https://competency-ladder.dev/problems/unavailable",
-                "title": "Service unavailable",
-                "status": 503,
-                "detail": "The database is not reachable.",
-                "instance": "/readyz",
-            },
-            status_code=503,
-            media_type="application/problem+json",
-            headers={"Retry-After": "5"},
+        return problem_response(  # type: ignore[return-value]
+            request,
+            503,
+            slug="unavailable",
+            title="Service unavailable",
+            detail="The database is not reachable.",
+            headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
         )
     return Health(status="ok")

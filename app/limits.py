@@ -1,7 +1,6 @@
 """Request-level guards and measurements: body size limit, invalid Unicode, response headers,
 server timing."""
 
-import json
 import time
 
 from starlette.requests import Request
@@ -9,7 +8,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import unicode
-from app.errors import PROBLEM_BASE, PROBLEM_JSON, InvalidInput, refuse_invalid_input
+from app.errors import InvalidInput, problem_body, refuse_invalid_input, send_problem
 
 BODYLESS_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
 
@@ -91,27 +90,13 @@ class BodySizeLimit:
             await self.app(scope, replaying(whole, receive), send)
 
     async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {
-                "type": PROBLEM_BASE + "payload-too-large",
-                "title": "Payload too large",
-                "status": 413,
-                "detail": f"The request body exceeds {limit} bytes.",
-                "instance": scope.get("path", ""),
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        problem = problem_body(
+            413,
+            slug="payload-too-large",
+            title="Payload too large",
+            detail=f"The request body exceeds {limit} bytes.",
         )
-        await send({"type": "http.response.body", "body": body})
+        await send_problem(send, {**problem, "instance": scope.get("path", "")})
 
 
 class ServerTiming:
