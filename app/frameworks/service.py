@@ -52,18 +52,30 @@ _COMPILED: "OrderedDict[tuple[str, int], ScoringFramework]" = OrderedDict()
 _COMPILED_MAX = 256
 
 
-def compiled(version: FrameworkVersion) -> ScoringFramework:
-    """The scoring view of a version, cached per (id, revision): a revision never changes."""
-    cache_key = (version.id.hex, version.revision)
+def _remembered(version_id: uuid.UUID, revision: int) -> ScoringFramework | None:
+    cache_key = (version_id.hex, revision)
     hit = _COMPILED.get(cache_key)
     if hit is not None:
         _COMPILED.move_to_end(cache_key)
-        return hit
-    fw = compile_framework(FrameworkDocument.model_validate(version.content), version.version)
-    _COMPILED[cache_key] = fw
+    return hit
+
+
+def _compile_and_remember(
+    version_id: uuid.UUID, revision: int, number: int, content: dict[str, Any]
+) -> ScoringFramework:
+    fw = compile_framework(FrameworkDocument.model_validate(content), number)
+    _COMPILED[(version_id.hex, revision)] = fw
     if len(_COMPILED) > _COMPILED_MAX:
         _COMPILED.popitem(last=False)
     return fw
+
+
+def compiled(version: FrameworkVersion) -> ScoringFramework:
+    """The scoring view of a version, cached per (id, revision): a revision never changes."""
+    hit = _remembered(version.id, version.revision)
+    if hit is None:
+        hit = _compile_and_remember(version.id, version.revision, version.version, version.content)
+    return hit
 
 
 async def compiled_for_scoring(
@@ -76,14 +88,10 @@ async def compiled_for_scoring(
         await resolve(session, principal, key, version)  # raises the precise 404
         raise _not_found(key)
     owner, framework_id, version_id, revision, number = meta
-    cache_key = (version_id.hex, revision)
-    hit = _COMPILED.get(cache_key)
+    hit = _remembered(version_id, revision)
     if hit is None:
         content = await repo.version_content(session, owner, version_id)
-        hit = compile_framework(FrameworkDocument.model_validate(content), number)
-        _COMPILED[cache_key] = hit
-        if len(_COMPILED) > _COMPILED_MAX:
-            _COMPILED.popitem(last=False)
+        hit = _compile_and_remember(version_id, revision, number, content)
     return hit, (owner, framework_id)
 
 
