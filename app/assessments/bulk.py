@@ -209,17 +209,14 @@ class _Store:
                 self.tenant_id,
                 "assessment.created",
                 [
-                    {
-                        "assessment_id": str(aid),
-                        "subject_ref": a.body.subject_ref,
-                        "framework": {
-                            "key": a.resolved.framework.key,
-                            "version": a.resolved.version.version,
-                        },
-                        "rater_role": a.body.rater_role,
-                        "assessed_at": a.body.assessed_at.isoformat(),
-                        "ratings": len(a.body.ratings),
-                    }
+                    events.assessment_created(
+                        aid,
+                        a.body.subject_ref,
+                        a.resolved,
+                        a.body.rater_role,
+                        a.body.assessed_at,
+                        len(a.body.ratings),
+                    )
                     for aid, a in zip(ids, accepted, strict=True)
                 ],
                 self.subscribers,

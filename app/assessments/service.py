@@ -3,7 +3,6 @@
 import time
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -61,20 +60,6 @@ def rating_errors(
             FieldError(loc=[*loc, "assessed_at"], msg="lies in the future", type="future")
         )
     return errors
-
-
-def event_payload(
-    assessment: Assessment, subject_ref: str, resolved: frameworks.ResolvedVersion, ratings: int
-) -> dict[str, Any]:
-    """The assessment.created event: ids and counts, never evidence text."""
-    return {
-        "assessment_id": str(assessment.id),
-        "subject_ref": subject_ref,
-        "framework": {"key": resolved.framework.key, "version": resolved.version.version},
-        "rater_role": assessment.rater_role,
-        "assessed_at": assessment.assessed_at.isoformat(),
-        "ratings": ratings,
-    }
 
 
 def draft_error(loc: list[str | int]) -> FieldError:
@@ -147,7 +132,16 @@ async def create(
         session,
         principal.tenant_id,
         "assessment.created",
-        [event_payload(assessment, subject.external_ref, resolved, len(ratings))],
+        [
+            events.assessment_created(
+                assessment.id,
+                subject.external_ref,
+                resolved,
+                assessment.rater_role,
+                assessment.assessed_at,
+                len(ratings),
+            )
+        ],
         subject_ids=[subject.id],
     )
     if before is not None:

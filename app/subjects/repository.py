@@ -1,7 +1,7 @@
 """Subject queries (add/flush, never commit)."""
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -71,3 +71,13 @@ async def stored_responses_naming(
         col(IdempotencyRecord.body).contains(ref, autoescape=True),
     )
     return list((await session.exec(stmt)).all())
+
+
+async def refs_and_tracks(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, str | None]]:
+    """External ref and track of each of the subjects that still exist, by id."""
+    stmt = select(Subject.id, Subject.external_ref, Subject.track).where(
+        col(Subject.tenant_id) == tenant_id, col(Subject.id).in_(ids)
+    )
+    return {r[0]: (r[1], r[2]) for r in (await session.exec(stmt)).all()}

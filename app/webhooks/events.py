@@ -1,4 +1,4 @@
-"""Domain events for webhooks: assessment.created and readiness.changed.
+"""Domain events for webhooks: assessment.created and readiness.changed, and their payloads.
 
 readiness.changed compares each affected subject's score before and after the write, using the
 vectorized cohort path, so a bulk import costs two matrix evaluations, not one per person.
@@ -7,21 +7,40 @@ vectorized cohort path, so a bulk import costs two matrix evaluations, not one p
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.cohorts import repository as cohort_repo
+from app.assessments import repository as assessments_repo
 from app.frameworks import repository as frameworks_repo
 from app.frameworks import service as frameworks
-from app.models import Subject, WebhookSubscription, utcnow
+from app.models import WebhookSubscription, utcnow
 from app.scoring import ScoringError
 from app.scoring.cohort import score_cohort
+from app.subjects import repository as subjects_repo
 from app.webhooks import service
 
 READINESS_DIGITS = 4
+
+
+def assessment_created(
+    assessment_id: uuid.UUID,
+    subject_ref: str,
+    resolved: frameworks.ResolvedVersion,
+    rater_role: str,
+    assessed_at: datetime,
+    ratings: int,
+) -> dict[str, Any]:
+    """The assessment.created payload: ids and counts, never evidence text."""
+    return {
+        "assessment_id": str(assessment_id),
+        "subject_ref": subject_ref,
+        "framework": {"key": resolved.framework.key, "version": resolved.version.version},
+        "rater_role": rater_role,
+        "assessed_at": assessed_at.isoformat(),
+        "ratings": ratings,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +68,12 @@ async def snapshot(
 ) -> Snapshot:
     """Score the subjects as of now against the version's framework."""
     ids = sorted(set(subject_ids))
-    stmt = select(Subject.id, Subject.external_ref, Subject.track).where(
-        col(Subject.tenant_id) == tenant_id, col(Subject.id).in_(ids)
-    )
-    rows = {r[0]: (r[1], r[2]) for r in (await session.exec(stmt)).all()}
+    rows = await subjects_repo.refs_and_tracks(session, tenant_id, ids)
     ids = [i for i in ids if i in rows]
     fw = frameworks.compiled(resolved.version)
     now = utcnow()
     versions = await frameworks_repo.versions_of(session, resolved.framework)
-    ratings = await cohort_repo.load_ratings(
+    ratings = await assessments_repo.load_ratings(
         session,
         tenant_id,
         ids,
