@@ -428,6 +428,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(asyncpg.PostgresError, _database_error)
     app.add_exception_handler(asyncpg.InterfaceError, _database_error)
+    app.add_exception_handler(asyncpg.InternalClientError, _database_error)  # raw driver reads
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -35,7 +35,7 @@ from app.observability.middleware import observed
 from app.openapi_contract import operation_id, tidy_contract
 from app.openapi_examples import add_examples
 from app.openapi_links import add_links
-from app.scores.cache import ScoreFastLane, ScoreReads
+from app.scores.memo import ScoreMemo
 from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
 from app.webhooks.dispatcher import Dispatcher
@@ -90,9 +90,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             loaded = []
         if loaded:
             log.info("loaded built-in frameworks: %s", ", ".join(loaded))
-    app.state.score_reads = await ScoreReads.start(
-        settings, app.state.sessionmaker, app.state.rate_limiter
-    )
     tune_garbage_collector()
     dispatcher_task = None
     if settings.webhooks_enabled:
@@ -106,8 +103,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await dispatcher_task
             await dispatcher.aclose()
-        if app.state.score_reads is not None:
-            await app.state.score_reads.close()
         await engine.dispose()
         metrics.forget_pool(settings)
 
@@ -128,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    app.state.score_reads = None  # set by the lifespan on Postgres
+    app.state.score_memo = ScoreMemo(settings.score_cache_mb * 1024 * 1024)
     install_error_handlers(app)
     app.add_middleware(ServerTiming)
     app.add_middleware(RefuseInvalidUnicode)  # inside the size limit: reads a bounded body
@@ -140,7 +135,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/v1/subjects/bulk": settings.max_bulk_request_bytes,
         },
     )
-    app.add_middleware(ScoreFastLane)  # remembered scores skip everything else but:
     app.add_middleware(ResponseHeaders)  # outermost: every response says nosniff (and no-store)
     # Around Starlette's own error handling too, so a 500 is counted and logged with its id.
     app.build_middleware_stack = observed(app.build_middleware_stack, settings)  # type: ignore[method-assign]

@@ -154,38 +154,6 @@ async def page(
     return [(r[0], r[1], r[2], r[3]) for r in (await session.exec(stmt)).all()]
 
 
-async def subject_ratings(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    subject_id: uuid.UUID,
-    framework: tuple[uuid.UUID, uuid.UUID],
-) -> list[Any]:
-    """Every rating of a subject against any version of one framework (owner, id), as plain
-    rows (competency, proficiency, rater_ref, rater_role, assessed_at, sequence)."""
-    a, r = Assessment.__table__.c, Rating.__table__.c  # type: ignore[attr-defined]
-    fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
-    owner, framework_id = framework
-    stmt = (
-        sa.select(
-            r.competency_key, r.proficiency, a.rater_ref, a.rater_role, a.assessed_at, a.sequence
-        )
-        .select_from(Assessment.__table__)  # type: ignore[attr-defined]
-        .join(Rating.__table__, (r.tenant_id == a.tenant_id) & (r.assessment_id == a.id))  # type: ignore[attr-defined]
-        .join(
-            FrameworkVersion.__table__,  # type: ignore[attr-defined]
-            (fv.tenant_id == a.framework_tenant_id) & (fv.id == a.framework_version_id),
-        )
-        .where(
-            a.tenant_id == tenant_id,
-            a.subject_id == subject_id,
-            fv.tenant_id == owner,
-            fv.framework_id == framework_id,
-        )
-        .order_by(a.assessed_at, a.sequence)
-    )
-    return list((await (await session.connection()).execute(stmt)).all())
-
-
 async def latest_framework_of(
     session: AsyncSession, tenant_id: uuid.UUID, subject_id: uuid.UUID
 ) -> Framework | None:
@@ -207,7 +175,7 @@ async def latest_framework_of(
             ),
         )
         .where(Assessment.tenant_id == tenant_id, Assessment.subject_id == subject_id)
-        # Fully ordered, so the score cache's lookup (scores/cache.py) picks the same one.
+        # Fully ordered, like the trigger that records latest_framework_key (migration 0006).
         .order_by(
             col(Assessment.assessed_at).desc(),
             col(Assessment.sequence).desc(),

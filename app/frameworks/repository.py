@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import col, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -91,31 +90,6 @@ async def max_version(session: AsyncSession, fw: Framework) -> int:
         FrameworkVersion.tenant_id == fw.tenant_id, FrameworkVersion.framework_id == fw.id
     )
     return (await session.exec(stmt)).one() or 0
-
-
-async def version_meta(
-    session: AsyncSession, tenant_id: uuid.UUID, key: str, version: int | None
-) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, int, int] | None:
-    """(framework tenant, framework id, version id, revision, number), without the document:
-    the hot path needs only what identifies the cached compiled version."""
-    fw, fv = Framework.__table__.c, FrameworkVersion.__table__.c  # type: ignore[attr-defined]
-    stmt = (
-        sa.select(fw.tenant_id, fw.id, fv.id, fv.revision, fv.version)
-        .join_from(
-            Framework.__table__,  # type: ignore[attr-defined]
-            FrameworkVersion.__table__,  # type: ignore[attr-defined]
-            (fv.tenant_id == fw.tenant_id) & (fv.framework_id == fw.id),
-        )
-        .where(fw.key == key, fw.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]))
-    )
-    if version is None:
-        stmt = stmt.where(fv.status == "published")
-    else:
-        stmt = stmt.where(fv.version == version)
-    # The tenant's own framework shadows a built-in one with the same key.
-    stmt = stmt.order_by(fw.tenant_id.desc(), fv.version.desc()).limit(1)
-    row = (await (await session.connection()).execute(stmt)).first()
-    return None if row is None else (row[0], row[1], row[2], row[3], row[4])
 
 
 async def version_content(

@@ -78,21 +78,15 @@ def compiled(version: FrameworkVersion) -> ScoringFramework:
     return hit
 
 
-async def compiled_for_scoring(
-    session: AsyncSession, principal: Principal, key: str, version: int | None = None
-) -> tuple[ScoringFramework, tuple[uuid.UUID, uuid.UUID]]:
-    """The compiled version to score against and its framework's (tenant, id); the stored
-    document is read only on a cache miss."""
-    meta = await repo.version_meta(session, principal.tenant_id, key, version)
-    if meta is None:
-        await resolve(session, principal, key, version)  # raises the precise 404
-        raise _not_found(key)
-    owner, framework_id, version_id, revision, number = meta
+async def compiled_version(
+    session: AsyncSession, owner: uuid.UUID, version_id: uuid.UUID, revision: int, number: int
+) -> ScoringFramework:
+    """The compiled version by its identity; the stored document is read only on a cache miss."""
     hit = _remembered(version_id, revision)
     if hit is None:
         content = await repo.version_content(session, owner, version_id)
         hit = _compile_and_remember(version_id, revision, number, content)
-    return hit, (owner, framework_id)
+    return hit
 
 
 def _not_found(key: str) -> NotFound:

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
 from app import idempotency
 from app.assessments.schemas import FrameworkRef
@@ -15,6 +15,7 @@ from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, 
 from app.schemas import Timestamp
 from app.scores import present, service
 from app.scores import schemas as s
+from app.scores.memo import ScoreMemo
 from app.subjects import service as subjects
 from app.subjects.router import SubjectRef
 
@@ -49,35 +50,80 @@ TargetLevel = Annotated[
 ]
 
 
-def _framework(key: str | None, version: int | None) -> FrameworkRef | None:
-    return FrameworkRef(key=key, version=version) if key else None
+def framework_choice(
+    framework: FrameworkKey = None, version: Version = None
+) -> FrameworkRef | None:
+    """The framework (and version) a read names; a version without a framework is ignored."""
+    return FrameworkRef(key=framework, version=version) if framework else None
 
 
-@router.get("/v1/subjects/{ref}/score", summary="Score a subject", responses=ERRORS)
+def score_query(
+    framework: FrameworkKey = None, version: Version = None, as_of: AsOf = None, track: Track = None
+) -> service.ScoreQuery:
+    """The query parameters the score, gaps and recommendations reads share."""
+    return service.ScoreQuery(framework_choice(framework, version), as_of, track)
+
+
+def history_query(
+    framework: FrameworkKey = None, version: Version = None, track: Track = None
+) -> service.ScoreQuery:
+    """The same parameters for the history, which has no moment of its own."""
+    return service.ScoreQuery(framework_choice(framework, version), None, track)
+
+
+ScoreParams = Annotated[service.ScoreQuery, Depends(score_query)]
+HistoryParams = Annotated[service.ScoreQuery, Depends(history_query)]
+
+
+def score_memo(request: Request) -> ScoreMemo:
+    """This worker's memo of rendered scores (created with the app)."""
+    memo: ScoreMemo = request.app.state.score_memo
+    return memo
+
+
+SCORE_ETAG = {
+    "description": "Weak ETag of this score: the same while its inputs (the subject, its "
+    "assessments, the framework version and the ratings inside the window) stay the same. Send "
+    "it as If-None-Match to get 304 Not Modified while it holds.",
+    "schema": {"type": "string"},
+}
+
+
+@router.get(
+    "/v1/subjects/{ref}/score",
+    summary="Score a subject",
+    response_model=s.ScoreRead,
+    responses={
+        200: {"headers": {"ETag": SCORE_ETAG}},
+        304: {
+            "description": "The score is unchanged since the ETag sent as If-None-Match.",
+            "headers": {"ETag": SCORE_ETAG},
+        },
+        **ERRORS,
+    },
+)
 async def get_score(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
-    framework: FrameworkKey = None,
-    version: Version = None,
-    as_of: AsOf = None,
-    track: Track = None,
-) -> s.ScoreRead:
+    query: ScoreParams,
+    memo: Annotated[ScoreMemo, Depends(score_memo)],
+    if_none_match: Annotated[
+        str | None,
+        Header(max_length=2000, description="An ETag of an earlier score read: 304 if it holds."),
+    ] = None,
+) -> Response:
     """Readiness for every level, the attained level, the level index and confidence.
 
     `explanation` lists the settings, each rater's contribution and each level's weights, so
-    every number can be recomputed by hand.
+    every number can be recomputed by hand. The `ETag` changes whenever the score can; send it
+    back as `If-None-Match` to poll cheaply (304 while nothing changed).
     """
-    data, outcome, moment = await service.score_subject(
-        session,
-        principal,
-        ref,
-        framework=_framework(framework, version),
-        as_of=as_of,
-        track=track,
-        parts="score",
-    )
-    return present.score(data.framework, outcome.evaluation, ref, moment)
+    answer = await service.read_score(session, principal, ref, query, memo, if_none_match)
+    headers = {"ETag": answer.etag, "Server-Timing": f'memo;desc="{answer.outcome}"'}
+    if answer.body is None:
+        return Response(status_code=304, headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 @router.get("/v1/subjects/{ref}/gaps", summary="Gap analysis toward a level", responses=ERRORS)
@@ -85,11 +131,8 @@ async def get_gaps(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
+    query: ScoreParams,
     target_level: TargetLevel = None,
-    framework: FrameworkKey = None,
-    version: Version = None,
-    as_of: AsOf = None,
-    track: Track = None,
 ) -> s.GapsRead:
     """What stands between the subject and the target level, competency by competency.
 
@@ -99,9 +142,9 @@ async def get_gaps(
         session,
         principal,
         ref,
-        framework=_framework(framework, version),
-        as_of=as_of,
-        track=track,
+        framework=query.framework,
+        as_of=query.as_of,
+        track=query.track,
         target_level=target_level,
         parts="gaps",
     )
@@ -118,15 +161,12 @@ async def get_recommendations(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
+    query: ScoreParams,
     target_level: TargetLevel = None,
     budget_hours: Annotated[
         float | None, Query(ge=0, le=100_000, description="Hour budget.")
     ] = None,
     max_steps: Annotated[int | None, Query(ge=0, le=100)] = None,
-    framework: FrameworkKey = None,
-    version: Version = None,
-    as_of: AsOf = None,
-    track: Track = None,
 ) -> s.PlanRead:
     """An ordered plan of development activities with the projected readiness after each step.
 
@@ -137,9 +177,9 @@ async def get_recommendations(
         session,
         principal,
         ref,
-        framework=_framework(framework, version),
-        as_of=as_of,
-        track=track,
+        framework=query.framework,
+        as_of=query.as_of,
+        track=query.track,
         target_level=target_level,
         budget_hours=budget_hours,
         max_steps=max_steps,
@@ -178,13 +218,11 @@ async def get_history(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
-    framework: FrameworkKey = None,
-    version: Version = None,
-    track: Track = None,
+    query: HistoryParams,
 ) -> s.HistoryRead:
     """The score as of each assessment date, and the level index's velocity per 90 days."""
     return await service.history(
-        session, principal, ref, framework=_framework(framework, version), track=track
+        session, principal, ref, framework=query.framework, track=query.track
     )
 
 
@@ -250,7 +288,7 @@ async def list_completed_activities(
     subject = await subjects.get(session, principal, ref)
     rows = [
         r
-        for r in await service.completed_activities(session, principal, subject)
+        for r in await service.completed_activities(session, principal, subject.id)
         if after_key is None or (r.completed_at, r.activity_key) > after_key
     ]
     kept, next_cursor = next_page(

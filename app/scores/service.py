@@ -4,12 +4,14 @@ The stored path (a subject's assessments) and the stateless path (ratings in the
 in ``run``, so identical inputs give identical answers whichever way they arrive.
 """
 
+import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Literal
 
+from pydantic import TypeAdapter
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,11 +19,24 @@ from app.assessments import repository as assessments_repo
 from app.assessments.schemas import FrameworkRef
 from app.audit.repository import record
 from app.auth.principal import Principal
-from app.errors import Conflict, FieldError, InvalidInput
+from app.errors import Conflict, FieldError, InvalidInput, NotFound
+from app.frameworks import evolution
 from app.frameworks import service as frameworks
-from app.models import CompletedActivity, Subject, utcnow
+from app.models import CompletedActivity, utcnow
 from app.scores import present
+from app.scores import repository as repo
 from app.scores import schemas as s
+from app.scores.memo import (
+    SENTINEL,
+    Entry,
+    Fingerprint,
+    ScoreMemo,
+    Template,
+    Variant,
+    etag_matches,
+    make_etag,
+    stable_span,
+)
 from app.scoring import (
     Evaluation,
     Framework,
@@ -110,10 +125,79 @@ def run(
 
 @dataclass(frozen=True, slots=True)
 class SubjectData:
-    subject: Subject
+    subject_id: uuid.UUID
+    track: str | None
     framework: Framework
     ratings: list[Rating]
     completed: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A subject's score inputs (ratings None when the known fingerprint still held) and the
+    compiled framework version they are scored against."""
+
+    inputs: repo.ScoreInputs
+    version: repo.VersionRow
+    framework: Framework
+
+
+def _no_assessments(ref: str) -> InvalidInput:
+    return InvalidInput(
+        f"Subject {ref!r} has no assessments yet; name the framework to score against.",
+        errors=[
+            FieldError(
+                loc=["query", "framework"],
+                msg="required when the subject has no assessments",
+                type="missing",
+            )
+        ],
+    )
+
+
+async def load_inputs(
+    session: AsyncSession,
+    principal: Principal,
+    ref: str,
+    framework: FrameworkRef | None,
+    known: Fingerprint | None = None,
+) -> Loaded:
+    """The subject, its fingerprint, its ratings and the version to score against, in one
+    statement; errors (and a subject whose latest framework is not recorded) take more."""
+    key = framework.key if framework else None
+    number = framework.version if framework else None
+    inputs = await repo.score_inputs(session, principal.tenant_id, ref, key, number, known)
+    if inputs is None:
+        await subjects.get(session, principal, ref)  # raises the 404
+        raise Conflict(f"Subject {ref!r} changed while it was read; retry.")
+    if inputs.version is None and framework is None:
+        # The trigger that records the latest framework runs on Postgres only (and a subject
+        # left unfilled by its migration has none yet): ask the assessments themselves.
+        latest = await assessments_repo.latest_framework_of(
+            session, principal.tenant_id, inputs.subject_id
+        )
+        if latest is None:
+            raise _no_assessments(ref)
+        key = latest.key
+        inputs = await repo.score_inputs(session, principal.tenant_id, ref, key, None, known)
+        if inputs is None:
+            await subjects.get(session, principal, ref)
+            raise Conflict(f"Subject {ref!r} changed while it was read; retry.")
+    if inputs.version is None:
+        assert key is not None
+        await frameworks.resolve(session, principal, key, number)  # raises the precise 404
+        raise NotFound(f"No framework {key!r} is visible to this tenant.")
+    v = inputs.version
+    compiled = await frameworks.compiled_version(session, v.owner, v.id, v.revision, v.number)
+    if inputs.ratings is not None:  # ratings of older versions go through their maps
+        chain = await evolution.chain_for(
+            session, v.owner, v.framework_id, v.id, v.revision, v.number
+        )
+        carried = await evolution.subject_ratings(
+            session, principal.tenant_id, inputs.subject_id, v.owner, chain, inputs.ratings
+        )
+        inputs = replace(inputs, ratings=carried)
+    return Loaded(inputs, v, compiled)
 
 
 async def load_subject(
@@ -125,54 +209,34 @@ async def load_subject(
     with_completed: bool = True,
 ) -> SubjectData:
     """A subject with every rating made against any version of the chosen framework."""
-    subject = await subjects.get(session, principal, ref)
-    if framework is None:
-        latest = await assessments_repo.latest_framework_of(
-            session, principal.tenant_id, subject.id
-        )
-        if latest is None:
-            raise InvalidInput(
-                f"Subject {ref!r} has no assessments yet; name the framework to score against.",
-                errors=[
-                    FieldError(
-                        loc=["query", "framework"],
-                        msg="required when the subject has no assessments",
-                        type="missing",
-                    )
-                ],
-            )
-        framework = FrameworkRef(key=latest.key, version=None)
-    compiled, owner = await frameworks.compiled_for_scoring(
-        session, principal, framework.key, framework.version
-    )
-    rows = await assessments_repo.subject_ratings(session, principal.tenant_id, subject.id, owner)
-    ratings = [
-        Rating(
-            competency=key,
-            proficiency=float(value),
-            rater_ref=rater,
-            role=role,
-            assessed_at=at,
-            sequence=sequence,
-        )
-        for key, value, rater, role, at, sequence in rows
-    ]
+    loaded = await load_inputs(session, principal, ref, framework)
+    assert loaded.inputs.ratings is not None  # no known fingerprint: always sent
     completed = (
-        [c.activity_key for c in await completed_activities(session, principal, subject)]
+        [
+            c.activity_key
+            for c in await completed_activities(session, principal, loaded.inputs.subject_id)
+        ]
         if with_completed
         else []
     )
-    return SubjectData(subject, compiled, ratings, completed)
+    return SubjectData(
+        loaded.inputs.subject_id,
+        loaded.inputs.track,
+        loaded.framework,
+        loaded.inputs.ratings,
+        completed,
+    )
 
 
 async def completed_activities(
-    session: AsyncSession, principal: Principal, subject: Subject
+    session: AsyncSession, principal: Principal, subject_id: uuid.UUID
 ) -> list[CompletedActivity]:
+    """A subject's completed activities, in the order they were completed."""
     stmt = (
         select(CompletedActivity)
         .where(
             CompletedActivity.tenant_id == principal.tenant_id,
-            CompletedActivity.subject_id == subject.id,
+            CompletedActivity.subject_id == subject_id,
         )
         .order_by(col(CompletedActivity.completed_at), col(CompletedActivity.activity_key))
     )
@@ -202,7 +266,7 @@ async def score_subject(
         data.framework,
         data.ratings,
         as_of=moment,
-        track=track if track is not None else data.subject.track,
+        track=track if track is not None else data.track,
         settings=present.merge_settings(data.framework.settings, settings),
         overrides=overrides,
         target_level=target_level,
@@ -215,6 +279,94 @@ async def score_subject(
     return data, outcome, moment
 
 
+_SCORE = TypeAdapter(s.ScoreRead)
+
+
+def render(content: s.ScoreRead) -> bytes:
+    """A score response's JSON body (the bytes the route sends)."""
+    return _SCORE.dump_json(content)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreQuery:
+    """What a score read may choose: framework (and version), moment and track."""
+
+    framework: FrameworkRef | None
+    as_of: datetime | None
+    track: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreAnswer:
+    """A rendered score (None when the caller's If-None-Match still holds), its ETag, and
+    whether it came from memory (``hit``), was computed (``miss``) or needed neither (``304``)."""
+
+    body: bytes | None
+    etag: str
+    outcome: Literal["hit", "miss", "not-modified"]
+
+
+async def read_score(
+    session: AsyncSession,
+    principal: Principal,
+    ref: str,
+    query: ScoreQuery,
+    memo: ScoreMemo,
+    if_none_match: str | None = None,
+) -> ScoreAnswer:
+    """The score response, rendered anew only when its inputs changed since it was last made.
+
+    One statement reads the subject's fingerprint, and its ratings only when the remembered
+    rendering (if any) no longer matches; the ETag names the fingerprint and the span of moments
+    over which the same ratings count, so an unchanged score answers If-None-Match with 304.
+    """
+    moment = query.as_of or utcnow()
+    key = (principal.tenant_id, ref)
+    fw = query.framework
+    variant: Variant = (fw.key if fw else None, fw.version if fw else None, query.track)
+    entry = memo.get(key, variant, moment) if memo.enabled else None
+    try:
+        loaded = await load_inputs(
+            session, principal, ref, fw, entry.fingerprint if entry else None
+        )
+    except NotFound:
+        memo.forget(key)  # erased (or never there): keep nothing about it
+        raise
+    inputs = loaded.inputs
+    fingerprint = inputs.fingerprint
+    assert fingerprint is not None
+    if entry is not None and entry.fingerprint == fingerprint:
+        if memo.enabled:
+            memo.count(hit=True)
+        if etag_matches(if_none_match, entry.etag):
+            return ScoreAnswer(None, entry.etag, "not-modified")
+        return ScoreAnswer(entry.template.fill(moment), entry.etag, "hit")
+    if memo.enabled:
+        memo.count(hit=False)
+    assert inputs.ratings is not None  # sent whenever the known fingerprint did not hold
+    settings = loaded.framework.settings
+    span = stable_span(inputs.ratings, settings.window_days, moment)
+    etag = make_etag(fingerprint, variant, span)
+    if etag_matches(if_none_match, etag):
+        return ScoreAnswer(None, etag, "not-modified")
+    outcome = run(
+        loaded.framework,
+        inputs.ratings,
+        as_of=moment,
+        track=query.track if query.track is not None else inputs.track,
+        parts="score",
+    )
+    window = timedelta(days=settings.window_days)
+    template = Template.cut(
+        render(present.score(loaded.framework, outcome.evaluation, ref, SENTINEL)), window
+    )
+    if template is None:  # cannot happen with sane data: answer without remembering
+        body = render(present.score(loaded.framework, outcome.evaluation, ref, moment))
+        return ScoreAnswer(body, etag, "miss")
+    memo.put(key, variant, Entry(fingerprint, *span, etag, template, memo.clock()))
+    return ScoreAnswer(template.fill(moment), etag, "miss")
+
+
 async def history(
     session: AsyncSession,
     principal: Principal,
@@ -225,7 +377,7 @@ async def history(
 ) -> s.HistoryRead:
     """The score as of each assessment date, and the level index's velocity."""
     data = await load_subject(session, principal, ref, framework)
-    chosen_track = track if track is not None else data.subject.track
+    chosen_track = track if track is not None else data.track
     moments = sorted({r.assessed_at for r in data.ratings})
     points = []
     with engine_errors({UnknownTrack: ["query", "track"]}):
@@ -332,7 +484,7 @@ async def add_completed(
 ) -> CompletedActivity:
     """Record that a subject completed a development activity (it is not recommended again)."""
     subject = await subjects.get(session, principal, ref)
-    existing = await completed_activities(session, principal, subject)
+    existing = await completed_activities(session, principal, subject.id)
     if any(c.activity_key == body.activity for c in existing):
         raise Conflict(f"Activity {body.activity!r} is already recorded for {ref!r}.")
     row = CompletedActivity(

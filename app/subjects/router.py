@@ -183,9 +183,7 @@ async def erase_subject(
 ) -> Response:
     """Erase the person and every assessment, rating, evidence text and activity about them."""
     await service.erase(session, principal, ref)
-    reads = request.app.state.score_reads
-    if reads is not None:
-        # This worker forgets the person's remembered score now; the others do at their next
-        # read of the ref, and in any case within the score cache's maximum age.
-        reads.forget(principal.tenant_id, ref)
+    # This worker forgets the person's remembered score now; the others do at their next read
+    # of the ref (the subject is gone from the fingerprint), and in any case within its maximum age.
+    request.app.state.score_memo.forget((principal.tenant_id, ref))
     return Response(status_code=204)

@@ -1,23 +1,20 @@
 """What every response says about itself, and keys of another prefix.
 
-- every response: ``X-Content-Type-Options: nosniff`` (errors and the score fast lane too);
+- every response: ``X-Content-Type-Options: nosniff`` (errors, remembered scores and 304s too);
 - every ``/v1`` and ``/ims`` response (they carry personal data): ``Cache-Control: no-store``;
   docs, the OpenAPI document, static assets and health probes stay cacheable;
 - no ``Server`` banner from the real server (``ladder serve``);
-- a key presented with another prefix than ``API_KEY_PREFIX`` is refused, by the route and by
-  the score fast lane alike.
+- a key presented with another prefix than ``API_KEY_PREFIX`` is refused.
 """
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.config import Settings
-from tests.api.test_score_cache import Lane, _lane, outcome
 from tests.api.test_scores import seed_pm
-from tests.conftest import Database, Tenant
+from tests.conftest import Tenant
 from tests.fault.appserver import AppServer, app_env, run_ladder
 
 pytestmark = pytest.mark.anyio
@@ -114,27 +111,17 @@ async def test_a_service_with_another_prefix_refuses_the_default_one(
         assert (await client.get("/v1/frameworks", headers=renamed)).status_code == 200
 
 
-@pytest.fixture
-async def lane(database: Database, settings: Settings) -> AsyncIterator[Lane]:
-    if database.backend != "postgres":
-        pytest.skip("the fast lane is Postgres only")
-    async for made in _lane(settings):
-        yield made
-
-
-async def test_the_score_fast_lane_refuses_another_prefix_and_sends_the_headers(
-    lane: Lane,
+async def test_score_reads_from_memory_and_304s_send_the_headers(
+    client: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:
-    await seed_pm(lane.client, lane.tenant)
-    first, second = await lane.get(), await lane.get()
-    assert (second.status_code, outcome(second)) == (200, "hit")
-    for r in (first, second):
+    await seed_pm(client, tenant_a)
+    url, h = "/v1/subjects/emp-1/score", tenant_a.headers
+    first, second = await client.get(url, headers=h), await client.get(url, headers=h)
+    assert 'memo;desc="hit"' in second.headers["server-timing"]
+    unchanged = await client.get(url, headers={**h, "If-None-Match": first.headers["etag"]})
+    assert unchanged.status_code == 304
+    for r in (first, second, unchanged):
         assert_private(r)
-    wrong = {"Authorization": f"Bearer {other_prefix(lane.tenant.admin_key)}"}
-    r = await lane.get(headers=wrong)
-    assert r.status_code == 401, r.text
-    assert outcome(r) is None  # answered by the route, not from memory
-    assert_private(r)
 
 
 def test_the_real_server_sends_no_server_banner(tmp_path: Path) -> None:
