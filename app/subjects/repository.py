@@ -2,7 +2,9 @@
 
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,6 +51,12 @@ async def page(
         stmt = stmt.where(col(Subject.attributes)[key].as_string() == value)
     stmt = stmt.order_by(col(Subject.external_ref)).limit(limit)
     return list((await session.exec(stmt)).all())
+
+
+async def insert_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many subjects in one executemany statement (no ORM objects)."""
+    conn = await session.connection()
+    await conn.execute(insert(Subject.__table__), rows)  # type: ignore[attr-defined]
 
 
 async def erase(session: AsyncSession, subject: Subject) -> None:

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -196,8 +195,7 @@ async def bulk_create(
     if refusals and (mode == "all_or_nothing" or not rows):  # nothing created is no 201
         raise refuse_all(refusals, len(items))
     if rows:
-        conn = await session.connection()
-        await conn.execute(insert(Subject.__table__), rows)  # type: ignore[attr-defined]
+        await repo.insert_many(session, rows)
         record(
             session,
             principal,
