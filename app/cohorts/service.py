@@ -15,6 +15,7 @@ from app.auth.principal import Principal
 from app.cohorts import repository as repo
 from app.cohorts import schemas as s
 from app.errors import FieldError, InvalidInput
+from app.frameworks import evolution
 from app.frameworks import repository as frameworks_repo
 from app.frameworks import service as frameworks
 from app.models import utcnow
@@ -73,12 +74,17 @@ async def evaluate(
     unknown = sorted(set(body.subject_refs or ()) - set(subjects.refs))
     subjects, skipped = _scorable(fw, tracks, subjects)
     versions = await frameworks_repo.versions_of(session, resolved.framework)
-    ratings = await repo.load_ratings(
+    row = resolved.version  # ratings of older versions go through their competency maps
+    chain = await evolution.chain_for(
+        session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
+    )
+    ratings = await evolution.cohort_ratings(
         session,
         principal.tenant_id,
         subjects.ids,
         [(v.tenant_id, v.id) for v in versions],
         [c.key for c in fw.competencies],
+        chain,
         as_of - timedelta(days=settings.window_days),
         as_of,
     )

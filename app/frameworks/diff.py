@@ -29,6 +29,7 @@ Section = Literal[
     "activities",
 ]
 Op = Literal["added", "removed", "changed"]
+OPS: tuple[Op, ...] = ("added", "removed", "changed")
 
 SECTIONS: tuple[Section, ...] = (
     "framework",
@@ -329,7 +330,7 @@ def summary_markdown(
     head = f"### {new.name}: {old_label} → {new_label}"
     if not changes:
         return f"{head}\n\nNo changes."
-    counts = {op: sum(1 for c in changes if c.op == op) for op in ("added", "removed", "changed")}
+    counts = {op: sum(1 for c in changes if c.op == op) for op in OPS}
     tally = ", ".join(f"{n} {op}" for op, n in counts.items() if n)
     return "\n".join(
         [head, "", f"{len(changes)} change(s): {tally}.", "", *summary_lines(old, new, changes)]

@@ -138,6 +138,45 @@ class Activity(Strict):
     url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[\x21-\x7e]+$")
 
 
+class CompetencyMapping(Strict):
+    """How competencies of the previous version became this version's: a rename (one key to
+    one), a merge (several to one), a split (one to several) or a retirement (to null)."""
+
+    from_keys: Key | list[Key] = Field(
+        alias="from", description="A key of the previous version, or several for a merge."
+    )
+    to: Key | list[Key] | None = Field(
+        description="A key of this version, several for a split, or null: retired."
+    )
+    weights: dict[Key, Annotated[float, Field(gt=0, le=1000), JSON_NUMBER]] = Field(
+        default_factory=dict,
+        description="Merge: weight of each source (default 1; the carried rating is their "
+        "weighted mean). Split: factor of each target, at most 1 (default 1; the carried rating "
+        "is the old one times the factor).",
+        json_schema_extra=CLOSED_MAP,
+    )
+
+    @property
+    def sources(self) -> list[str]:
+        return [self.from_keys] if isinstance(self.from_keys, str) else list(self.from_keys)
+
+    @property
+    def targets(self) -> list[str]:
+        if self.to is None:
+            return []
+        return [self.to] if isinstance(self.to, str) else list(self.to)
+
+
+class CompetencyMap(Strict):
+    """Ratings given against older versions are carried through this map when scoring."""
+
+    complete: bool = Field(
+        default=False,
+        description="True: every competency of the previous version is named in an entry.",
+    )
+    entries: list[CompetencyMapping] = Field(default_factory=list, max_length=300)
+
+
 class FrameworkDocument(Strict):
     """A whole framework version as a file: scale, tracks, levels, areas, competencies, activities."""
 
@@ -152,6 +191,13 @@ class FrameworkDocument(Strict):
     areas: list[Area] = Field(default_factory=list, max_length=50)
     competencies: list[Competency] = Field(min_length=1, max_length=300)
     activities: list[Activity] = Field(default_factory=list, max_length=1000)
+    competency_map: CompetencyMap | None = Field(
+        default=None,
+        description="How the previous version's competencies map onto this version's.",
+    )
+    release_notes: Text | None = Field(
+        default=None, description="Why this version exists (Markdown); sent when it is published."
+    )
 
 
 EMPHASIS_SUM_TOLERANCE = 0.01
@@ -470,4 +516,9 @@ def ensure_valid(doc: FrameworkDocument) -> None:
 
 def dump_document(doc: FrameworkDocument) -> dict[str, Any]:
     """The document as plain JSON-compatible data (the export format)."""
-    return doc.model_dump(mode="json", by_alias=True)
+    data = doc.model_dump(mode="json", by_alias=True)
+    # Left out when absent, so a document without them stores (and digests) as it always did.
+    for optional in ("competency_map", "release_notes"):
+        if data[optional] is None:
+            del data[optional]
+    return data

@@ -1,14 +1,15 @@
 """HTTP routes of the frameworks resource (thin: parse, authorize, call the service)."""
 
+import io
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from app import idempotency
-from app.auth.dependencies import FrameworksRead, FrameworksWrite, SessionDep
+from app import csv_output, idempotency
+from app.auth.dependencies import AnalyticsRead, FrameworksRead, FrameworksWrite, SessionDep
 from app.errors import error_responses
-from app.frameworks import service
+from app.frameworks import impact, service
 from app.frameworks.document import (
     FrameworkDocument,
     dump_document,
@@ -18,14 +19,24 @@ from app.frameworks.document import (
 from app.frameworks.files import YAML_TYPES, dump_yaml, load_file
 from app.frameworks.schemas import (
     CloneRequest,
+    FrameworkDiff,
     FrameworkPage,
     FrameworkSummary,
     FrameworkVersionRead,
+    ImpactRequest,
+    ImpactResponse,
     VersionPage,
     VersionSummary,
 )
 from app.idempotency import IdempotencyKey
-from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, next_page
+from app.pagination import (
+    PageCursor,
+    PageSize,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+    next_page,
+)
 
 router = APIRouter(prefix="/v1/frameworks", tags=["frameworks"])
 
@@ -302,3 +313,83 @@ async def clone_framework(
         )
 
     return await idempotency.execute(session, principal, request, idempotency_key, produce)
+
+
+@router.get("/{key}/diff", summary="What changed between two versions", responses=READ_ERRORS)
+async def diff_framework_versions(
+    key: FrameworkKey,
+    principal: FrameworksRead,
+    session: SessionDep,
+    from_version: Annotated[
+        int | None,
+        Query(alias="from", ge=1, le=1_000_000, description="Default: the published version."),
+    ] = None,
+    to_version: Annotated[
+        int | None,
+        Query(alias="to", ge=1, le=1_000_000, description="Default: the newest version."),
+    ] = None,
+) -> FrameworkDiff:
+    """Levels, tracks, areas, scale, competencies, expectations (required, critical,
+    indicators), area emphasis, activities and settings, each added, removed or changed with
+    its before and after; drafts included. `summary` says it in a few lines of Markdown."""
+    return await impact.diff_versions(session, principal, key, from_version, to_version)
+
+
+IMPACT_COLUMNS = (
+    "subject_ref",
+    "display_name",
+    "track",
+    "direction",
+    "level_before",
+    "level_after",
+    "level_index_before",
+    "level_index_after",
+)
+
+
+@router.post(
+    "/{key}/versions/{version}/impact",
+    summary="Preview whom publishing a version affects",
+    response_model=ImpactResponse,
+    responses={
+        **error_responses(401, 403, 404, 413, 422, 503),
+        200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}},
+    },
+)
+async def preview_framework_impact(
+    key: FrameworkKey,
+    version: VersionNumber,
+    principal: AnalyticsRead,
+    session: SessionDep,
+    limit: PageSize,
+    body: Annotated[ImpactRequest, Body()],
+    cursor: PageCursor = None,
+    format: Annotated[
+        Literal["json", "csv"], Query(description="csv: every person who moves, as one table.")
+    ] = "json",
+) -> Response:
+    """Scores the people (all, a filter or a list) under the published version and under this
+    one, its competency map carrying older ratings: who moves up or down a level (paged), the
+    readiness change per level, level counts before and after, people whose ratings no longer
+    count, and the competencies that cause most of the change. Nothing is stored."""
+    after = decode_cursor(cursor, 1)
+    result = await impact.impact(session, principal, key, version, body)
+    if format == "csv":
+        out = io.StringIO()
+        writer = csv_output.Writer(out)
+        writer.writerow(IMPACT_COLUMNS)
+        for mover in result.movers:
+            row = mover.model_dump()
+            for side in ("level_before", "level_after"):
+                row[side] = row[side]["key"] if row[side] else ""
+            writer.writerow(["" if row[c] is None else row[c] for c in IMPACT_COLUMNS])
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{key}-v{version}-impact.csv"'},
+        )
+    page, last = impact.page_movers(result.movers, limit, after[0] if after else None)
+    answer = result.response.model_copy(
+        update={"movers": page, "next_cursor": encode_cursor([last]) if last else None}
+    )
+    return Response(answer.model_dump_json(), media_type="application/json")

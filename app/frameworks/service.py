@@ -21,6 +21,7 @@ from app.errors import (
     NotFound,
 )
 from app.etags import check_if_match, guarded_update, make_etag
+from app.frameworks import evolution
 from app.frameworks import repository as repo
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import FrameworkDocument, dump_document, ensure_valid, parse_document
@@ -200,6 +201,8 @@ async def create(
 ) -> ResolvedVersion:
     """A new framework with version 1 (a draft unless published at once)."""
     ensure_valid(doc)
+    if doc.competency_map is not None:
+        evolution.check_map(doc.competency_map, None, doc)
     await _assert_key_free(session, principal, doc.key)
     fw = Framework(
         tenant_id=principal.tenant_id, key=doc.key, name=doc.name, description=doc.description
@@ -256,6 +259,9 @@ async def _new_version(
         raise Conflict(
             f"Framework {fw.key!r} already has draft version {open_draft.version}; update or publish it."
         )
+    if doc.competency_map is not None:
+        previous = FrameworkDocument.model_validate(versions[-1].content) if versions else None
+        evolution.check_map(doc.competency_map, previous, doc)
     number = max((v.version for v in versions), default=0) + 1
     row = await _add_version(session, fw, doc, number, publish)
     _sync_framework_fields(fw, doc)
@@ -283,7 +289,10 @@ async def new_draft(
     fw = await _own_writable(session, principal, key)
     if doc is None:
         versions = await repo.versions_of(session, fw)
-        doc = FrameworkDocument.model_validate(versions[-1].content)
+        # The copy starts a new step: the newest version's map and notes described its own.
+        doc = FrameworkDocument.model_validate(versions[-1].content).model_copy(
+            update={"competency_map": None, "release_notes": None}
+        )
     _same_key(doc, key)
     ensure_valid(doc)
     return await _new_version(session, principal, fw, doc, publish=False)
@@ -318,6 +327,13 @@ async def update_draft(
     check_if_match(if_match, current.etag)
     _same_key(doc, key)
     ensure_valid(doc)
+    if doc.competency_map is not None:
+        previous = await repo.get_version(session, fw, version - 1)
+        evolution.check_map(
+            doc.competency_map,
+            None if previous is None else FrameworkDocument.model_validate(previous.content),
+            doc,
+        )
     values = {"content": dump_document(doc), "revision": row.revision + 1, "updated_at": utcnow()}
     await guarded_update(session, FrameworkVersion, row, values)
     await case_index.reindex_version(session, fw, row)
@@ -346,6 +362,8 @@ async def publish(
     record(
         session, principal, "framework_version.published", "framework", key, {"version": version}
     )
+    previous = await repo.get_version(session, fw, version - 1)
+    await evolution.announce_published(session, principal.tenant_id, key, previous, row)
     await session.flush()
     return ResolvedVersion(fw, row)
 
