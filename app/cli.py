@@ -31,24 +31,21 @@ async def _bootstrap(
     expires_at: datetime | None,
     key_name: str,
 ) -> str:
-    from app.auth import repository as auth_repo
-    from app.auth import service as auth_service
+    from app.auth.service import bootstrap_tenant
     from app.db import create_engine, make_sessionmaker, unit_of_work
 
     engine = create_engine(settings)
     try:
         async with unit_of_work(make_sessionmaker(engine)) as session:
-            tenant = await auth_repo.get_tenant_by_slug(session, slug)
-            if tenant is None:
-                tenant = await auth_service.create_tenant(session, slug, name)
-            _, token = await auth_service.create_key(
+            _, token = await bootstrap_tenant(
                 session,
-                tenant.id,
-                name=key_name,
-                scopes=scopes,
-                expires_at=expires_at,
+                slug,
+                name=name,
                 prefix=settings.api_key_prefix,
-                actor=None,
+                scopes=scopes,
+                key_name=key_name,
+                expires_at=expires_at,
+                reuse_existing=True,
             )
             return token
     finally:

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.auth.keys import DEFAULT_KEY_PREFIX, KEY_PREFIX_PATTERN
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'ladder.db'}"
 
@@ -37,7 +39,10 @@ class Settings(BaseSettings):
     # Memory per worker for rendered score responses (Postgres only); 0 turns the cache off.
     score_cache_mb: int = Field(default=64, ge=0, le=65_536)
     load_builtin_frameworks: bool = True
-    api_key_prefix: str = Field(default="cl", pattern=r"^[a-z]{2,8}$")
+    api_key_prefix: str = Field(default=DEFAULT_KEY_PREFIX, pattern=rf"^{KEY_PREFIX_PATTERN}$")
+    # Postgres: how long a worker may answer from its in-memory copy of a key. Revokes reach
+    # every worker at once through LISTEN/NOTIFY; this bounds a missed notification. 0: no cache.
+    api_key_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     dev_api_key_file: Path = PROJECT_ROOT / "var" / "dev-api-key"
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
     max_bulk_request_bytes: int = Field(default=64_000_000, ge=1024)

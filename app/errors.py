@@ -2,7 +2,7 @@
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -234,25 +234,22 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
 PUBLIC_PATHS = ("/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/_static/")
 
 
+RequestAuthentication = Callable[[Request], Awaitable[None]]
+"""Raises Unauthenticated unless the request carries a valid key (the auth package's check)."""
+
+
 async def _unauthenticated(request: Request) -> JSONResponse | None:
     """A 401 for a caller without a valid key, whatever else is wrong with the request.
 
     FastAPI parses a JSON body before running dependencies, so a broken body would otherwise
     answer 422 to anonymous callers; authentication must come first on every protected route.
+    The check is the one ``install_error_handlers`` was given: this module knows no keys.
     """
     if request.url.path.startswith(PUBLIC_PATHS):
         return None
-    from app.auth.service import authenticate  # here: the auth service imports this module
-
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    authenticate: RequestAuthentication = request.app.state.authenticate_first
     try:
-        async with request.app.state.sessionmaker() as session:
-            await authenticate(
-                session,
-                token.strip() if scheme.lower() == "bearer" else None,
-                prefix=request.app.state.settings.api_key_prefix,
-            )
+        await authenticate(request)
     except Unauthenticated as exc:
         return await _app_error(request, exc)
     return None
@@ -418,8 +415,10 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Route every error through one problem-details shape."""
+def install_error_handlers(app: FastAPI, *, authenticate_first: RequestAuthentication) -> None:
+    """Route every error through one problem-details shape; input refused before a route's
+    dependencies ran is answered 401 first when ``authenticate_first`` refuses the caller."""
+    app.state.authenticate_first = authenticate_first
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)

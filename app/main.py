@@ -19,6 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from app.assessments.router import router as assessments_router
 from app.audit.router import router as audit_router
+from app.auth.dependencies import refuse_unauthenticated
+from app.auth.keycache import KeyCache, start_key_listener, stop_key_listener
 from app.auth.ratelimit import RateLimiter
 from app.auth.router import router as api_keys_router
 from app.cohorts.router import router as cohorts_router
@@ -91,6 +93,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if loaded:
             log.info("loaded built-in frameworks: %s", ", ".join(loaded))
     tune_garbage_collector()
+    key_listener = start_key_listener(settings, app.state.key_cache)
     dispatcher_task = None
     if settings.webhooks_enabled:
         dispatcher = Dispatcher(app.state.sessionmaker, settings)
@@ -98,6 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await stop_key_listener(key_listener)
         if dispatcher_task is not None:
             dispatcher_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -124,7 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.score_memo = ScoreMemo(settings.score_cache_mb * 1024 * 1024)
-    install_error_handlers(app)
+    app.state.key_cache = KeyCache(settings.api_key_cache_seconds)  # trusted while listening
+    install_error_handlers(app, authenticate_first=refuse_unauthenticated)
     app.add_middleware(ServerTiming)
     app.add_middleware(RefuseInvalidUnicode)  # inside the size limit: reads a bounded body
     app.add_middleware(

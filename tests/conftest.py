@@ -223,15 +223,8 @@ async def _make_tenant(
     sm: async_sessionmaker[AsyncSession], settings: Settings, slug: str
 ) -> Tenant:
     async with sm() as session:
-        tenant = await auth_service.create_tenant(session, slug, slug.title())
-        _, token = await auth_service.create_key(
-            session,
-            tenant.id,
-            name="admin",
-            scopes=["admin"],
-            expires_at=None,
-            prefix=settings.api_key_prefix,
-            actor=None,
+        tenant, token = await auth_service.bootstrap_tenant(
+            session, slug, name=slug.title(), prefix=settings.api_key_prefix, key_name="admin"
         )
         await session.commit()
         return Tenant(tenant.id, slug, token, sm, settings)

@@ -7,6 +7,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.auth.keys import KEY_SHAPE
 from app.auth.principal import Principal
 from app.auth.ratelimit import RateLimiter
 from app.auth.service import authenticate, require_scope
@@ -16,12 +17,31 @@ from app.db import get_session
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="An API key: `Authorization: Bearer cl_<id>_<secret>`.",
+    description=f"An API key: `Authorization: Bearer {KEY_SHAPE}`.",
 )
 
 # "function" scope: the unit of work commits when the handler has returned and its response is
 # rendered, before anything is sent, so a failed COMMIT still becomes the request's problem answer.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def _authenticate(
+    request: Request, session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    state = request.app.state
+    return await authenticate(
+        session,
+        credentials.credentials if credentials else None,
+        prefix=state.settings.api_key_prefix,
+        cache=state.key_cache,
+    )
+
+
+async def refuse_unauthenticated(request: Request) -> None:
+    """Raise Unauthenticated unless the request carries a valid key. The error handlers that
+    answer before a route's dependencies run (invalid input) ask this, so 401 comes first."""
+    async with request.app.state.sessionmaker() as session:
+        await _authenticate(request, session, await bearer(request))
 
 
 def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
@@ -33,11 +53,7 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
         session: SessionDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
-        principal = await authenticate(
-            session,
-            credentials.credentials if credentials else None,
-            prefix=request.app.state.settings.api_key_prefix,
-        )
+        principal = await _authenticate(request, session, credentials)
         limiter: RateLimiter = request.app.state.rate_limiter
         if principal.key_id is not None:
             limiter.check(principal.key_id)

@@ -1,4 +1,8 @@
-"""API key format, hashing and constant-time checks (no I/O)."""
+"""API key format, scopes, hashing and constant-time checks (no I/O).
+
+The one definition of what a key looks like: ``<prefix>_<32 hex id>_<43-char secret>``. The
+settings' prefix pattern, the token parser and the tooling that redacts keys all use it.
+"""
 
 import hashlib
 import hmac
@@ -6,8 +10,9 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-SCOPES = (
+Scope = Literal[
     "frameworks:read",
     "frameworks:write",
     "subjects:read",
@@ -16,10 +21,21 @@ SCOPES = (
     "assessments:write",
     "analytics:read",
     "admin",
-)
-ADMIN = "admin"
+]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+ADMIN: Scope = "admin"
 
-_KEY_RE = re.compile(r"^(?P<prefix>[a-z]{2,8})_(?P<id>[0-9a-f]{32})_(?P<secret>[A-Za-z0-9_-]{43})$")
+DEFAULT_KEY_PREFIX = "cl"
+KEY_PREFIX_PATTERN = r"[a-z]{2,8}"
+KEY_ID_PATTERN = r"[0-9a-f]{32}"
+KEY_SECRET_PATTERN = r"[A-Za-z0-9_-]{43}"  # noqa: S105 (a pattern, not a secret)
+# Named groups: prefix, id, secret. Anchor it (or bound it) where it is used.
+KEY_PATTERN = (
+    rf"(?P<prefix>{KEY_PREFIX_PATTERN})_(?P<id>{KEY_ID_PATTERN})_(?P<secret>{KEY_SECRET_PATTERN})"
+)
+KEY_SHAPE = f"{DEFAULT_KEY_PREFIX}_<id>_<secret>"
+
+_KEY_RE = re.compile(rf"^{KEY_PATTERN}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +52,17 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 
+def format_token(prefix: str, key_id: uuid.UUID, secret: str) -> str:
+    """The presented form of a key: ``<prefix>_<id>_<secret>``."""
+    return f"{prefix}_{key_id.hex}_{secret}"
+
+
 def issue_key(prefix: str) -> IssuedKey:
     """Make a new key ``<prefix>_<id>_<secret>``; the recognizable prefix helps secret scanners."""
     key_id = uuid.uuid4()
     secret = secrets.token_urlsafe(32)
     return IssuedKey(
-        id=key_id, token=f"{prefix}_{key_id.hex}_{secret}", secret_hash=hash_secret(secret)
+        id=key_id, token=format_token(prefix, key_id, secret), secret_hash=hash_secret(secret)
     )
 
 

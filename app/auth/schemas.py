@@ -2,23 +2,12 @@
 
 import uuid
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.auth.keys import Scope
 from app.pagination import Page
 from app.schemas import NUL_FREE, Timestamp
-
-Scope = Literal[
-    "frameworks:read",
-    "frameworks:write",
-    "subjects:read",
-    "subjects:write",
-    "assessments:read",
-    "assessments:write",
-    "analytics:read",
-    "admin",
-]
 
 
 class ApiKeyCreate(BaseModel):
