@@ -15,9 +15,9 @@ from app.errors import error_responses
 from app.idempotency import IdempotencyKey
 from app.pagination import PageCursor, PageSize, decode_moment_cursor, moment_cursor, next_page
 from app.schemas import Timestamp
+from app.subjects.schemas import REF_MAX_LENGTH, REF_PATTERN
 
 router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
-REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
 
 
 @router.post(
@@ -53,8 +53,10 @@ async def list_assessments(
     principal: AssessmentsRead,
     session: SessionDep,
     limit: PageSize,
-    subject_ref: Annotated[str | None, Query(max_length=200, pattern=REF_PATTERN)] = None,
-    rater_ref: Annotated[str | None, Query(max_length=200, pattern=REF_PATTERN)] = None,
+    subject_ref: Annotated[
+        str | None, Query(max_length=REF_MAX_LENGTH, pattern=REF_PATTERN)
+    ] = None,
+    rater_ref: Annotated[str | None, Query(max_length=REF_MAX_LENGTH, pattern=REF_PATTERN)] = None,
     rater_role: Annotated[RaterRole | None, Query()] = None,
     since: Annotated[Timestamp | None, Query(description="assessed_at at or after")] = None,
     until: Annotated[Timestamp | None, Query(description="assessed_at before")] = None,

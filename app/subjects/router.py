@@ -14,13 +14,18 @@ from app.idempotency import IdempotencyKey
 from app.models import Subject
 from app.pagination import PageCursor, PageSize, decode_cursor, next_page
 from app.subjects import service
-from app.subjects.schemas import SubjectCreate, SubjectPage, SubjectRead, SubjectUpdate
+from app.subjects.schemas import (
+    REF_MAX_LENGTH,
+    REF_PATTERN,
+    SubjectCreate,
+    SubjectPage,
+    SubjectRead,
+    SubjectUpdate,
+)
 
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
-SubjectRef = Annotated[
-    str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$")
-]
+SubjectRef = Annotated[str, Path(min_length=1, max_length=REF_MAX_LENGTH, pattern=REF_PATTERN)]
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
 AttributeFilter = Annotated[
     str,

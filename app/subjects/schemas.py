@@ -11,9 +11,11 @@ from app.schemas import CLOSED_MAP
 
 # The characters of a ref; erasure also uses them to find a ref's bounds inside text.
 REF_CHARACTERS = r"A-Za-z0-9._:@\-"
+# A subject's or rater's ref, wherever one is taken (bodies, paths, query filters).
+REF_PATTERN = rf"^[A-Za-z0-9][{REF_CHARACTERS}]*$"
+REF_MAX_LENGTH = 200
 Ref = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=200, pattern=rf"^[A-Za-z0-9][{REF_CHARACTERS}]*$"),
+    str, StringConstraints(min_length=1, max_length=REF_MAX_LENGTH, pattern=REF_PATTERN)
 ]
 KeyStr = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
