@@ -260,6 +260,57 @@ async def _import(settings: Settings, tenant_slug: str, data: object, publish: b
         await engine.dispose()
 
 
+async def _diff_stored(
+    settings: Settings, tenant_slug: str, key: str, old: int | None, new: int | None
+) -> dict[str, Any]:
+    from app.auth import repository as auth_repo
+    from app.auth.principal import Principal
+    from app.db import bind_tenant, create_engine, make_sessionmaker
+    from app.frameworks.impact import diff_versions
+
+    engine = create_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
+            if tenant is None:
+                sys.exit(f"ladder diff: no tenant {tenant_slug!r}")
+            await bind_tenant(session, tenant.id)
+            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
+            diff = await diff_versions(session, principal, key, old, new)
+            return diff.model_dump(mode="json", by_alias=True)
+    finally:
+        await engine.dispose()
+
+
+def _cmd_diff(args: argparse.Namespace) -> None:
+    from app.errors import InvalidInput, NotFound
+    from app.frameworks.diff import change_as_dict, diff_documents, summary_markdown
+    from app.frameworks.document import parse_document
+    from app.frameworks.files import load_file
+
+    try:
+        if args.new is None:
+            data = asyncio.run(
+                _diff_stored(get_settings(), args.tenant, args.old, args.from_, args.to)
+            )
+        else:
+            old, new = (
+                parse_document(load_file(Path(p).read_bytes(), Path(p).name))
+                for p in (args.old, args.new)
+            )
+            changes = diff_documents(old, new)
+            summary = summary_markdown(old, new, changes, old_label=args.old, new_label=args.new)
+            data = {"changes": [change_as_dict(c) for c in changes], "summary": summary}
+    except (InvalidInput, NotFound) as exc:
+        sys.exit(f"ladder diff: {exc.detail}")
+    except OSError as exc:
+        sys.exit(f"ladder diff: {exc}")
+    if args.format == "json":
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        print(data["summary"])
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from app.frameworks.files import dump_yaml
 
@@ -384,6 +435,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--output")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "diff", help="what changed between two framework files, or two stored versions of one"
+    )
+    p.add_argument("old", help="a framework file, or a framework key (then --from/--to)")
+    p.add_argument("new", nargs="?", help="the newer framework file")
+    p.add_argument("--from", dest="from_", type=int, help="default: the published version")
+    p.add_argument("--to", type=int, help="default: the newest version (a draft included)")
+    p.add_argument("--tenant", default="dev")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.set_defaults(func=_cmd_diff)
 
     args = parser.parse_args(argv)
     args.func(args)
