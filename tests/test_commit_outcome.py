@@ -44,15 +44,8 @@ async def committing(
     """The app on a real engine (its own commits), a tenant and its admin key."""
     maker = make_sessionmaker(real_engine)
     async with maker() as session:
-        tenant = await auth_service.create_tenant(session, f"co-{uuid.uuid4().hex[:8]}", "CO")
-        _, token = await auth_service.create_key(
-            session,
-            tenant.id,
-            name="admin",
-            scopes=["admin"],
-            expires_at=None,
-            prefix=settings.api_key_prefix,
-            actor=None,
+        tenant, token = await auth_service.bootstrap_tenant(
+            session, f"co-{uuid.uuid4().hex[:8]}", prefix=settings.api_key_prefix
         )
         await session.commit()
     app = create_app(settings)

@@ -198,15 +198,8 @@ async def _new_tenant() -> str:
     try:
         async with make_sessionmaker(engine)() as session:
             slug = f"fuzz-{uuid.uuid4().hex[:12]}"
-            tenant = await auth_service.create_tenant(session, slug, slug)
-            _, token = await auth_service.create_key(
-                session,
-                tenant.id,
-                name="fuzzer",
-                scopes=["admin"],
-                expires_at=None,
-                prefix=SETTINGS.api_key_prefix,
-                actor=None,
+            _, token = await auth_service.bootstrap_tenant(
+                session, slug, prefix=SETTINGS.api_key_prefix
             )
             await session.commit()
             return token

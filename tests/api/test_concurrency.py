@@ -32,15 +32,8 @@ async def racing_client(
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     async with app.state.sessionmaker() as session:
-        tenant = await auth_service.create_tenant(session, f"race-{uuid.uuid4().hex[:8]}", "Race")
-        _, token = await auth_service.create_key(
-            session,
-            tenant.id,
-            name="race",
-            scopes=["admin"],
-            expires_at=None,
-            prefix="cl",
-            actor=None,
+        _, token = await auth_service.bootstrap_tenant(
+            session, f"race-{uuid.uuid4().hex[:8]}", prefix=settings.api_key_prefix
         )
         await session.commit()
     async with httpx.AsyncClient(

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import select
 
-from app.auth.keys import ADMIN, SCOPES
+from app.auth.keys import ADMIN, DEFAULT_KEY_PREFIX, SCOPES, format_token, parse_token
 from app.config import Settings
 from app.db import bind_tenant
 from app.interop.case import CaseIds
@@ -169,18 +169,23 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _parts(token: str) -> tuple[uuid.UUID, str]:
+    parsed = parse_token(token, DEFAULT_KEY_PREFIX)
+    assert parsed is not None, token
+    return parsed
+
+
 def key_id_of(token: str) -> uuid.UUID:
-    return uuid.UUID(hex=token.split("_", 2)[1])
+    return _parts(token)[0]
 
 
 def secret_of(token: str) -> str:
-    return token.split("_", 2)[2]
+    return _parts(token)[1]
 
 
 def with_secret(token: str, secret: str) -> str:
     """The same prefix and key id with another (well-formed) secret."""
-    prefix, key_id, _ = token.split("_", 2)
-    return f"{prefix}_{key_id}_{secret}"
+    return format_token(DEFAULT_KEY_PREFIX, key_id_of(token), secret)
 
 
 async def expire_key(tenant: Tenant, key_id: uuid.UUID) -> None:

@@ -113,7 +113,7 @@ async def test_unknown_key_and_wrong_secret_look_the_same(
 ) -> None:
     real = tenant_a.admin_key
     wrong_secret = with_secret(real, "x" * 43)
-    unknown_id = f"cl_{uuid.uuid4().hex}_{secret_of(real)}"
+    unknown_id = keys.format_token(keys.DEFAULT_KEY_PREFIX, uuid.uuid4(), secret_of(real))
     answers = []
     for token in (wrong_secret, unknown_id):
         r = await client.get("/v1/subjects", headers=bearer(token))

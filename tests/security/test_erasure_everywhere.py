@@ -36,6 +36,7 @@ from tests.security.support import (
     EVIDENCE,
     as_tenant,
     assessment_body,
+    key_id_of,
     subject_body,
     subscribe_webhook,
 )
@@ -393,18 +394,11 @@ async def committing(
     application.state.engine = engine
     application.state.sessionmaker = make_sessionmaker(engine)
     async with application.state.sessionmaker() as session:
-        tenant = await auth_service.create_tenant(session, f"erase-{uuid.uuid4().hex[:8]}", "E")
-        key, token = await auth_service.create_key(
-            session,
-            tenant.id,
-            name="eraser",
-            scopes=["admin"],
-            expires_at=None,
-            prefix=settings.api_key_prefix,
-            actor=None,
+        tenant, token = await auth_service.bootstrap_tenant(
+            session, f"erase-{uuid.uuid4().hex[:8]}", prefix=settings.api_key_prefix
         )
         await session.commit()
-    principal = Principal(tenant.id, key.id, frozenset({"admin"}))
+    principal = Principal(tenant.id, key_id_of(token), frozenset({"admin"}))
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         client.headers["Authorization"] = f"Bearer {token}"

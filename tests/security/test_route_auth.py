@@ -10,6 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from app.auth.keys import DEFAULT_KEY_PREFIX, format_token
 from app.models import utcnow
 from tests.conftest import Tenant
 from tests.security.support import (
@@ -36,7 +37,7 @@ ENDPOINTS = TABLE.protected
 BODY_ENDPOINTS = [e for e in ENDPOINTS if e.has_body]
 
 # Credentials that must never get past authentication, whatever the route.
-UNKNOWN_KEY = f"cl_{uuid.uuid4().hex}_{'A' * 43}"
+UNKNOWN_KEY = format_token(DEFAULT_KEY_PREFIX, uuid.uuid4(), "A" * 43)
 BAD_AUTHORIZATION: dict[str, str | None] = {
     "no header": None,
     "empty bearer": "Bearer ",
@@ -44,7 +45,7 @@ BAD_AUTHORIZATION: dict[str, str | None] = {
     "malformed token": "Bearer not-a-key",
     "wrong scheme": "Basic dXNlcjpwYXNzd29yZA==",
     "unknown key": f"Bearer {UNKNOWN_KEY}",
-    "id only": f"Bearer cl_{uuid.uuid4().hex}",
+    "id only": f"Bearer {DEFAULT_KEY_PREFIX}_{uuid.uuid4().hex}",
 }
 
 
