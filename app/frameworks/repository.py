@@ -4,21 +4,34 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlmodel import col, func, or_, select
+import sqlalchemy as sa
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.models import SYSTEM_TENANT_ID, Framework, FrameworkVersion
 
 
-async def find_framework(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> Framework | None:
-    """The tenant's own framework with this key, else the built-in one."""
-    stmt = (
-        select(Framework)
-        .where(Framework.key == key, col(Framework.tenant_id).in_([tenant_id, SYSTEM_TENANT_ID]))
-        # The tenant's own comes first; the system tenant's nil UUID sorts last descending.
-        .order_by(col(Framework.tenant_id).desc())
+def visible_to(tenant_id: uuid.UUID, fw: Any = None) -> Any:
+    """The rule of which frameworks a tenant sees, as a condition on framework columns ``fw``:
+    its own, and every built-in whose key it does not use for one of its own (the tenant's
+    framework shadows the built-in). The probe for a shadowing framework is a scalar subquery
+    per row, one lookup in the unique (tenant, key) index, never turned into a scan."""
+    fw = Framework.__table__.c if fw is None else fw  # type: ignore[attr-defined]
+    own = Framework.__table__.alias("own")  # type: ignore[attr-defined]
+    shadowing = (
+        sa.select(own.c.id)
+        .where(own.c.tenant_id == tenant_id, own.c.key == fw.key)
         .limit(1)
+        .scalar_subquery()
     )
+    return sa.or_(
+        fw.tenant_id == tenant_id, sa.and_(fw.tenant_id == SYSTEM_TENANT_ID, shadowing.is_(None))
+    )
+
+
+async def find_framework(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> Framework | None:
+    """The framework the tenant sees under this key: its own, else the built-in one."""
+    stmt = select(Framework).where(Framework.key == key, visible_to(tenant_id))
     return (await session.exec(stmt)).first()
 
 
@@ -29,16 +42,13 @@ async def list_visible(
     after_key: str | None = None,
     keys: int | None = None,
 ) -> Sequence[Framework]:
-    """The tenant's and the built-in frameworks by key, the tenant's first under each key;
-    ``keys`` bounds how many distinct keys (each has at most two rows) are read."""
-    stmt = select(Framework).where(
-        or_(Framework.tenant_id == tenant_id, Framework.tenant_id == SYSTEM_TENANT_ID)
-    )
+    """The frameworks the tenant sees (one per key), by key; at most ``keys`` of them."""
+    stmt = select(Framework).where(visible_to(tenant_id))
     if after_key is not None:
         stmt = stmt.where(col(Framework.key) > after_key)
-    stmt = stmt.order_by(col(Framework.key), col(Framework.tenant_id).desc())
+    stmt = stmt.order_by(col(Framework.key))
     if keys is not None:
-        stmt = stmt.limit(2 * keys)
+        stmt = stmt.limit(keys)
     return (await session.exec(stmt)).all()
 
 

@@ -109,12 +109,8 @@ async def list_frameworks(
     """Summaries of the tenant's frameworks and the built-in templates, by key, at most
     ``limit`` of them after ``after_key``."""
     out: list[dict[str, Any]] = []
-    shadowed: set[str] = set()
     visible = await repo.list_visible(session, principal.tenant_id, after_key=after_key, keys=limit)
     for fw in visible:
-        if fw.key in shadowed or len(out) == limit:
-            continue
-        shadowed.add(fw.key)
         versions = await repo.versions_of(session, fw)
         published = [v.version for v in versions if v.status == "published"]
         drafts = [v.version for v in versions if v.status == "draft"]

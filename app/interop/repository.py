@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.frameworks.repository import visible_to
 from app.interop import case
 from app.models import SYSTEM_TENANT_ID, CaseIdentifier, Framework, FrameworkVersion
 
@@ -58,20 +59,13 @@ class Located:
 def locate_statement(tenant_id: uuid.UUID, identifier: uuid.UUID) -> sa.Select[Any]:
     """The one query of ``locate`` (also shown with EXPLAIN by ``bench/case_lookup.py``).
 
-    Primary-key probes from the identifier to its version and framework, and one probe of the
-    unique (tenant, key) index for a framework of the tenant that shadows a built-in. That probe
-    is a scalar subquery of the one row found, so the planner cannot turn it into a scan.
+    Primary-key probes from the identifier to its version and framework, and (for a built-in)
+    one probe of the unique (tenant, key) index for a framework of the tenant that shadows it
+    (``frameworks.repository.visible_to``).
     """
     ci = CaseIdentifier.__table__.c  # type: ignore[attr-defined]
     fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
     fw = Framework.__table__.c  # type: ignore[attr-defined]
-    own = Framework.__table__.alias("own")  # type: ignore[attr-defined]
-    shadowing = (
-        sa.select(own.c.id)
-        .where(own.c.tenant_id == tenant_id, own.c.key == fw.key)
-        .limit(1)
-        .scalar_subquery()
-    )
     return (
         sa.select(
             ci.kind,
@@ -82,7 +76,6 @@ def locate_statement(tenant_id: uuid.UUID, identifier: uuid.UUID) -> sa.Select[A
             fv.status,
             fv.revision,
             fv.updated_at,
-            shadowing.label("shadowed_by"),
         )
         .select_from(
             CaseIdentifier.__table__.join(  # type: ignore[attr-defined]
@@ -93,7 +86,11 @@ def locate_statement(tenant_id: uuid.UUID, identifier: uuid.UUID) -> sa.Select[A
                 (fw.tenant_id == fv.tenant_id) & (fw.id == fv.framework_id),
             )
         )
-        .where(ci.identifier == identifier, ci.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]))
+        .where(
+            ci.identifier == identifier,
+            ci.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]),
+            visible_to(tenant_id, fw),
+        )
         .limit(1)
     )
 
@@ -101,19 +98,10 @@ def locate_statement(tenant_id: uuid.UUID, identifier: uuid.UUID) -> sa.Select[A
 async def locate(
     session: AsyncSession, tenant_id: uuid.UUID, identifier: uuid.UUID
 ) -> Located | None:
-    """The version holding a CASE identifier that the tenant can see, if any: one indexed read.
-
-    The tenant sees its own frameworks and the built-in ones, except a built-in whose key the
-    tenant uses for a framework of its own (that one shadows it).
-    """
+    """The version holding a CASE identifier that the tenant can see, if any: one indexed read."""
     stmt = locate_statement(tenant_id, identifier)
     row = (await (await session.connection()).execute(stmt)).first()
-    if row is None:
-        return None
-    *found, shadowed_by = row
-    if found[1] != tenant_id and shadowed_by is not None:
-        return None  # a built-in hidden by the tenant's own framework with its key
-    return Located(*found)
+    return None if row is None else Located(*row)
 
 
 async def latest_published(session: AsyncSession, tenant_id: uuid.UUID) -> list[Located]:
@@ -123,16 +111,12 @@ async def latest_published(session: AsyncSession, tenant_id: uuid.UUID) -> list[
     """
     fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
     fw = Framework.__table__.c  # type: ignore[attr-defined]
-    own = Framework.__table__.alias("own")  # type: ignore[attr-defined]
     owners = [tenant_id, SYSTEM_TENANT_ID]
     newest = (
         sa.select(fv.tenant_id, fv.framework_id, sa.func.max(fv.version).label("version"))
         .where(fv.tenant_id.in_(owners), fv.status == "published")
         .group_by(fv.tenant_id, fv.framework_id)
         .subquery()
-    )
-    shadowed = sa.exists().where(
-        fw.tenant_id == SYSTEM_TENANT_ID, own.c.tenant_id == tenant_id, own.c.key == fw.key
     )
     stmt = (
         sa.select(
@@ -155,7 +139,7 @@ async def latest_published(session: AsyncSession, tenant_id: uuid.UUID) -> list[
                 & (fv.version == newest.c.version),
             )
         )
-        .where(fw.tenant_id.in_(owners), ~shadowed)
+        .where(fw.tenant_id.in_(owners), visible_to(tenant_id, fw))
         .order_by(fw.key)
     )
     rows = await (await session.connection()).execute(stmt)

@@ -1,0 +1,49 @@
+"""A tenant's framework shadows a built-in with its key in every read, as it does in CASE."""
+
+import httpx
+import pytest
+
+from app.auth.principal import Principal
+from app.db import bind_tenant
+from app.frameworks import service
+from app.frameworks.document import parse_document
+from app.models import SYSTEM_TENANT_ID
+from tests.conftest import Tenant
+from tests.factories import small_framework
+from tests.interop.test_case_index import _create
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_own_framework_shadows_the_builtin_with_its_key(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    await _create(client, tenant_a)
+    # A built-in added later with a key tenant A already uses (as a new built-in file would be).
+    system = Principal(tenant_id=SYSTEM_TENANT_ID, key_id=None, scopes=frozenset({"admin"}))
+    async with tenant_a.sessionmaker() as session:
+        await bind_tenant(session, SYSTEM_TENANT_ID)
+        doc = parse_document(small_framework(name="Built-in engineering"))
+        await service.create(session, system, doc, publish=True)
+        await session.commit()
+    for tenant, name, builtin in (
+        (tenant_a, "Engineering ladder", False),
+        (tenant_b, "Built-in engineering", True),
+    ):
+        got = await client.get("/v1/frameworks/eng-ladder", headers=tenant.headers)
+        assert got.status_code == 200, got.text
+        assert (got.json()["document"]["name"], got.json()["builtin"]) == (name, builtin)
+        listed, cursor = [], None
+        while True:  # one key per page: a shadowed built-in must not take a page of its own
+            params = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+            page = (
+                await client.get("/v1/frameworks", params=params, headers=tenant.headers)
+            ).json()
+            listed += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert [
+            (f["key"], f["name"], f["builtin"]) for f in listed if f["key"] == "eng-ladder"
+        ] == [("eng-ladder", name, builtin)]
+        assert len({f["key"] for f in listed}) == len(listed)
