@@ -36,6 +36,7 @@ import httpx
 
 from app import models
 from app.auth import service as auth_service
+from app.auth.keys import DEFAULT_KEY_PREFIX, KEY_PATTERN, format_token
 from app.cli import migrate
 from app.config import Settings
 from app.db import create_engine, make_sessionmaker
@@ -272,15 +273,12 @@ async def _tenant(settings: Settings) -> str:
     try:
         async with make_sessionmaker(engine)() as session:
             await ensure_builtin(session)
-            tenant = await auth_service.create_tenant(session, "acme", "Acme Inc.")
-            _, token = await auth_service.create_key(
+            _, token = await auth_service.bootstrap_tenant(
                 session,
-                tenant.id,
-                name="ops admin",
-                scopes=["admin"],
-                expires_at=None,
+                "acme",
+                name="Acme Inc.",
                 prefix=settings.api_key_prefix,
-                actor=None,
+                key_name="ops admin",
             )
             await session.commit()
             return token
@@ -831,7 +829,7 @@ def trim(value: Any, key: str | None = None) -> Any:
 
 
 _PLACEHOLDER_PATTERN = re.compile(
-    r"(?P<token>\b[a-z]{2,8}_(?P<key_id>[0-9a-f]{32})_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-]))"
+    rf"(?P<token>\b{KEY_PATTERN}(?![A-Za-z0-9_-]))"
     r"|(?P<whsec>\bwhsec_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-]))"
     r"|(?P<uuid>\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b)"
     # An id in an ETag (`"<hex>.<revision>"`) or an API key.
@@ -908,8 +906,8 @@ class Placeholders:
 
     def _replace(self, match: re.Match[str]) -> str:
         if match["token"]:
-            prefix = match["token"].split("_", 1)[0]
-            return f"{prefix}_{self._id(uuid.UUID(hex=match['key_id'])).hex}_{self._secret()}"
+            key_id = self._id(uuid.UUID(hex=match["id"]))
+            return format_token(match["prefix"], key_id, self._secret())
         if match["whsec"]:
             return f"whsec_{self._secret()}"
         if match["uuid"]:
@@ -936,7 +934,7 @@ def write_examples(path: Path = EXAMPLES_FILE) -> int:
             environment="development",
             database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'examples.db'}",
             load_builtin_frameworks=False,
-            api_key_prefix="cl",
+            api_key_prefix=DEFAULT_KEY_PREFIX,
             dev_api_key_file=Path(tmp) / "dev-api-key",
             webhooks_enabled=False,
             # No DNS lookup of the example receiver's host: the run stays off the network.
