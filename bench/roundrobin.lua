@@ -1,5 +1,6 @@
 -- wrk script: GET a path for each id of a file in turn, then print one machine-readable line.
 -- usage: wrk ... -s roundrobin.lua <base url> -- <ids file> <path with {id}> [bearer token]
+-- A line of the ids file is an id, or an id, a tab and an ETag to send as If-None-Match.
 -- Threads start at different offsets, so the connections spread over all ids.
 
 local thread_count = 0
@@ -9,29 +10,42 @@ function setup(thread)
   thread_count = thread_count + 1
 end
 
-local ids = {}
-local prefix, suffix
+local requests = {}
 local position = 0
 
 function init(args)
+  local prefix, suffix = args[2]:match("^(.-){id}(.*)$")
+  local lines = {}
   for line in io.lines(args[1]) do
     if #line > 0 then
-      ids[#ids + 1] = line
+      lines[#lines + 1] = line
     end
   end
-  prefix, suffix = args[2]:match("^(.-){id}(.*)$")
   if prefix == nil then -- a fixed path: the ids are not used
-    prefix, suffix, ids = args[2], "", { "" }
+    prefix, suffix, lines = args[2], "", { "" }
   end
-  if args[3] ~= nil and #args[3] > 0 then
-    wrk.headers["Authorization"] = "Bearer " .. args[3]
+  local token = args[3]
+  for _, line in ipairs(lines) do
+    local id, etag = line:match("^([^\t]*)\t(.+)$")
+    id = id or line
+    local headers = {}
+    for name, value in pairs(wrk.headers) do
+      headers[name] = value
+    end
+    if token ~= nil and #token > 0 then
+      headers["Authorization"] = "Bearer " .. token
+    end
+    if etag ~= nil then
+      headers["If-None-Match"] = etag
+    end
+    requests[#requests + 1] = wrk.format("GET", prefix .. id .. suffix, headers)
   end
-  position = ((thread_id or 0) * 7919) % #ids
+  position = ((thread_id or 0) * 7919) % #requests
 end
 
 function request()
-  position = position % #ids + 1
-  return wrk.format("GET", prefix .. ids[position] .. suffix)
+  position = position % #requests + 1
+  return requests[position]
 end
 
 function done(summary, latency, requests)

@@ -357,10 +357,11 @@ async def read_score(
         parts="score",
     )
     window = timedelta(days=settings.window_days)
-    template = Template.cut(
-        render(present.score(loaded.framework, outcome.evaluation, ref, SENTINEL)), window
-    )
-    if template is None:  # cannot happen with sane data: answer without remembering
+    template = None
+    if memo.enabled:
+        rendered = render(present.score(loaded.framework, outcome.evaluation, ref, SENTINEL))
+        template = Template.cut(rendered, window)
+    if template is None:  # not remembered (or, with insane data, not cut): render at the moment
         body = render(present.score(loaded.framework, outcome.evaluation, ref, moment))
         return ScoreAnswer(body, etag, "miss")
     memo.put(key, variant, Entry(fingerprint, *span, etag, template, memo.clock()))
