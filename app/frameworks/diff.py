@@ -90,7 +90,8 @@ def _field_changes(
     level: str | None = None,
 ) -> list[Change]:
     out = []
-    for name in sorted(set(before) | set(after)):
+    # A change of key comes first: applying the diff finds a renamed item by its old key.
+    for name in sorted(set(before) | set(after), key=lambda n: (n != "key", n)):
         if name in skip:
             continue
         old, new = before.get(name), after.get(name)
@@ -121,9 +122,16 @@ def _nested(
     return out
 
 
-def diff_documents(old: FrameworkDocument, new: FrameworkDocument) -> list[Change]:
-    """Every difference from ``old`` to ``new``, by section, then key, then level and field."""
+def diff_documents(
+    old: FrameworkDocument, new: FrameworkDocument, renames: Mapping[str, str] | None = None
+) -> list[Change]:
+    """Every difference from ``old`` to ``new``, by section, then key, then level and field.
+
+    ``renames`` (old competency key -> new, e.g. from the new version's map) pairs a renamed
+    competency with its old self: one ``key`` change, and its expectations compared level by
+    level, instead of a removal and an addition."""
     a, b = _plain(old), _plain(new)
+    renamed = {k: v for k, v in (renames or {}).items() if k != v}
     changes = _field_changes(
         "framework",
         None,
@@ -140,6 +148,8 @@ def diff_documents(old: FrameworkDocument, new: FrameworkDocument) -> list[Chang
     nested: dict[str, list[Change]] = {"emphasis": [], "expectations": []}
     for section, attr, parts in _KEYED:
         before, after = _by_key(a[section], attr), _by_key(b[section], attr)
+        if section == "competencies" and renamed:
+            before = {renamed.get(k, k): item for k, item in before.items()}
         for key in _ordered_keys(before, after):
             was, now = before.get(key), after.get(key)
             if was is None and now is not None:
@@ -205,7 +215,9 @@ def apply_diff(old: FrameworkDocument, changes: Iterable[Change]) -> FrameworkDo
             elif c.op == "removed":
                 items[:] = [i for i in items if i[attr] != c.key]
             else:
-                item = next(i for i in items if i[attr] == c.key)
+                # A renamed item is found by its old key (its change of key comes first).
+                wanted = c.before if c.field == attr else c.key
+                item = next(i for i in items if i[attr] == wanted)
                 item[str(c.field)] = c.after
         else:
             owner, part = (
@@ -279,7 +291,12 @@ def summary_lines(
             else:
                 pick = old_name if c.op == "removed" else new_name
                 title = pick(c.section, str(c.key))
-            if c.op == "added":
+            if c.field == "key":
+                was = old_name(c.section, str(c.before))
+                lines.append(
+                    f"- {label} renamed: **{was}** (`{c.before}`) → **{title}** (`{c.key}`)"
+                )
+            elif c.op == "added":
                 lines.append(f"- {label} added: **{title}** (`{c.key}`)")
             elif c.op == "removed":
                 lines.append(f"- {label} removed: **{title}** (`{c.key}`)")

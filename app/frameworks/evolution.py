@@ -118,6 +118,11 @@ def entries_of(cmap: CompetencyMap | None) -> list[MapEntry]:
     return [MapEntry(tuple(e.sources), tuple(e.targets), dict(e.weights)) for e in cmap.entries]
 
 
+def renames_of(cmap: CompetencyMap | None) -> dict[str, str]:
+    """The map's renames, old key -> new key (what a diff pairs up)."""
+    return {e.sources[0]: e.targets[0] for e in entries_of(cmap) if e.kind == "rename"}
+
+
 def step_between(old: FrameworkDocument, new: FrameworkDocument) -> Step:
     """The carrying step from one version to the next (the next one's map, if any)."""
     return build_step(
@@ -451,7 +456,8 @@ def published_payload(
         payload |= {"changes": {"added": 0, "removed": 0, "changed": 0}, "summary": None}
         return payload
     old = FrameworkDocument.model_validate(previous.content)
-    changes = diff_documents(old, new)
+    direct = row.version == previous.version + 1
+    changes = diff_documents(old, new, renames_of(new.competency_map) if direct else None)
     payload["changes"] = {op: sum(1 for c in changes if c.op == op) for op in OPS}
     payload["summary"] = summary_markdown(
         old, new, changes, old_label=f"v{previous.version}", new_label=f"v{row.version}"

@@ -46,8 +46,9 @@ async def diff_versions(
     new = await service.resolve(session, principal, key, to_version)
     old_doc = FrameworkDocument.model_validate(old.version.content)
     new_doc = FrameworkDocument.model_validate(new.version.content)
-    changes = diff_documents(old_doc, new_doc)
     direct = to_version == from_version + 1
+    renames = evolution.renames_of(new_doc.competency_map) if direct else None
+    changes = diff_documents(old_doc, new_doc, renames)
     return s.FrameworkDiff(
         key=key,
         from_version=from_version,

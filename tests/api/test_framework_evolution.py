@@ -81,14 +81,20 @@ async def test_diff_lists_the_edits_with_before_and_after(
     body = r.json()
     assert (body["from_status"], body["to_status"]) == ("published", "draft")
     found = {(c["section"], c["op"], c["key"], c["level"], c["field"]) for c in body["changes"]}
-    assert ("competencies", "removed", "coding", None, None) in found
-    assert ("competencies", "added", "programming", None, None) in found
+    # The map's rename pairs coding with programming: a change of key and name, no removal.
+    assert ("competencies", "changed", "programming", None, "key") in found
+    assert ("competencies", "changed", "programming", None, "name") in found
+    assert not any(c[1] in ("added", "removed") for c in found)
     assert ("expectations", "changed", "design", "mid", "required") in found
     assert ("expectations", "changed", "design", "mid", "critical") in found
     assert ("activities", "changed", "pairing", None, "develops") in found
     required = next(c for c in body["changes"] if c["field"] == "required")
     assert (required["before"], required["after"]) == (2, 3)
     assert "Mid now requires Design 3 (was 2)" in body["summary"]
+    assert (
+        "Competency renamed: **Coding** (`coding`) → **Programming** (`programming`)"
+        in (body["summary"])
+    )
     assert body["competency_map"] == [
         {"kind": "rename", "from": ["coding"], "to": ["programming"], "weights": {}}
     ]

@@ -27,8 +27,9 @@ def _where(change: Change) -> Where:
 
 
 @st.composite
-def edited(draw: st.DrawFn) -> tuple[dict[str, Any], set[Where]]:
-    """A copy of the ladder with random edits on distinct items, and the edits made."""
+def edited(draw: st.DrawFn) -> tuple[dict[str, Any], set[Where], dict[str, str]]:
+    """A copy of the ladder with random edits on distinct items, the edits made, and the
+    renames a competency map would name."""
     data = copy.deepcopy(BASE)
     expected: set[Where] = set()
     order = draw(st.permutations(range(N_COMP)))
@@ -49,6 +50,15 @@ def edited(draw: st.DrawFn) -> tuple[dict[str, Any], set[Where]]:
         exp = comp["expectations"][level]
         exp["critical"] = not exp["critical"]
         expected.add(("expectations", "changed", comp["key"], level, "critical"))
+    renames: dict[str, str] = {}
+    if draw(st.booleans()):
+        comp = comps[next(picks)]
+        renames[comp["key"]] = comp["key"] = f"{comp['key']}-renamed"
+        expected.add(("competencies", "changed", comp["key"], None, "key"))
+        if draw(st.booleans()):
+            level = draw(st.sampled_from(sorted(comp["expectations"])))
+            comp["expectations"][level]["critical"] = not comp["expectations"][level]["critical"]
+            expected.add(("expectations", "changed", comp["key"], level, "critical"))
     removed = {comps[next(picks)]["key"] for _ in range(n_removed)}
     data["competencies"] = [c for c in comps if c["key"] not in removed]
     expected |= {("competencies", "removed", key, None, None) for key in removed}
@@ -88,7 +98,7 @@ def edited(draw: st.DrawFn) -> tuple[dict[str, Any], set[Where]]:
         expected.add(
             ("expectations", "changed", data["competencies"][0]["key"], level, "indicators")
         )
-    return data, expected
+    return data, expected, renames
 
 
 def _canonical(doc: FrameworkDocument) -> dict[str, Any]:
@@ -102,10 +112,12 @@ def _canonical(doc: FrameworkDocument) -> dict[str, Any]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edited())
-def test_random_edits_come_back_from_the_diff(case: tuple[dict[str, Any], set[Where]]) -> None:
-    data, expected = case
+def test_random_edits_come_back_from_the_diff(
+    case: tuple[dict[str, Any], set[Where], dict[str, str]],
+) -> None:
+    data, expected, renames = case
     new = FrameworkDocument.model_validate(data)
-    changes = diff_documents(LADDER, new)
+    changes = diff_documents(LADDER, new, renames)
     assert {_where(c) for c in changes} == expected
     assert len(changes) == len(expected)
     assert _canonical(apply_diff(LADDER, changes)) == _canonical(new)
@@ -114,12 +126,15 @@ def test_random_edits_come_back_from_the_diff(case: tuple[dict[str, Any], set[Wh
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edited(), edited())
 def test_the_diff_between_two_edited_copies_rebuilds_the_second(
-    first: tuple[dict[str, Any], set[Where]], second: tuple[dict[str, Any], set[Where]]
+    first: tuple[dict[str, Any], set[Where], dict[str, str]],
+    second: tuple[dict[str, Any], set[Where], dict[str, str]],
 ) -> None:
     old = FrameworkDocument.model_validate(first[0])
     new = FrameworkDocument.model_validate(second[0])
     assert _canonical(apply_diff(old, diff_documents(old, new))) == _canonical(new)
     assert diff_documents(new, new) == []
+    # Without the renames a renamed competency is a removal and an addition; both rebuild.
+    assert _canonical(apply_diff(LADDER, diff_documents(LADDER, old))) == _canonical(old)
 
 
 def test_the_summary_says_what_a_level_now_requires() -> None:
