@@ -286,6 +286,7 @@ def _cmd_diff(args: argparse.Namespace) -> None:
     from app.errors import InvalidInput, NotFound
     from app.frameworks.diff import change_as_dict, diff_documents, summary_markdown
     from app.frameworks.document import parse_document
+    from app.frameworks.evolution import renames_of
     from app.frameworks.files import load_file
 
     try:
@@ -298,7 +299,7 @@ def _cmd_diff(args: argparse.Namespace) -> None:
                 parse_document(load_file(Path(p).read_bytes(), Path(p).name))
                 for p in (args.old, args.new)
             )
-            changes = diff_documents(old, new)
+            changes = diff_documents(old, new, renames_of(new.competency_map))
             summary = summary_markdown(old, new, changes, old_label=args.old, new_label=args.new)
             data = {"changes": [change_as_dict(c) for c in changes], "summary": summary}
     except (InvalidInput, NotFound) as exc:
