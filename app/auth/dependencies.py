@@ -13,6 +13,7 @@ from app.auth.ratelimit import RateLimiter
 from app.auth.service import authenticate, require_scope
 from app.content_types import require_declared_media_type
 from app.db import get_session
+from app.observability.context import note_caller
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -54,6 +55,7 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
         principal = await _authenticate(request, session, credentials)
+        note_caller(principal.tenant_id, principal.key_id)  # for the request's log line
         limiter: RateLimiter = request.app.state.rate_limiter
         if principal.key_id is not None:
             limiter.check(principal.key_id)

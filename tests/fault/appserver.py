@@ -1,5 +1,6 @@
 """The service as operators run it: ``ladder`` subprocesses and a real uvicorn on loopback."""
 
+import json
 import os
 import re
 import signal
@@ -7,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -142,13 +143,33 @@ class AppServer:
             return ""
 
 
+def _json_record(line: str) -> dict[str, Any] | None:
+    """A line of the server's JSON log (LOG_FORMAT=json, the default of ``ladder serve``)."""
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def server_errors(log: str, limit: int = 3, tail: int = 40) -> list[str]:
-    """The first few error blocks (a traceback chain up to the next log record), each cut to
-    its last ``tail`` lines, which name the exception that escaped."""
+    """The first few error blocks (a traceback chain up to the next log record, or a JSON log
+    line's ``exc_info``), each cut to its last ``tail`` lines, which name the exception that
+    escaped."""
     lines = log.splitlines()
     blocks: list[str] = []
     i = 0
     while i < len(lines) and len(blocks) < limit:
+        record = _json_record(lines[i])
+        if record is not None and "exc_info" in record:
+            block = [str(record.get("message", "")), *str(record["exc_info"]).splitlines()]
+            if len(block) > tail:
+                block = [block[0], "    [...]", *block[-tail:]]
+            blocks.append("\n".join(block))
+            i += 1
+            continue
         if not lines[i].startswith("Traceback"):
             i += 1
             continue
@@ -170,4 +191,12 @@ def count_tracebacks(log: str) -> int:
 
 
 def count_500s(log: str) -> int:
-    return sum(1 for line in log.splitlines() if '" 500' in line)
+    """Requests answered 500: uvicorn's access lines, or the service's JSON request lines."""
+    count = 0
+    for line in log.splitlines():
+        record = _json_record(line)
+        if record is not None:
+            count += record.get("logger") == "app.request" and record.get("status") == 500
+        elif '" 500' in line:
+            count += 1
+    return count

@@ -32,8 +32,9 @@ EVIDENCE = "SECRET-EVIDENCE-123"
 DISPLAY_NAME = "Ada Secretname"
 ATTRIBUTE_VALUE = "team-secret-growth"
 
-# Reachable without a key. Everything else must demand a key and a scope.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/redoc", "/openapi.json"})
+# Reachable without an API key. Everything else must demand a key and a scope. (/metrics asks
+# for its own METRICS_TOKEN instead: tests/observability.)
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/metrics"})
 PUBLIC_MOUNTS = frozenset({"/_static"})
 SCOPE_BY_DEPENDENCY = {f"scope_{s.replace(':', '_')}": s for s in SCOPES}
 NON_ADMIN_SCOPES = frozenset(SCOPES) - {ADMIN}
