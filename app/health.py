@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.errors import DB_RETRY_AFTER_SECONDS, error_responses, problem_response
+from app.errors import Unavailable, error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -51,12 +51,5 @@ async def check_readiness(request: Request) -> Health:
         # Cancelled, not awaited: cleaning up a connection to a hung server (the driver's
         # cancel request, closing it) must not hold the answer past its timeout.
         check.cancel()
-        return problem_response(  # type: ignore[return-value]
-            request,
-            503,
-            slug="unavailable",
-            title="Service unavailable",
-            detail="The database is not reachable.",
-            headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
-        )
+        raise Unavailable("The database is not reachable.")
     return Health(status="ok")

@@ -3,14 +3,8 @@
 import httpx
 import pytest
 
-from app.auth.principal import Principal
-from app.db import bind_tenant
-from app.frameworks import service
-from app.frameworks.document import parse_document
-from app.models import SYSTEM_TENANT_ID
 from tests.conftest import Tenant
-from tests.factories import small_framework
-from tests.interop.test_case_index import _create
+from tests.interop.test_case_index import shadow_a_builtin
 
 pytestmark = pytest.mark.anyio
 
@@ -18,14 +12,7 @@ pytestmark = pytest.mark.anyio
 async def test_own_framework_shadows_the_builtin_with_its_key(
     client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
 ) -> None:
-    await _create(client, tenant_a)
-    # A built-in added later with a key tenant A already uses (as a new built-in file would be).
-    system = Principal(tenant_id=SYSTEM_TENANT_ID, key_id=None, scopes=frozenset({"admin"}))
-    async with tenant_a.sessionmaker() as session:
-        await bind_tenant(session, SYSTEM_TENANT_ID)
-        doc = parse_document(small_framework(name="Built-in engineering"))
-        await service.create(session, system, doc, publish=True)
-        await session.commit()
+    await shadow_a_builtin(client, tenant_a)
     for tenant, name, builtin in (
         (tenant_a, "Engineering ladder", False),
         (tenant_b, "Built-in engineering", True),

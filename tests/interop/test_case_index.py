@@ -119,17 +119,22 @@ async def test_a_draft_update_moves_its_identifiers(
     assert new.json()["humanCodingScheme"] == "programming"
 
 
-async def test_a_tenants_framework_shadows_a_builtin_with_its_key(
-    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
-) -> None:
-    await _create(client, tenant_a)
-    # A built-in added later with a key tenant A already uses (as a new built-in file would be).
+async def shadow_a_builtin(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    """The tenant's eng-ladder, then a built-in "Built-in engineering" added with its key
+    (as a new built-in file would be)."""
+    await _create(client, tenant)
     system = Principal(tenant_id=SYSTEM_TENANT_ID, key_id=None, scopes=frozenset({"admin"}))
-    async with tenant_a.sessionmaker() as session:
+    async with tenant.sessionmaker() as session:
         await bind_tenant(session, SYSTEM_TENANT_ID)
         doc = parse_document(small_framework(name="Built-in engineering"))
         await service.create(session, system, doc, publish=True)
         await session.commit()
+
+
+async def test_a_tenants_framework_shadows_a_builtin_with_its_key(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    await shadow_a_builtin(client, tenant_a)
     builtin = _ids(SYSTEM_TENANT_ID).document
     own = _ids(tenant_a.id).document
     for tenant, path, status in (
