@@ -252,8 +252,8 @@ def _ratings_lost(before: Scored, after: Scored, refs: list[str], reaching: set[
 
 
 def _causes(before: Scored, after: Scored, renames: dict[str, str]) -> list[s.CompetencyImpact]:
-    """Competencies by how much the readiness they cost moved, summed over the levels both
-    versions have (by key): the competencies behind the readiness changes per level. A
+    """Competencies by how much the readiness they cost moved, at the two levels that decide a
+    move (each person's attained and next level before, when the new version has them too). A
     renamed competency is one competency, under its new key."""
     n = before.result.attained.shape[0]
     keys_after = [c.key for c in after.fw.competencies]
@@ -262,13 +262,18 @@ def _causes(before: Scored, after: Scored, renames: dict[str, str]) -> list[s.Co
     column = {k: j for j, k in enumerate(keys)}
     own_after = [column[k] for k in keys_after]
     own_before = [column[k] for k in keys_before]
-    common = [lv.key for lv in after.fw.levels if lv.key in {x.key for x in before.fw.levels}]
+    after_index = {lv.key: j for j, lv in enumerate(after.fw.levels)}
     magnitude = np.zeros((n, len(keys)))
-    for level in common:
-        delta = np.zeros((n, len(keys)))
-        delta[:, own_after] += readiness_lost(after.fw, after.result.values, level)
-        delta[:, own_before] -= readiness_lost(before.fw, before.result.values, level)
-        magnitude += np.abs(delta)
+    for per_person in (before.result.attained, before.result.next_level):
+        for level_index in np.unique(per_person[per_person >= 0]).tolist():
+            level = before.fw.levels[level_index].key
+            if level not in after_index:
+                continue
+            rows = per_person == level_index
+            delta = np.zeros((int(rows.sum()), len(keys)))
+            delta[:, own_after] += readiness_lost(after.fw, after.result.values[rows], level)
+            delta[:, own_before] -= readiness_lost(before.fw, before.result.values[rows], level)
+            magnitude[rows] += np.abs(delta)
     out = [
         s.CompetencyImpact(
             competency=k,

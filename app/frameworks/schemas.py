@@ -171,7 +171,7 @@ class LevelReadinessChange(BaseModel):
 
 class CompetencyImpact(BaseModel):
     """How much a competency moves readiness: per person, the absolute change of the
-    readiness points it costs, summed over the levels both versions have; then the mean."""
+    readiness points it costs at their attained and next level (as before), then the mean."""
 
     competency: str
     in_before: bool

@@ -78,6 +78,12 @@ class Step:
     edges: tuple[Edge, ...]
 
     @property
+    def merges(self) -> bool:
+        """True when some target has several sources: ratings must be combined per assessment."""
+        targets = [e.target for e in self.edges]
+        return len(targets) != len(set(targets))
+
+    @property
     def identity(self) -> bool:
         """True when the step changes no rating: each key the new version keeps maps to itself
         alone, as reading ratings by key would do."""
@@ -126,6 +132,9 @@ def carry_columns(
     row = np.repeat(np.arange(competency.size), fan_out)
     within = np.arange(row.size) - np.repeat(np.cumsum(fan_out) - fan_out, fan_out)
     edge = first_edge[competency[row]] + within
+    if not step.merges:
+        # Each target has one source: a rating maps to its targets alone, no combining needed.
+        return group[row], tgt[edge], factor[edge] * value[row]
     n_targets = max(len(step.targets), 1)
     cell, inverse = np.unique(group[row] * n_targets + tgt[edge], return_inverse=True)
     numerator = np.bincount(inverse, weights=weight[edge] * factor[edge] * value[row])
@@ -140,20 +149,22 @@ def carry_columns(
 def carry_cohort(ratings: CohortRatings, steps: Sequence[Step]) -> CohortRatings:
     """Columnar ratings (competency indexes into the first step's sources) carried through the
     steps; the result indexes the last step's targets."""
-    columns = np.stack(
-        [
-            ratings.subject_index.astype(np.int64),
-            ratings.role.astype(np.int64),
-            ratings.rater,
-            ratings.assessed_at,
-            ratings.sequence,
-        ],
-        axis=1,
-    )
-    if columns.shape[0] == 0:
-        firsts = np.zeros(0, dtype=np.int64)
-        group = np.zeros(0, dtype=np.int64)
+    if not any(step.merges for step in steps):
+        # No step combines ratings: each row is its own group.
+        firsts = group = np.arange(ratings.subject_index.size, dtype=np.int64)
+    elif ratings.subject_index.size == 0:
+        firsts = group = np.zeros(0, dtype=np.int64)
     else:
+        columns = np.stack(
+            [
+                ratings.subject_index.astype(np.int64),
+                ratings.role.astype(np.int64),
+                ratings.rater,
+                ratings.assessed_at,
+                ratings.sequence,
+            ],
+            axis=1,
+        )
         _, firsts, group = np.unique(columns, axis=0, return_index=True, return_inverse=True)
         group = group.reshape(-1).astype(np.int64)
     competency = ratings.competency_index.astype(np.int64)
