@@ -52,9 +52,17 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)
     # Refuse creates without an Idempotency-Key (422), so no client can retry one unsafely.
     require_idempotency_key: bool = False
-    # Requests per minute per API key and worker process; 0 turns rate limiting off.
+    # Requests per minute per API key, counted across every worker and replica on Postgres (in
+    # the process on SQLite); 0 turns rate limiting off. Burst 0 means the per-minute figure.
     rate_limit_per_minute: int = Field(default=0, ge=0, le=1_000_000)
     rate_limit_burst: int = Field(default=0, ge=0, le=1_000_000)
+    # Tokens a worker leases from the shared bucket per trip to Postgres (capped at a twentieth
+    # of the burst): the combined limit holds within that many requests per worker.
+    rate_limit_lease_tokens: int = Field(default=10, ge=1, le=10_000)
+    # When Postgres cannot be asked: "open" lets each worker limit on its own meanwhile,
+    # "closed" refuses API calls with 503 and Retry-After.
+    rate_limit_fail_mode: Literal["open", "closed"] = "open"
+    rate_limit_store_timeout_seconds: float = Field(default=1.0, gt=0, le=30)
     webhooks_enabled: bool = True
     # Deliveries to loopback, private, link-local or reserved addresses are refused (SSRF)
     # unless this is set, e.g. for a receiver on the same host in development and tests.

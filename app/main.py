@@ -21,7 +21,7 @@ from app.assessments.router import router as assessments_router
 from app.audit.router import router as audit_router
 from app.auth.dependencies import refuse_unauthenticated
 from app.auth.keycache import KeyCache, start_key_listener, stop_key_listener
-from app.auth.ratelimit import RateLimiter
+from app.auth.ratelimit import make_limiter
 from app.auth.router import router as api_keys_router
 from app.cohorts.router import router as cohorts_router
 from app.config import Settings, get_settings
@@ -107,6 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await dispatcher_task
             await dispatcher.aclose()
+        await app.state.rate_limiter.aclose()
         await engine.dispose()
         metrics.forget_pool(settings)
 
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.rate_limiter = make_limiter(settings)
     app.state.score_memo = ScoreMemo(settings.score_cache_mb * 1024 * 1024)
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)  # trusted while listening
     install_error_handlers(app, authenticate_first=refuse_unauthenticated)

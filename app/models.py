@@ -350,3 +350,22 @@ class WebhookQueue(SQLModel, table=True):
     delivery_id: uuid.UUID = Field(primary_key=True)
     tenant_id: uuid.UUID
     next_attempt_at: datetime = _ts()
+
+
+class RateLimitBucket(SQLModel, table=True):
+    """One API key's shared token bucket (Postgres; SQLite limits in process): numbers only.
+
+    Like ``webhook_queue`` it has no row-level security: the rate limiter updates it in one
+    autocommit statement before the request's tenant transaction exists. It holds no personal
+    data, and Postgres keeps it UNLOGGED (migration 0011): losing it in a crash refills every
+    bucket once, which is cheaper than writing WAL for every lease.
+    """
+
+    __tablename__ = "rate_limit_bucket"
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    key_id: uuid.UUID = Field(primary_key=True)
+    tokens: float
+    # Tokens handed out by the last lease (read back by that statement's RETURNING).
+    granted: int
+    updated_at: datetime = _ts()

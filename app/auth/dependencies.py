@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.auth.keys import KEY_SHAPE
 from app.auth.principal import Principal
-from app.auth.ratelimit import RateLimiter
+from app.auth.ratelimit import Limiter
 from app.auth.service import authenticate, require_scope
 from app.content_types import require_declared_media_type
 from app.db import get_session
@@ -56,9 +56,9 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         principal = await _authenticate(request, session, credentials)
         note_caller(principal.tenant_id, principal.key_id)  # for the request's log line
-        limiter: RateLimiter = request.app.state.rate_limiter
+        limiter: Limiter = request.app.state.rate_limiter
         if principal.key_id is not None:
-            limiter.check(principal.key_id)
+            await limiter.check(principal.tenant_id, principal.key_id)
         require_scope(principal, scope)
         await require_declared_media_type(request)
         return principal

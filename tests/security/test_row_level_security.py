@@ -29,8 +29,13 @@ TENANT_TABLES = (
     "api_key",
 )
 # Tables with a tenant_id but deliberately without row-level security, and the only columns
-# they may have: the webhook dispatcher's cross-tenant work queue holds ids and times only.
-RLS_EXEMPT = {"webhook_queue": {"delivery_id", "tenant_id", "next_attempt_at"}}
+# they may have: the webhook dispatcher's cross-tenant work queue holds ids and times only; the
+# rate limiter's buckets (one autocommit statement before any tenant transaction) ids, numbers
+# and a time.
+RLS_EXEMPT = {
+    "webhook_queue": {"delivery_id", "tenant_id", "next_attempt_at"},
+    "rate_limit_bucket": {"tenant_id", "key_id", "tokens", "granted", "updated_at"},
+}
 PRIVATE_TABLES = ("subject", "assessment", "rating", "completed_activity", "audit_event")
 # Built-in rows (the system tenant's) are readable by every tenant; a tenant's own by it alone.
 TEMPLATE_TABLES = ("framework", "framework_version", "case_identifier")
