@@ -34,6 +34,7 @@ from app.interop.router import router as interop_router
 from app.limits import BodySizeLimit, RefuseInvalidUnicode, ResponseHeaders, ServerTiming
 from app.observability import metrics
 from app.observability.middleware import observed
+from app.observability.tracing import install_tracing, shutdown_tracing
 from app.openapi_contract import operation_id, tidy_contract
 from app.openapi_examples import add_examples
 from app.openapi_links import add_links
@@ -108,6 +109,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await dispatcher_task
             await dispatcher.aclose()
         await app.state.rate_limiter.aclose()
+        shutdown_tracing(app.state.tracer_provider)  # exports buffered spans
         await engine.dispose()
         metrics.forget_pool(settings)
 
@@ -142,6 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.add_middleware(ResponseHeaders)  # outermost: every response says nosniff (and no-store)
+    # Traces (off unless OTEL_* asks for them) wrap Starlette's error handling; the request
+    # log and metrics wrap them.
+    app.state.tracer_provider = install_tracing(app)
     # Around Starlette's own error handling too, so a 500 is counted and logged with its id.
     app.build_middleware_stack = observed(app.build_middleware_stack, settings)  # type: ignore[method-assign]
     for router in (
