@@ -4,6 +4,7 @@ Every function is pure: plain values in, plain results out, no clock and no I/O.
 """
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -222,8 +223,30 @@ def level_path(framework: Framework, track: str | None) -> tuple[str, ...]:
     return tuple(level.key for level in sorted(on_path, key=lambda level: (level.rank, level.key)))
 
 
+# A level's requirements depend only on its (immutable) framework, and computing them took a
+# quarter of an evaluation: they are kept per framework object. An entry holds its framework, so
+# the id it is filed under cannot name another object while it is kept.
+_REQUIREMENTS: "OrderedDict[int, tuple[Framework, dict[str, tuple[Requirement, ...]]]]" = (
+    OrderedDict()
+)
+_REQUIREMENTS_KEPT = 64
+
+
 def level_requirements(framework: Framework, level: Level) -> tuple[Requirement, ...]:
     """Return the level's expectations with required > 0 and their weights w_L(c)."""
+    entry = _REQUIREMENTS.get(id(framework))
+    if entry is None or entry[0] is not framework:
+        entry = (framework, {})
+        _REQUIREMENTS[id(framework)] = entry
+        if len(_REQUIREMENTS) > _REQUIREMENTS_KEPT:
+            _REQUIREMENTS.popitem(last=False)
+    found = entry[1].get(level.key)
+    if found is None:
+        found = entry[1][level.key] = _level_requirements(framework, level)
+    return found
+
+
+def _level_requirements(framework: Framework, level: Level) -> tuple[Requirement, ...]:
     competencies = {competency.key: competency for competency in framework.competencies}
     order = {competency.key: index for index, competency in enumerate(framework.competencies)}
     expected = sorted(
