@@ -3,6 +3,7 @@
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -227,14 +228,23 @@ async def load_ratings(
     """Ratings of the subjects against the given framework versions inside the window."""
     if not subject_ids:
         return _columns(np.zeros(0, dtype=ROW), 0)
+    query = _RatingsQuery(
+        tenant_id, list(subject_ids), list(version_refs), list(competencies), window_start, as_of
+    )
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
-        return await _load_postgres(
-            conn, tenant_id, subject_ids, version_refs, competencies, window_start, as_of
-        )
-    return await _load_generic(
-        session, tenant_id, subject_ids, version_refs, competencies, window_start, as_of
-    )
+        return await _load_postgres(conn, query)
+    return await _load_generic(session, query)
+
+
+@dataclass(frozen=True, slots=True)
+class _RatingsQuery:
+    tenant_id: uuid.UUID
+    subject_ids: list[uuid.UUID]
+    version_refs: list[tuple[uuid.UUID, uuid.UUID]]
+    competencies: list[str]
+    window_start: datetime
+    as_of: datetime
 
 
 _ROLE_CASE = (
@@ -257,15 +267,7 @@ WHERE (a.framework_tenant_id, a.framework_version_id) IN (SELECT * FROM unnest($
 """  # noqa: S608
 
 
-async def _load_postgres(
-    conn: Any,
-    tenant_id: uuid.UUID,
-    subject_ids: Sequence[uuid.UUID],
-    version_refs: Sequence[tuple[uuid.UUID, uuid.UUID]],
-    competencies: Sequence[str],
-    window_start: datetime,
-    as_of: datetime,
-) -> CohortRatings:
+async def _load_postgres(conn: Any, q: _RatingsQuery) -> CohortRatings:
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     # The join over a large cohort spills to disk with the default 4 MB of sort/hash memory.
@@ -277,13 +279,13 @@ async def _load_postgres(
 
     await driver.copy_from_query(
         _PG_QUERY,
-        list(subject_ids),
-        list(competencies),
-        tenant_id,
-        [v[0] for v in version_refs],
-        [v[1] for v in version_refs],
-        window_start,
-        as_of,
+        q.subject_ids,
+        q.competencies,
+        q.tenant_id,
+        [v[0] for v in q.version_refs],
+        [v[1] for v in q.version_refs],
+        q.window_start,
+        q.as_of,
         output=collect,
         format="binary",
     )
@@ -292,25 +294,17 @@ async def _load_postgres(
     body = len(data) - PG_COPY_HEADER - 2  # the trailer is a field count of -1
     rows = np.frombuffer(data, dtype=ROW, count=body // ROW.itemsize, offset=PG_COPY_HEADER)
     # ordinality counts from 1
-    return _columns(rows, len(subject_ids), subject_offset=1)
+    return _columns(rows, len(q.subject_ids), subject_offset=1)
 
 
-async def _load_generic(
-    session: AsyncSession,
-    tenant_id: uuid.UUID,
-    subject_ids: Sequence[uuid.UUID],
-    version_refs: Sequence[tuple[uuid.UUID, uuid.UUID]],
-    competencies: Sequence[str],
-    window_start: datetime,
-    as_of: datetime,
-) -> CohortRatings:
-    index = {sid: i for i, sid in enumerate(subject_ids)}
-    competency_index = {key: i for i, key in enumerate(competencies)}
+async def _load_generic(session: AsyncSession, q: _RatingsQuery) -> CohortRatings:
+    index = {sid: i for i, sid in enumerate(q.subject_ids)}
+    competency_index = {key: i for i, key in enumerate(q.competencies)}
     role_index = {role: i for i, role in enumerate(RATER_ROLES)}
-    versions = [v[1] for v in version_refs]
+    versions = [v[1] for v in q.version_refs]
     raters: dict[tuple[str, str], int] = {}
     out: list[tuple[int, int, int, int, int, int, int]] = []
-    ids = list(subject_ids)
+    ids = q.subject_ids
     for start in range(0, len(ids), CHUNK):
         stmt = (
             select(
@@ -330,11 +324,11 @@ async def _load_generic(
                 ),
             )
             .where(
-                col(Assessment.tenant_id) == tenant_id,
+                col(Assessment.tenant_id) == q.tenant_id,
                 col(Assessment.subject_id).in_(ids[start : start + CHUNK]),
                 col(Assessment.framework_version_id).in_(versions),
-                col(Assessment.assessed_at) > window_start,
-                col(Assessment.assessed_at) <= as_of,
+                col(Assessment.assessed_at) > q.window_start,
+                col(Assessment.assessed_at) <= q.as_of,
             )
         )
         for sid, key, value, role, rater, at, seq in (await session.exec(stmt)).all():
@@ -359,7 +353,7 @@ async def _load_generic(
             ("subject", "competency", "proficiency", "role", "rater", "assessed_at", "sequence")
         ):
             rows[name] = table[:, column]
-    return _columns(rows, len(subject_ids))
+    return _columns(rows, len(q.subject_ids))
 
 
 def _columns(rows: Any, n_subjects: int, subject_offset: int = 0) -> CohortRatings:
