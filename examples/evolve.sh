@@ -34,7 +34,7 @@ for ref, (level, shift) in team.items():
 print(json.dumps({"subjects": subjects, "assessments": assessments}))
 PY
 python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["subjects"]))' \
-  /tmp/evolve-team.json | curl -sf "${H[@]}" "$BASE/v1/subjects/bulk" -d @- >/dev/null
+  /tmp/evolve-team.json | curl -s "${H[@]}" "$BASE/v1/subjects/bulk" -d @- >/dev/null  # 422 on a rerun: they exist
 python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["assessments"]))' \
   /tmp/evolve-team.json | curl -sf "${H[@]}" "$BASE/v1/assessments/bulk" -d @- >/dev/null
 

@@ -330,6 +330,10 @@ def summary_lines(
 def _show(value: Any) -> str:
     if value is None:
         return "none"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + "; ".join(_show(v) for v in value) + "]"
     if isinstance(value, str):
         return f"“{value}”" if len(value) <= 60 else f"“{value[:57]}…”"
     return str(value)

@@ -6,7 +6,7 @@ describes the step from the version before, so it travels with the file on expor
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
@@ -321,44 +321,59 @@ async def cohort_ratings(
         return await cohort_repo.load_ratings(
             session, tenant_id, subject_ids, plain_versions, competencies, window_start, as_of
         )
-    if (await session.connection()).dialect.name != "postgresql":
-        return await _generic(
-            session,
-            tenant_id,
-            subject_ids,
-            plain_versions,
-            competencies,
-            chain,
-            window_start,
-            as_of,
-        )
-    # On Postgres a rater's id is a hash of (role, rater), the same in every load.
-    base = await cohort_repo.load_ratings(
-        session, tenant_id, subject_ids, plain_versions, competencies, window_start, as_of
+    keys = {version_id: list(keys) for version_id, _, keys, _ in chain.carried}
+    groups: list[tuple[list[tuple[uuid.UUID, uuid.UUID]], list[str]]] = [
+        (plain_versions, list(competencies)),
+        *(([v], keys[v[1]]) for v in versions if v[1] in carried_ids),
+    ]
+    parts = await load_groups(session, tenant_id, subject_ids, groups, window_start, as_of)
+    return concat(
+        [
+            parts[0],
+            *(
+                carry_cohort(part, _steps(chain, group[0][0][1]))
+                for part, group in zip(parts[1:], groups[1:], strict=True)
+            ),
+        ]
     )
-    owner = versions[0][0]
-    parts = [base]
-    for version_id, _, keys, steps in chain.carried:
-        older = await cohort_repo.load_ratings(
-            session, tenant_id, subject_ids, [(owner, version_id)], keys, window_start, as_of
-        )
-        parts.append(carry_cohort(older, steps))
-    return concat(parts)
+
+
+def _steps(chain: Chain, version_id: uuid.UUID) -> tuple[Step, ...]:
+    return next(steps for vid, _, _, steps in chain.carried if vid == version_id)
+
+
+async def load_groups(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    subject_ids: Sequence[uuid.UUID],
+    groups: Sequence[tuple[Sequence[tuple[uuid.UUID, uuid.UUID]], Sequence[str]]],
+    window_start: datetime,
+    as_of: datetime,
+) -> list[CohortRatings]:
+    """Ratings of the subjects, one columnar part per group of versions, each indexed by the
+    group's own competency keys; one rater has one id in every part."""
+    if (await session.connection()).dialect.name == "postgresql":
+        # On Postgres a rater's id is a hash of (role, rater), the same in every load.
+        return [
+            await cohort_repo.load_ratings(
+                session, tenant_id, subject_ids, list(versions), list(keys), window_start, as_of
+            )
+            for versions, keys in groups
+        ]
+    return await _generic(session, tenant_id, subject_ids, groups, window_start, as_of)
 
 
 async def _generic(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     subject_ids: Sequence[uuid.UUID],
-    plain_versions: Sequence[tuple[uuid.UUID, uuid.UUID]],
-    competencies: Sequence[str],
-    chain: Chain,
+    groups: Sequence[tuple[Sequence[tuple[uuid.UUID, uuid.UUID]], Sequence[str]]],
     window_start: datetime,
     as_of: datetime,
-) -> CohortRatings:
-    """One query over every version, so one rater has one id in the plain and carried parts."""
+) -> list[CohortRatings]:
+    """One query over every version, so one rater has one id in every part."""
     a, r = Assessment.__table__.c, Rating.__table__.c  # type: ignore[attr-defined]
-    wanted = [v[1] for v in plain_versions] + list(chain.carried_ids)
+    wanted = sorted({v[1] for versions, _ in groups for v in versions})
     index = {sid: i for i, sid in enumerate(subject_ids)}
     role_index = {role: i for i, role in enumerate(RATER_ROLES)}
     raters: dict[tuple[str, str], int] = {}
@@ -386,21 +401,49 @@ async def _generic(
                 a.assessed_at <= as_of,
             )
         )
-        for version_id, sid, key, value, role, rater, at, seq in (
-            await (await session.connection()).execute(stmt)
-        ).all():
+        result = await (await session.connection()).execute(stmt)
+        for version_id, sid, key, value, role, rater, at, seq in result.all():
             if role not in role_index:
                 continue
             rater_id = raters.setdefault((role, rater), len(raters))
             by_version.setdefault(version_id, []).append(
                 (index[sid], key, value, role_index[role], rater_id, epoch_micros(at), seq)
             )
-    plain_rows = [row for v in plain_versions for row in by_version.get(v[1], [])]
-    parts = [_columnar(plain_rows, competencies, len(ids))]
-    for version_id, _, keys, steps in chain.carried:
-        older = _columnar(by_version.get(version_id, []), keys, len(ids))
-        parts.append(carry_cohort(older, steps))
-    return concat(parts)
+    return [
+        _columnar([row for v in versions for row in by_version.get(v[1], [])], keys, len(ids))
+        for versions, keys in groups
+    ]
+
+
+def assemble(
+    parts: Mapping[uuid.UUID, CohortRatings],
+    keys: Mapping[uuid.UUID, Sequence[str]],
+    chain: Chain,
+) -> CohortRatings:
+    """Per-version parts (each indexed by its version's keys) as ratings of the chain's target:
+    carried versions through their steps, the others by key."""
+    target = {k: i for i, k in enumerate(chain.target_keys)}
+    out = []
+    for version_id, part in parts.items():
+        if version_id in chain.carried_ids:
+            out.append(carry_cohort(part, _steps(chain, version_id)))
+            continue
+        position = np.array([target.get(k, -1) for k in keys[version_id]] + [-1], dtype=np.int32)
+        moved = position[part.competency_index]
+        kept = moved >= 0
+        out.append(
+            CohortRatings(
+                subject_index=part.subject_index[kept],
+                competency_index=moved[kept],
+                proficiency=part.proficiency[kept],
+                role=part.role[kept],
+                rater=part.rater[kept],
+                assessed_at=part.assessed_at[kept],
+                sequence=part.sequence[kept],
+                n_subjects=part.n_subjects,
+            )
+        )
+    return concat(out)
 
 
 def _columnar(

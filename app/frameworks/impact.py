@@ -111,23 +111,25 @@ async def impact(
     names = [subjects.names[i] for i in keep]
     subject_tracks = [subjects.tracks[i] for i in keep]
     rows = await repo.versions_of(session, draft.framework)
-    refs_of_versions = [(v.tenant_id, v.id) for v in rows]
     owner, framework_id = draft.framework.tenant_id, draft.framework.id
+    # Every version's ratings are read once, by its own keys, and serve both scorings.
+    keys = {v.id: [c["key"] for c in v.content["competencies"]] for v in rows}
+    window = max(before_fw.settings.window_days, after_fw.settings.window_days)
+    parts = await evolution.load_groups(
+        session,
+        principal.tenant_id,
+        ids,
+        [([(v.tenant_id, v.id)], keys[v.id]) for v in rows],
+        as_of - timedelta(days=window),
+        as_of,
+    )
+    by_version = {v.id: part for v, part in zip(rows, parts, strict=True)}
     scored = []
     for fw, row in ((before_fw, current.version), (after_fw, draft.version)):
         chain = await evolution.chain_for(
             session, owner, framework_id, row.id, row.revision, row.version
         )
-        ratings = await evolution.cohort_ratings(
-            session,
-            principal.tenant_id,
-            ids,
-            refs_of_versions,
-            [c.key for c in fw.competencies],
-            chain,
-            as_of - timedelta(days=fw.settings.window_days),
-            as_of,
-        )
+        ratings = evolution.assemble(by_version, keys, chain)
         scored.append(Scored(fw, score_cohort(fw, ratings, as_of=as_of, tracks=subject_tracks)))
     before, after = scored
     movers = _movers(before, after, refs, names, subject_tracks)
