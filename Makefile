@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen --no-progress
 CONTRACT_TOOLS := tests/contract/node/node_modules/.installed
 
-.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest clean
+.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability clean
 
 run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
 	$(RUN) ladder dev
@@ -45,7 +45,10 @@ bench-cohort: .venv/.synced  ## cohort evaluation of 10,000 and 100,000 subjects
 bench-ingest: .venv/.synced  ## bulk ingest, ratings per second (~1 min)
 	$(RUN) python bench/ingest.py $(BENCH_ARGS)
 
-bench: bench-api bench-cohort bench-ingest
+bench-observability: .venv/.synced  ## score reads with metrics and request logging on vs off (wrk, ~3 min)
+	$(RUN) python bench/observability.py $(BENCH_ARGS)
+
+bench: bench-api bench-cohort bench-ingest bench-observability
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)

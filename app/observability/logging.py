@@ -2,7 +2,7 @@
 
 Every line, the app's and uvicorn's alike, goes through one handler on the root logger, and
 carries the id of the request it was written for (and the caller's tenant and key ids once
-known). The request line itself is written by ``app.observability.middleware``.
+known, and the trace and span ids when traces are on). The request line itself is written by ``app.observability.middleware``.
 
 python-json-logger does the JSON encoding: it turns a record's ``extra`` fields, exceptions and
 values such as UUIDs and datetimes into JSON, and plugs into ``logging.config`` as uvicorn's
@@ -12,6 +12,7 @@ values such as UUIDs and datetimes into JSON, and plugs into ``logging.config`` 
 import logging
 from typing import Any, Literal
 
+from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
@@ -24,14 +25,19 @@ _SKIPPED = [*RESERVED_ATTRS, "color_message"]
 
 
 def _context_fields() -> dict[str, str]:
+    fields: dict[str, str] = {}
     ctx = current()
-    if ctx is None:
-        return {}
-    fields = {"request_id": ctx.request_id}
-    if ctx.tenant_id is not None:
-        fields["tenant_id"] = str(ctx.tenant_id)
-    if ctx.key_id is not None:
-        fields["key_id"] = str(ctx.key_id)
+    if ctx is not None:
+        fields["request_id"] = ctx.request_id
+        if ctx.tenant_id is not None:
+            fields["tenant_id"] = str(ctx.tenant_id)
+        if ctx.key_id is not None:
+            fields["key_id"] = str(ctx.key_id)
+    # With traces on (OTEL_* settings), the trace a line belongs to, to open it in the tracer.
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        fields["trace_id"] = format(span.trace_id, "032x")
+        fields["span_id"] = format(span.span_id, "016x")
     return fields
 
 

@@ -328,3 +328,30 @@ async def test_rate_limit_refusals_are_counted(
     assert statuses.count(429) >= 1
     name = "ladder_rate_limit_refusals_total"
     assert total(after, name) - total(before, name) == statuses.count(429)
+
+
+def test_log_lines_name_the_trace_when_traces_are_on(log_lines: io.StringIO) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        logging.getLogger("app.test").info("inside a traced request")
+    logging.getLogger("app.test").info("outside any trace")
+    inside, outside = (json.loads(line) for line in log_lines.getvalue().splitlines())
+    assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
+    assert "trace_id" not in outside
+
+
+def test_ladder_dev_logs_text_and_serve_logs_json() -> None:
+    from app.observability.logging import TextFormatter, log_config
+
+    assert log_config("json", "info")["formatters"]["default"]["()"].endswith("JsonFormatter")
+    text = log_config("text", "debug")
+    assert text["formatters"]["default"]["()"].endswith("TextFormatter")
+    assert text["root"]["level"] == "DEBUG"
+    # uvicorn's own lines go through the same handler; its access log is replaced by ours.
+    assert text["loggers"]["uvicorn.error"]["propagate"] is True
+    assert text["loggers"]["uvicorn.access"]["propagate"] is False
+    record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "hello %s", ("there",), None)
+    assert TextFormatter().format(record).endswith("app.x: hello there")
