@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import TypeAdapter
 
+from app.observability import metrics
 from app.scoring import Rating
 
 # What the score depends on besides the moment: subject id and revision, assessments revision
@@ -163,6 +164,7 @@ class ScoreMemo:
 
     def count(self, hit: bool) -> None:
         """Count a lookup whose fingerprint was checked against the database."""
+        metrics.record_score_memo(hit)
         if hit:
             self.hits += 1
         else:

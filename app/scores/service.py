@@ -4,6 +4,7 @@ The stored path (a subject's assessments) and the stateless path (ratings in the
 in ``run``, so identical inputs give identical answers whichever way they arrive.
 """
 
+import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from app.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.frameworks import evolution
 from app.frameworks import service as frameworks
 from app.models import CompletedActivity, utcnow
+from app.observability import metrics
 from app.scores import present
 from app.scores import repository as repo
 from app.scores import schemas as s
@@ -104,6 +106,7 @@ def run(
         UnknownLevel: [prefix, "target_level"],
         UnknownCompetency: ["body", "changes"],
     }
+    started = time.perf_counter()
     with engine_errors(where):
         ev = evaluate(fw, ratings, as_of=as_of, track=track, settings=settings, overrides=overrides)
         # Each route computes only what it returns: a plan rescans every activity per step.
@@ -120,6 +123,7 @@ def run(
             if parts == "plan"
             else None
         )
+    metrics.record_scoring("subject", time.perf_counter() - started)
     return Outcome(ev, ga, pl)
 
 

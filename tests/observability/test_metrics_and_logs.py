@@ -227,6 +227,10 @@ async def test_metrics_count_a_scenario_and_logs_follow_each_request(
     assert delta("ladder_cohort_subjects_sum") == cohort_size
     assert delta("ladder_cohort_duration_seconds_count") == 1
     assert delta("ladder_scoring_duration_seconds_count", kind="cohort") == 1
+    # The three identical score reads: computed once, then answered from the memo.
+    assert delta("ladder_score_memo_lookups_total", outcome="miss") == 1
+    assert delta("ladder_score_memo_lookups_total", outcome="hit") == 2
+    assert delta("ladder_scoring_duration_seconds_count", kind="subject") == 1
     assert delta("ladder_webhook_attempts_total", outcome="failed") == attempts
     assert value(after, "ladder_webhook_outbox_pending") >= 1
     assert value(after, "ladder_webhook_outbox_oldest_due_seconds") >= 0
