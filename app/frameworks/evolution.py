@@ -24,7 +24,7 @@ from app.models import Assessment, FrameworkVersion, Rating
 from app.scoring import Rating as ScoringRating
 from app.scoring.carry import MapEntry, Step, build_step, carry_cohort, carry_ratings
 from app.scoring.cohort import CohortRatings, epoch_micros
-from app.scoring.model import RATER_ROLES
+from app.scoring.model import RATER_ROLES, CarriedMap
 from app.webhooks import service as webhooks
 
 MAP_LOC: list[str | int] = ["body", "competency_map"]
@@ -151,7 +151,7 @@ class Chain:
     target: int
     target_keys: tuple[str, ...]
     carried: tuple[tuple[uuid.UUID, int, tuple[str, ...], tuple[Step, ...]], ...]
-    maps: tuple[tuple[int, tuple[dict[str, Any], ...]], ...]
+    maps: tuple[CarriedMap, ...]
 
     @property
     def carried_ids(self) -> set[uuid.UUID]:
@@ -210,7 +210,7 @@ def chain_of(docs: Sequence[tuple[uuid.UUID, int, FrameworkDocument]], target: i
                 (version_id, number, tuple(c.key for c in doc.competencies), tuple(path))
             )
     maps = tuple(
-        (number, tuple(describe(doc.competency_map)))
+        CarriedMap(number, tuple(entries_of(doc.competency_map)))
         for _, number, doc in ordered
         if doc.competency_map is not None and doc.competency_map.entries
     )

@@ -137,6 +137,21 @@ def score(
             levels=explained,
             level_index_formula=INDEX_FORMULA,
             confidence_formula=CONFIDENCE_FORMULA,
+            competency_maps=[
+                s.CompetencyMapNote(
+                    version=carried.version,
+                    entries=[
+                        s.MapEntryNote(
+                            kind=e.kind,  # type: ignore[arg-type]
+                            from_=list(e.sources),
+                            to=list(e.targets),
+                            weights=dict(e.weights),
+                        )
+                        for e in carried.entries
+                    ],
+                )
+                for carried in fw.carried_maps
+            ],
         ),
     )
 

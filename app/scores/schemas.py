@@ -102,6 +102,25 @@ class LevelExplanation(BaseModel):
     formula: str
 
 
+class MapEntryNote(BaseModel):
+    # "from" however the response is written (the score memo renders without FastAPI).
+    model_config = ConfigDict(serialize_by_alias=True)
+
+    kind: Literal["rename", "merge", "split", "retire"]
+    from_: list[str] = Field(serialization_alias="from")
+    to: list[str]
+    weights: dict[str, float] = Field(
+        description="Merge: weight per source; split: factor per target (default 1)."
+    )
+
+
+class CompetencyMapNote(BaseModel):
+    """A version's competency map, through which ratings of older versions were carried."""
+
+    version: int = Field(description="The version the map leads into (from the one before).")
+    entries: list[MapEntryNote]
+
+
 class Explanation(BaseModel):
     """The inputs that produced every number, so a person can redo the arithmetic."""
 
@@ -124,6 +143,12 @@ class Explanation(BaseModel):
     levels: list[LevelExplanation]
     level_index_formula: str
     confidence_formula: str
+    competency_maps: list[CompetencyMapNote] = Field(
+        default_factory=list,
+        description="Ratings given against older versions reach this one through these maps, "
+        "oldest first: per assessment, each new competency gets Σ weight·factor·rating / "
+        "Σ weight over the map's sources it rated.",
+    )
 
 
 class ScoreRead(BaseModel):

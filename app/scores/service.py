@@ -201,6 +201,8 @@ async def load_inputs(
             session, principal.tenant_id, inputs.subject_id, v.owner, chain, inputs.ratings
         )
         inputs = replace(inputs, ratings=carried)
+        if chain.maps:  # the explanation names the maps
+            compiled = replace(compiled, carried_maps=chain.maps)
     return Loaded(inputs, v, compiled)
 
 

@@ -19,14 +19,14 @@ aggregation, so a newer rating by the same rater still supersedes a carried one.
 Pure and columnar (numpy), like ``cohort.py``; ``app.scoring`` does not import it.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from app.scoring.cohort import CohortRatings, epoch_micros
-from app.scoring.model import Rating
+from app.scoring.model import MapEntry, Rating
 
 __all__ = [
     "Edge",
@@ -40,25 +40,6 @@ __all__ = [
 
 Floats = npt.NDArray[np.float64]
 Int64s = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True, slots=True)
-class MapEntry:
-    """One line of a competency map, as plain values: sources, targets (empty: retired), and
-    the merge weights (by source) or split factors (by target) it names."""
-
-    sources: tuple[str, ...]
-    targets: tuple[str, ...]
-    weights: Mapping[str, float]
-
-    @property
-    def kind(self) -> str:
-        """rename, merge, split or retire."""
-        if not self.targets:
-            return "retire"
-        if len(self.sources) > 1:
-            return "merge"
-        return "split" if len(self.targets) > 1 else "rename"
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,33 @@ class Activity:
 
 
 @dataclass(frozen=True, slots=True)
+class MapEntry:
+    """One line of a competency map, as plain values: sources, targets (empty: retired), and
+    the merge weights (by source) or split factors (by target) it names."""
+
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    weights: Mapping[str, float]
+
+    @property
+    def kind(self) -> str:
+        """rename, merge, split or retire."""
+        if not self.targets:
+            return "retire"
+        if len(self.sources) > 1:
+            return "merge"
+        return "split" if len(self.targets) > 1 else "rename"
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedMap:
+    """The competency map of one version (from the version before it)."""
+
+    version: int
+    entries: tuple[MapEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Framework:
     """One immutable framework version, compiled for scoring."""
 
@@ -88,6 +115,8 @@ class Framework:
     scale_step: float = 1.0
     # Gap items also list the unmet indicators of lower levels on the target's path.
     cumulative_indicators: bool = False
+    # The maps older ratings were carried through to reach this version (for the explanation).
+    carried_maps: tuple[CarriedMap, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,6 +184,14 @@ async def test_ratings_of_v1_are_carried_through_the_map_into_scores_and_cohorts
     score = await _score(client, tenant_a, "ann")
     values = {c["key"]: c["value"] for c in score["competencies"] if c["value"] is not None}
     assert values == {"programming": 3, "design": 2, "influence": 1}
+    assert score["explanation"]["competency_maps"] == [
+        {
+            "version": 2,
+            "entries": [
+                {"kind": "rename", "from": ["coding"], "to": ["programming"], "weights": {}}
+            ],
+        }
+    ]
     r = await client.post(
         "/v1/cohorts/evaluate",
         json={"framework": {"key": "eng-ladder"}, "as_of": AS_OF, "include_heatmap": False},
