@@ -138,6 +138,7 @@ class KeyChangeListener:
         self.connect_timeout = settings.db_connect_timeout_seconds
         self.retry_seconds = retry_seconds
         self.heartbeat_seconds = heartbeat_seconds
+        self._was_up = False
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -150,13 +151,20 @@ class KeyChangeListener:
 
     async def run_forever(self) -> None:
         """Listen; when the connection fails, stop trusting the cache and connect again."""
+        report = True
         while True:
             try:
                 await self._listen_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a database down or restarting: retry, never give up
-                log.info("key change listener down (%s); retrying", type(exc).__name__)
+                if report or self._was_up:  # once per outage, not once a second
+                    log.warning(
+                        "key change listener down (%s); keys are read from the database "
+                        "until it is back",
+                        type(exc).__name__,
+                    )
+                report = self._was_up = False
             await asyncio.sleep(self.retry_seconds)
 
     async def _listen_once(self) -> None:
@@ -171,6 +179,7 @@ class KeyChangeListener:
             await conn.add_listener(KEY_CHANGES_CHANNEL, self._on_notification)
             # Listening from here on: whatever changed before is read afresh from the database.
             self.cache.trust()
+            self._was_up = True
             log.info("key change listener up; API keys are cached in this worker")
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):
