@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen --no-progress
 CONTRACT_TOOLS := tests/contract/node/node_modules/.installed
 
-.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability clean
+.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability bench-ratelimit clean
 
 run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
 	$(RUN) ladder dev
@@ -48,7 +48,10 @@ bench-ingest: .venv/.synced  ## bulk ingest, ratings per second (~1 min)
 bench-observability: .venv/.synced  ## score reads with metrics and request logging on vs off (wrk, ~3 min)
 	$(RUN) python bench/observability.py $(BENCH_ARGS)
 
-bench: bench-api bench-cohort bench-ingest bench-observability
+bench-ratelimit: .venv/.synced  ## rate limiting per request: shared across workers (Postgres) vs in-process vs off (wrk, ~2 min)
+	$(RUN) python bench/ratelimit.py $(BENCH_ARGS)
+
+bench: bench-api bench-cohort bench-ingest bench-observability bench-ratelimit
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
