@@ -92,6 +92,16 @@ def edited(draw: st.DrawFn) -> tuple[dict[str, Any], set[Where], dict[str, str]]
         data["activities"] = [a for a in data["activities"] if a["key"] != gone]
         expected.add(("activities", "removed", gone, None, None))
     if draw(st.booleans()):
+        point = draw(st.sampled_from(data["scale"]))
+        point["label"] += " (reworded)"
+        expected.add(("scale", "changed", point["value"], None, "label"))
+    if draw(st.booleans()):
+        data["tracks"].append({"key": "specialist", "name": "Specialist"})
+        expected.add(("tracks", "added", "specialist", None, None))
+    if draw(st.booleans()):
+        data["key"] = "another-ladder"
+        expected.add(("framework", "changed", None, None, "key"))
+    if draw(st.booleans()):
         indicators = data["competencies"][0]["expectations"]
         level = sorted(indicators)[0]
         indicators[level]["indicators"] = [*indicators[level]["indicators"], "Writes it down."]
