@@ -105,7 +105,11 @@ async def impact(
     unknown = sorted(set(body.subject_refs or ()) - set(subjects.refs))
     tracks = _tracks(before_fw) & _tracks(after_fw)
     keep = [i for i, t in enumerate(subjects.tracks) if t is None or t in tracks]
-    skipped = [r for i, r in enumerate(subjects.refs) if i not in set(keep)]
+    skipped = [
+        r
+        for r, t in zip(subjects.refs, subjects.tracks, strict=True)
+        if t is not None and t not in tracks
+    ]
     ids = [subjects.ids[i] for i in keep]
     refs = [subjects.refs[i] for i in keep]
     names = [subjects.names[i] for i in keep]
@@ -131,11 +135,8 @@ async def impact(
         )
         ratings = evolution.assemble(by_version, keys, chain)
         scored.append(Scored(fw, score_cohort(fw, ratings, as_of=as_of, tracks=subject_tracks)))
-    before, after = scored
+    before, after = scored  # ``chain`` is the draft's from here on
     movers = _movers(before, after, refs, names, subject_tracks)
-    chain = await evolution.chain_for(
-        session, owner, framework_id, draft.version.id, draft.version.revision, after_fw.version
-    )
     reaching = chain.reaching(current.version.id, [c.key for c in before_fw.competencies])
     lost_refs = _ratings_lost(before, after, refs, reaching)
     summary = s.ImpactSummary(
