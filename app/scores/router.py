@@ -57,14 +57,14 @@ def framework_choice(
     return FrameworkRef(key=framework, version=version) if framework else None
 
 
-def score_query(
+async def score_query(
     framework: FrameworkKey = None, version: Version = None, as_of: AsOf = None, track: Track = None
 ) -> service.ScoreQuery:
     """The query parameters the score, gaps and recommendations reads share."""
     return service.ScoreQuery(framework_choice(framework, version), as_of, track)
 
 
-def history_query(
+async def history_query(
     framework: FrameworkKey = None, version: Version = None, track: Track = None
 ) -> service.ScoreQuery:
     """The same parameters for the history, which has no moment of its own."""
@@ -75,7 +75,7 @@ ScoreParams = Annotated[service.ScoreQuery, Depends(score_query)]
 HistoryParams = Annotated[service.ScoreQuery, Depends(history_query)]
 
 
-def score_memo(request: Request) -> ScoreMemo:
+async def score_memo(request: Request) -> ScoreMemo:
     """This worker's memo of rendered scores (created with the app)."""
     memo: ScoreMemo = request.app.state.score_memo
     return memo
