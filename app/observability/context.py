@@ -10,6 +10,8 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from opentelemetry import trace
+
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
 # Letters, digits and the separators of common id formats (UUIDs, ULIDs, hex, base64url, the
@@ -24,6 +26,10 @@ class RequestContext:
     request_id: str
     tenant_id: uuid.UUID | None = None
     key_id: uuid.UUID | None = None
+    # The trace the request's span belongs to (traces on), seen when the answer started: the
+    # request line is written after that span has ended.
+    trace_id: str | None = None
+    span_id: str | None = None
 
 
 _current: ContextVar[RequestContext | None] = ContextVar("request_context", default=None)
@@ -52,6 +58,14 @@ def note_caller(tenant_id: uuid.UUID, key_id: uuid.UUID | None) -> None:
     ctx = _current.get()
     if ctx is not None:
         ctx.tenant_id, ctx.key_id = tenant_id, key_id
+
+
+def current_trace() -> tuple[str, str] | None:
+    """The trace and span ids (hex) of the span current in this task, if traces are on."""
+    span = trace.get_current_span().get_span_context()
+    if not span.is_valid:
+        return None
+    return format(span.trace_id, "032x"), format(span.span_id, "016x")
 
 
 def enter(request_id: str) -> RequestContext:

@@ -12,11 +12,10 @@ values such as UUIDs and datetimes into JSON, and plugs into ``logging.config`` 
 import logging
 from typing import Any, Literal
 
-from opentelemetry import trace
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
-from app.observability.context import current
+from app.observability.context import current, current_trace
 
 LogFormat = Literal["json", "text"]
 
@@ -34,10 +33,11 @@ def _context_fields() -> dict[str, str]:
         if ctx.key_id is not None:
             fields["key_id"] = str(ctx.key_id)
     # With traces on (OTEL_* settings), the trace a line belongs to, to open it in the tracer.
-    span = trace.get_current_span().get_span_context()
-    if span.is_valid:
-        fields["trace_id"] = format(span.trace_id, "032x")
-        fields["span_id"] = format(span.span_id, "016x")
+    ids = current_trace()
+    if ids is None and ctx is not None and ctx.trace_id is not None:
+        ids = ctx.trace_id, ctx.span_id or ""
+    if ids is not None:
+        fields["trace_id"], fields["span_id"] = ids
     return fields
 
 
@@ -45,6 +45,9 @@ class JsonFormatter(_JsonFormatter):
     """One JSON object a line: time, level, logger, message, request context, extra fields."""
 
     def __init__(self) -> None:
+        # A record otherwise looks up its thread, process and multiprocessing names each time
+        # (documented switches); no line shows them, and the request line is on the hot path.
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
         super().__init__(
             "{levelname}{name}{message}",
             style="{",

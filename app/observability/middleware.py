@@ -60,6 +60,8 @@ class Observe:
             if name == _HEADER:
                 offered = value.decode("latin-1")
                 break
+        # Never reset: uvicorn runs each request in a task of its own, and a traceback it logs
+        # after the app raised still belongs to this request.
         ctx = context.enter(context.accept_request_id(offered))
         header = (_HEADER, ctx.request_id.encode("ascii"))
         status = 500
@@ -69,6 +71,10 @@ class Observe:
             nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Sent from inside the request's span when traces wrap the app: note its ids.
+                ids = context.current_trace()
+                if ids is not None:
+                    ctx.trace_id, ctx.span_id = ids
                 message = {**message, "headers": [*message.get("headers", ()), header]}
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
@@ -77,7 +83,6 @@ class Observe:
         try:
             await self.app(scope, receive, observed)
         finally:
-            # On an exception the context stays set: uvicorn logs it after this, in this task.
             self._finish(scope, ctx, status, sent, time.perf_counter() - started)
 
     def _finish(

@@ -359,3 +359,53 @@ def test_ladder_dev_logs_text_and_serve_logs_json() -> None:
     assert text["loggers"]["uvicorn.access"]["propagate"] is False
     record = logging.LogRecord("app.x", logging.INFO, __file__, 1, "hello %s", ("there",), None)
     assert TextFormatter().format(record).endswith("app.x: hello there")
+
+
+async def test_tenant_label_only_when_the_setting_allows(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_a: Tenant,
+) -> None:
+    for allowed in (False, True):
+        labelled = settings.model_copy(
+            update={"metrics_token": METRICS_TOKEN, "metrics_tenant_label": allowed}
+        )
+        application = create_app(labelled)
+        application.state.engine = engine
+        application.state.sessionmaker = sessionmaker
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            before = await scrape(c)
+            assert (await c.get("/v1/subjects", headers=tenant_a.headers)).status_code == 200
+            after = await scrape(c)
+        name, labels = "ladder_http_requests_total", {"route": "/v1/subjects", "method": "GET"}
+        mine = {**labels, "tenant": str(tenant_a.id)}
+        assert total(after, name, **mine) - total(before, name, **mine) == (1 if allowed else 0)
+        assert total(after, name, **labels) - total(before, name, **labels) == 1
+
+
+async def test_the_request_line_names_the_trace_of_a_span_inside_it(
+    log_lines: io.StringIO,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from app.observability.middleware import Observe
+
+    tracer = TracerProvider().get_tracer("test")
+    spans = []
+
+    async def traced_app(scope: Any, receive: Any, send: Any) -> None:
+        # As a tracing middleware inside Observe does: the span ends before Observe logs.
+        with tracer.start_as_current_span("GET /thing") as span:
+            spans.append(span)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    observe = Observe(traced_app, metrics_enabled=False, log_requests=True, tenant_label=False)
+    transport = httpx.ASGITransport(app=observe)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        r = await c.get("/thing")
+    (line,) = [json.loads(x) for x in log_lines.getvalue().splitlines()]
+    assert line["request_id"] == r.headers["x-request-id"]
+    assert line["trace_id"] == format(spans[0].get_span_context().trace_id, "032x")
