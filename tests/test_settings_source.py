@@ -19,16 +19,24 @@ APP = Path(__file__).resolve().parent.parent / "app"
 ENTRY_POINTS = {"cli.py", "main.py", "server.py", "config.py"}
 
 
+def _reads_settings_from_the_environment(node: ast.AST) -> bool:
+    """``from app.config import get_settings``, ``config.get_settings``, or ``Settings(...)``."""
+    if isinstance(node, ast.ImportFrom) and node.module == "app.config":
+        return any(alias.name == "get_settings" for alias in node.names)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.value.id == "config" and node.attr == "get_settings"
+    return isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Settings"
+
+
 def test_request_code_never_reads_settings_from_the_environment() -> None:
-    calls = [
+    found = [
         f"{path.relative_to(APP)}:{node.lineno}"
         for path in sorted(APP.rglob("*.py"))
         if str(path.relative_to(APP)) not in ENTRY_POINTS
         for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Call)
-        and getattr(node.func, "id", getattr(node.func, "attr", None)) == "get_settings"
+        if _reads_settings_from_the_environment(node)
     ]
-    assert calls == [], "use request.app.state.settings: " + ", ".join(calls)
+    assert found == [], "use request.app.state.settings: " + ", ".join(found)
 
 
 @pytest.mark.anyio
