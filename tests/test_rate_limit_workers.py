@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import make_postgres_database, run
 from tests.fault.appserver import AppServer, app_env, count_tracebacks, run_ladder
+from tests.observability.test_workers import worker_pids
 
 pytestmark = pytest.mark.postgres
 
@@ -32,19 +33,6 @@ def database_url() -> Iterator[str]:
         yield url
     finally:
         drop()
-
-
-def _worker_pids(parent: int) -> set[int]:
-    children = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                children.add(int(entry))
-    return children
 
 
 def _pids_owning_local_ports(pids: set[int], ports: set[int]) -> set[int]:
@@ -126,7 +114,7 @@ def test_two_workers_hold_one_combined_limit(database_url: str, tmp_path: Path) 
         elapsed = time.monotonic() - started
 
         ports = run(_rate_limit_client_ports(database_url))
-        askers = _pids_owning_local_ports(_worker_pids(server.pid), ports)
+        askers = _pids_owning_local_ports(worker_pids(server.pid), ports)
         assert len(askers) == 2, f"expected both workers to use the shared store: {askers}"
 
         allowed = statuses.count(200)

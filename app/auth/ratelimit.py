@@ -203,20 +203,6 @@ class PostgresBucketStore:
             await self._pool.close()
 
 
-class BucketStore(Protocol):
-    async def lease(
-        self,
-        tenant_id: uuid.UUID,
-        key_id: uuid.UUID,
-        *,
-        want: int,
-        capacity: float,
-        rate_per_second: float,
-    ) -> tuple[int, float]: ...
-
-    async def aclose(self) -> None: ...
-
-
 @dataclass
 class _Lease:
     tokens: int = 0
@@ -234,7 +220,7 @@ class SharedRateLimiter:
 
     def __init__(
         self,
-        store: BucketStore,
+        store: PostgresBucketStore,
         *,
         per_minute: int,
         burst: int = 0,
