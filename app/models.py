@@ -340,8 +340,9 @@ class WebhookDelivery(SQLModel, table=True):
 class WebhookQueue(SQLModel, table=True):
     """What the dispatcher must look at next: ids and times only, no payloads.
 
-    It is the one table without row-level security besides tenants and keys, because the
-    dispatcher works across tenants; it switches to each delivery's tenant to read it.
+    Besides tenants, keys and the rate limiter's buckets, it is the one table without row-level
+    security, because the dispatcher works across tenants; it switches to each delivery's
+    tenant to read it.
     """
 
     __tablename__ = "webhook_queue"
