@@ -2,9 +2,11 @@
 key shared by every worker (leased a few tokens at a time), with a fail mode for when Postgres
 cannot be asked."""
 
+import time
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -125,6 +127,34 @@ async def test_refusal_waits_for_the_shared_refill(database: Database) -> None:
             await limiter.check(tenant, key)
         assert 1 <= refused.value.retry_after_seconds <= 10  # one token per 10 s at 6/min
     finally:
+        await limiter.aclose()
+
+
+async def test_a_store_that_does_not_answer_in_time_gets_the_fail_mode(
+    database: Database,
+) -> None:
+    url = _postgres(database)
+    tenant, key = uuid.uuid4(), uuid.uuid4()
+    limiter = SharedRateLimiter(
+        PostgresBucketStore(url, timeout_seconds=0.5), per_minute=30, fail_mode="closed"
+    )
+    await limiter.check(tenant, key)  # the bucket row exists
+    # Another session holds the row: the lease waits on its lock past the store's timeout.
+    blocker = await asyncpg.connect(url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute(
+                "SELECT 1 FROM rate_limit_bucket WHERE tenant_id = $1 AND key_id = $2 FOR UPDATE",
+                tenant,
+                key,
+            )
+            # The limiter's own lease is used up first (one token per lease at this burst).
+            started = time.monotonic()
+            with pytest.raises(Unavailable):
+                await limiter.check(tenant, key)
+            assert time.monotonic() - started < 5
+    finally:
+        await blocker.close()
         await limiter.aclose()
 
 
