@@ -1,0 +1,575 @@
+"""Rater effects: an additive facets model fitted by least squares, with the flags and the
+agreement figures a calibration meeting looks at. Pure numpy, no I/O.
+
+The model (the README's "Calibration" section writes it out with a worked example): every
+non-self, non-calibrated rater r's latest rating of person p on competency c is
+
+    x_pcr = θ_pc + β_r + ε_pcr,   ε independent with variance σ²,
+
+θ_pc the person's level on the competency and β_r the rater's effect (positive: lenient,
+negative: severe), in scale points. Least squares over the ratings of cells (p, c) that two or
+more raters rated; in each connected group of raters (raters linked by such shared cells) the
+effects sum to zero, so an effect reads "points above the group's average rater". Self ratings
+are a facet of their own: they are compared with the others' fair consensus, never used to fit.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from app.scoring.cohort import CohortRatings
+from app.scoring.model import RATER_ROLES
+
+__all__ = [
+    "Agreement",
+    "CalibrationThresholds",
+    "RaterEffects",
+    "RaterFlag",
+    "SelfRating",
+    "adjusted_ratings",
+    "krippendorff_alpha_interval",
+    "rater_effects",
+]
+
+Floats = npt.NDArray[np.float64]
+Int64s = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+_SELF = RATER_ROLES.index("self")
+_CALIBRATED = RATER_ROLES.index("calibrated")
+
+OK = "ok"
+INSUFFICIENT = "insufficient_data"
+NOT_COMPARABLE = "not_comparable"
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationThresholds:
+    """When a rater has enough evidence, and when a flag is raised (defaults documented)."""
+
+    min_ratings: int = 10  # ratings in shared cells
+    min_subjects: int = 3  # distinct people among them
+    effect_points: float = 0.5  # lenient/severe: the whole interval beyond ± this
+    z: float = 1.96  # the interval is effect ± z·se
+    central_ratio: float = 0.6  # between-person spread ratio below this: central tendency
+    halo_ratio: float = 0.5  # within-person spread ratio below this: halo
+    misfit_low: float = 0.5  # residual mean square outside [low, high]: misfit
+    misfit_high: float = 1.5
+    self_inflation_points: float = 1.0  # self minus others' fair consensus, mean per person
+    self_min_competencies: int = 3
+    max_iterations: int = 1000
+    tolerance: float = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class RaterFlag:
+    kind: str  # lenient | severe | central_tendency | halo | misfit
+    evidence: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """Krippendorff's alpha (interval) of one competency's ratings, raw and with effects
+    removed; None when undefined (fewer than two rated values per person or no variation)."""
+
+    alpha: float | None
+    alpha_adjusted: float | None
+    subjects: int  # people with two or more raters on it
+    ratings: int  # the pairable ratings
+
+
+@dataclass(frozen=True, slots=True)
+class SelfRating:
+    """One person's self ratings beside the others' fair consensus on the same competencies."""
+
+    subject: int
+    mean_difference: float
+    competencies: int
+    inflated: bool
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RaterEffects:
+    """Per rater (dense index): identity, group, effect with its standard error, evidence."""
+
+    role: npt.NDArray[np.int8]  # index into RATER_ROLES
+    rater: Int64s  # the caller's rater id
+    group: Int64s  # connected group (0.., by size), -1 = shares no cell with anyone
+    status: list[str]  # ok | insufficient_data | not_comparable
+    effect: Floats  # NaN unless status is ok
+    standard_error: Floats  # NaN unless status is ok
+    ratings: Int64s  # latest ratings in the window
+    shared_ratings: Int64s  # of them, in cells another rater also rated
+    subjects: Int64s  # distinct people behind the shared ratings
+    mean_square: Floats  # residual mean square (misfit), NaN without shared ratings
+    between_ratio: Floats  # spread of person means vs the others' on the same people
+    within_ratio: Floats  # spread across one person's competencies vs the others'
+    flags: list[list[RaterFlag]]
+    group_sizes: list[int]  # raters per group
+    sigma: float  # residual standard deviation σ̂ (NaN without degrees of freedom)
+    degrees_of_freedom: int
+    iterations: int
+    agreement: list[Agreement]  # per competency
+    scale: list[float]  # histogram bins: the scale's values
+    distribution: Int64s  # (raters, len(scale)) counts of latest ratings per scale value
+    cohort_distribution: Int64s  # (len(scale),) the same over every rater
+    self_ratings: list[SelfRating]
+    self_effect: float | None  # mean self minus consensus over every pair
+    self_effect_se: float | None
+    row_adjustment: Floats = field(repr=False)  # per input row: − reported effect (0 if none)
+
+
+def _latest(r: CohortRatings, keep: Bools, n_comp: int) -> npt.NDArray[np.intp]:
+    """Rows (among ``keep``) holding each rater's latest rating per person and competency,
+    latest by (assessed_at, sequence, proficiency), the engine's order."""
+    rows = np.flatnonzero(keep)
+    if rows.size == 0:
+        return rows
+    cell = r.subject_index[rows].astype(np.int64) * n_comp + r.competency_index[rows]
+    order = np.lexsort(
+        (
+            r.proficiency[rows],
+            r.sequence[rows],
+            r.assessed_at[rows],
+            r.rater[rows],
+            r.role[rows],
+            cell,
+        )
+    )
+    rows = rows[order]
+    cell = cell[order]
+    rater = r.rater[rows]
+    role = r.role[rows]
+    last = np.ones(rows.size, dtype=np.bool_)
+    last[:-1] = (cell[1:] != cell[:-1]) | (rater[1:] != rater[:-1]) | (role[1:] != role[:-1])
+    return rows[last]
+
+
+def _components(rater: Int64s, cell: Int64s, n_raters: int, n_cells: int) -> Int64s:
+    """Connected components of raters linked by shared cells (minimum-label propagation with
+    pointer jumping); the label of a rater is the smallest rater index of its component."""
+    label = np.arange(n_raters, dtype=np.int64)
+    big = np.iinfo(np.int64).max
+    while True:
+        cell_min = np.full(n_cells, big, dtype=np.int64)
+        np.minimum.at(cell_min, cell, label[rater])
+        new = label.copy()
+        np.minimum.at(new, rater, cell_min[cell])
+        while True:
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def _solve(
+    rater: Int64s,
+    cell: Int64s,
+    y: Floats,
+    n_raters: int,
+    n_cells: int,
+    limits: CalibrationThresholds,
+) -> tuple[Floats, int]:
+    """Least-squares rater effects with the cells' levels eliminated: solve A·β = b by
+    preconditioned conjugate gradients, A = diag(n_r) − Nᵀ·diag(1/n_c)·N (singular on each
+    component's constants, which the caller removes by centring)."""
+    n_c = np.bincount(cell, minlength=n_cells).astype(np.float64)
+    cell_mean = np.bincount(cell, weights=y, minlength=n_cells) / np.maximum(n_c, 1)
+    b: Floats = np.bincount(rater, weights=y - cell_mean[cell], minlength=n_raters).astype(
+        np.float64
+    )
+    diag = np.bincount(rater, weights=1.0 - 1.0 / n_c[cell], minlength=n_raters)
+    inverse_diag = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 0.0)
+    n_r = np.bincount(rater, minlength=n_raters).astype(np.float64)
+
+    def apply(v: Floats) -> Floats:
+        means = np.bincount(cell, weights=v[rater], minlength=n_cells) / np.maximum(n_c, 1)
+        return n_r * v - np.bincount(rater, weights=means[cell], minlength=n_raters)
+
+    beta = np.zeros(n_raters)
+    residual = b.copy()
+    scale = float(np.linalg.norm(b))
+    if scale == 0.0:
+        return beta, 0
+    z = inverse_diag * residual
+    direction = z.copy()
+    rz = float(residual @ z)
+    for iteration in range(1, limits.max_iterations + 1):
+        a_direction = apply(direction)
+        curvature = float(direction @ a_direction)
+        if curvature <= 0.0:
+            return beta, iteration
+        step = rz / curvature
+        beta += step * direction
+        residual -= step * a_direction
+        if float(np.linalg.norm(residual)) <= limits.tolerance * scale:
+            return beta, iteration
+        z = inverse_diag * residual
+        rz_next = float(residual @ z)
+        direction = z + (rz_next / rz) * direction
+        rz = rz_next
+    return beta, limits.max_iterations
+
+
+def krippendorff_alpha_interval(unit: Int64s, value: Floats) -> float | None:
+    """Krippendorff's alpha at the interval level, 1 − D_o/D_e, over units with ≥ 2 values."""
+    if unit.size == 0:
+        return None
+    _, dense = np.unique(unit, return_inverse=True)
+    m = np.bincount(dense).astype(np.float64)
+    pairable = m[dense] >= 2
+    if int(pairable.sum()) < 2:
+        return None
+    dense, value, m = dense[pairable], value[pairable], m[dense[pairable]]
+    n = float(value.size)
+    sums = np.bincount(dense, weights=value)
+    squares = np.bincount(dense, weights=value * value)
+    sizes = np.bincount(dense).astype(np.float64)
+    used = sizes >= 2
+    # Σ over ordered pairs i≠j inside a unit of (x_i − x_j)² is 2·(m·Σx² − (Σx)²).
+    within = 2.0 * (sizes[used] * squares[used] - sums[used] ** 2) / (sizes[used] - 1.0)
+    observed = float(within.sum()) / n
+    total = float(value.sum())
+    expected = 2.0 * (n * float((value * value).sum()) - total * total) / (n * (n - 1.0))
+    if expected <= 1e-12:
+        return None
+    return 1.0 - observed / expected
+
+
+def _spread_ratios(
+    rater: Int64s,
+    subject: Int64s,
+    x: Floats,
+    others: Floats,
+    n_raters: int,
+) -> tuple[Floats, Floats]:
+    """Per rater: the spread of their person means over the others' (between), and the
+    root-mean-square deviation across one person's competencies over the others' (within)."""
+    between = np.full(n_raters, np.nan)
+    within = np.full(n_raters, np.nan)
+    if rater.size == 0:
+        return between, within
+    _, pair = np.unique(rater * (int(subject.max()) + 1) + subject, return_inverse=True)
+    count = np.bincount(pair).astype(np.float64)
+    mean_x = np.bincount(pair, weights=x) / count
+    mean_o = np.bincount(pair, weights=others) / count
+    pair_rater = np.zeros(count.size, dtype=np.int64)
+    pair_rater[pair] = rater
+    # Between: population variance of the person means, the rater's over the others'.
+    k = np.bincount(pair_rater, minlength=n_raters).astype(np.float64)
+    var_x = _variance(pair_rater, mean_x, k, n_raters)
+    var_o = _variance(pair_rater, mean_o, k, n_raters)
+    ok = (k >= 2) & (var_o > 1e-12)
+    between[ok] = np.sqrt(var_x[ok] / var_o[ok])
+    # Within: mean square deviation from the person's mean, over people rated twice or more.
+    multi = count[pair] >= 2
+    k = np.bincount(rater[multi], minlength=n_raters).astype(np.float64)
+    dev_x = np.bincount(rater[multi], weights=(x - mean_x[pair])[multi] ** 2, minlength=n_raters)
+    dev_o = np.bincount(
+        rater[multi], weights=(others - mean_o[pair])[multi] ** 2, minlength=n_raters
+    )
+    ok = (k >= 2) & (dev_o > 1e-12)
+    within[ok] = np.sqrt(dev_x[ok] / dev_o[ok])
+    return between, within
+    _, pair = np.unique(rater * (int(subject.max()) + 1) + subject, return_inverse=True)
+    count = np.bincount(pair).astype(np.float64)
+    mean_x = np.bincount(pair, weights=x) / count
+    mean_o = np.bincount(pair, weights=others) / count
+    pair_rater = np.zeros(count.size, dtype=np.int64)
+    pair_rater[pair] = rater
+    for name, out in (("between", between), ("within", within)):
+        if name == "between":
+            dev_x = np.bincount(pair_rater, weights=mean_x * mean_x, minlength=n_raters)
+            dev_o = np.bincount(pair_rater, weights=mean_o * mean_o, minlength=n_raters)
+            k = np.bincount(pair_rater, minlength=n_raters).astype(np.float64)
+            sx = np.bincount(pair_rater, weights=mean_x, minlength=n_raters)
+            so = np.bincount(pair_rater, weights=mean_o, minlength=n_raters)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                var_x = dev_x / k - (sx / k) ** 2
+                var_o = dev_o / k - (so / k) ** 2
+            enough = k >= 2
+        else:
+            rx = x - mean_x[pair]
+            ro = others - mean_o[pair]
+            multi = count[pair] >= 2
+            k = np.bincount(rater[multi], minlength=n_raters).astype(np.float64)
+            var_x = np.bincount(rater[multi], weights=rx[multi] ** 2, minlength=n_raters)
+            var_o = np.bincount(rater[multi], weights=ro[multi] ** 2, minlength=n_raters)
+            enough = k >= 2
+        ok = enough & (var_o > 1e-12)
+        out[ok] = np.sqrt(np.maximum(var_x[ok], 0.0) / var_o[ok])
+    return between, within
+
+
+def _variance(group: Int64s, value: Floats, k: Floats, n: int) -> Floats:
+    """Population variance of ``value`` per group (k members each; NaN for empty groups)."""
+    total = np.bincount(group, weights=value, minlength=n)
+    squares = np.bincount(group, weights=value * value, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.maximum(squares / k - (total / k) ** 2, 0.0)
+
+
+def rater_effects(
+    ratings: CohortRatings,
+    n_competencies: int,
+    scale: Sequence[float],
+    limits: CalibrationThresholds | None = None,
+) -> RaterEffects:
+    """Fit the additive facets model to the latest ratings and report effects, flags,
+    agreement, distributions and self ratings (see the module docstring)."""
+    limits = limits or CalibrationThresholds()
+    r = ratings
+    role_all = r.role.astype(np.int64)
+    rated = (role_all != _SELF) & (role_all != _CALIBRATED)
+    rows = _latest(r, rated, n_competencies)
+    self_rows = _latest(r, role_all == _SELF, n_competencies)
+
+    # Dense raters: the pair (role, rater id), numbered over every rated row.
+    rated_rows = np.flatnonzero(rated)
+    _, id_dense = np.unique(r.rater[rated_rows], return_inverse=True)
+    keys, rater_of_rated = np.unique(
+        id_dense.astype(np.int64) * len(RATER_ROLES) + role_all[rated_rows], return_inverse=True
+    )
+    rater_of_row = np.full(r.proficiency.shape[0], -1, dtype=np.int64)
+    rater_of_row[rated_rows] = rater_of_rated
+    n_raters = int(keys.size)
+    first = np.zeros(n_raters, dtype=np.int64)
+    first[rater_of_rated[::-1]] = rated_rows[::-1]
+    rater_role = r.role[first].astype(np.int8)
+    rater_id = r.rater[first].astype(np.int64)
+    rater = rater_of_row[rows]
+
+    subject = r.subject_index[rows].astype(np.int64)
+    competency = r.competency_index[rows].astype(np.int64)
+    x = r.proficiency[rows].astype(np.float64)
+    cell_key = subject * n_competencies + competency
+    cells, cell = np.unique(cell_key, return_inverse=True)
+    cell = cell.astype(np.int64)
+    n_cells = int(cells.size)
+    per_cell = np.bincount(cell, minlength=n_cells)
+    shared = per_cell[cell] >= 2
+
+    # Shared rows only: a cell one rater rated says nothing about that rater's effect.
+    s_rater, s_cell_raw, s_x = rater[shared], cell[shared], x[shared]
+    s_cells, s_cell = np.unique(s_cell_raw, return_inverse=True)
+    s_cell = s_cell.astype(np.int64)
+    n_s_cells = int(s_cells.size)
+    label = _components(s_rater, s_cell, n_raters, n_s_cells)
+    in_shared = np.bincount(s_rater, minlength=n_raters) > 0
+    beta, iterations = _solve(s_rater, s_cell, s_x, n_raters, n_s_cells, limits)
+
+    # Groups: components with a shared cell, numbered by size (then smallest member). A rater
+    # with a shared cell always has a partner in it, so every group has two raters or more.
+    group = np.full(n_raters, -1, dtype=np.int64)
+    roots, root_of, sizes = np.unique(label[in_shared], return_inverse=True, return_counts=True)
+    by_size = np.lexsort((roots, -sizes))
+    rank = np.empty(roots.size, dtype=np.int64)
+    rank[by_size] = np.arange(roots.size)
+    group[in_shared] = rank[root_of]
+    group_sizes = [int(size) for size in sizes[by_size]]
+    beta[~in_shared] = 0.0
+
+    # Residuals, σ̂ and standard errors.
+    n_c = np.bincount(s_cell, minlength=n_s_cells).astype(np.float64)
+    adjusted = s_x - beta[s_rater]
+    level = np.bincount(s_cell, weights=adjusted, minlength=n_s_cells) / np.maximum(n_c, 1)
+    residual = adjusted - level[s_cell]
+    dof = int(s_x.size - n_s_cells - (int(in_shared.sum()) - len(group_sizes)))
+    sigma = float(np.sqrt((residual @ residual) / dof)) if dof > 0 else float("nan")
+    information = np.bincount(s_rater, weights=1.0 - 1.0 / n_c[s_cell], minlength=n_raters)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        standard_error = sigma / np.sqrt(information)
+        scaled = residual**2 / (sigma**2 * (1.0 - 1.0 / n_c[s_cell]))
+        counts_shared = np.bincount(s_rater, minlength=n_raters)
+        mean_square = np.bincount(s_rater, weights=scaled, minlength=n_raters) / counts_shared
+
+    # Leave-one-out consensus of the other raters of each shared cell, effects removed.
+    cell_sum = np.bincount(s_cell, weights=adjusted, minlength=n_s_cells)
+    others = (cell_sum[s_cell] - adjusted) / (n_c[s_cell] - 1.0)
+    s_subject = subject[shared]
+    between, within = _spread_ratios(s_rater, s_subject, s_x, others, n_raters)
+
+    n_ratings = np.bincount(rater, minlength=n_raters).astype(np.int64)
+    n_shared = counts_shared.astype(np.int64)
+    subjects_of = np.zeros(n_raters, dtype=np.int64)
+    if s_rater.size:
+        _, pair_first = np.unique(
+            s_rater * (int(s_subject.max()) + 1) + s_subject, return_index=True
+        )
+        subjects_of = np.bincount(s_rater[pair_first], minlength=n_raters).astype(np.int64)
+
+    ok = in_shared & (n_shared >= limits.min_ratings) & (subjects_of >= limits.min_subjects)
+    status = np.where(ok, OK, np.where(in_shared, INSUFFICIENT, NOT_COMPARABLE)).tolist()
+    # Centre each group on its raters with a reported effect (all its raters if none has one).
+    n_groups = len(group_sizes)
+    members = np.bincount(group[ok], minlength=n_groups)
+    shift = np.bincount(group[ok], weights=beta[ok], minlength=n_groups)
+    fallback = np.bincount(group[in_shared], weights=beta[in_shared], minlength=n_groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(members > 0, shift / members, fallback / np.asarray(sizes)[by_size])
+    beta[in_shared] -= shift[group[in_shared]]
+    effect = np.where(ok, beta, np.nan)
+    se = np.where(ok, standard_error, np.nan)
+    flags: list[list[RaterFlag]] = [
+        _flags(float(beta[i]), float(se[i]), i, between, within, mean_square, limits)
+        if ok[i]
+        else []
+        for i in range(n_raters)
+    ]
+
+    # Agreement per competency, raw and with the reported effects removed.
+    row_effect = np.nan_to_num(effect)[rater]
+    agreement = []
+    for c in range(n_competencies):
+        mask = competency == c
+        units = per_cell[cell[mask]] >= 2
+        agreement.append(
+            Agreement(
+                alpha=krippendorff_alpha_interval(cell[mask], x[mask]),
+                alpha_adjusted=krippendorff_alpha_interval(cell[mask], x[mask] - row_effect[mask]),
+                subjects=int(np.unique(cell[mask][units]).size),
+                ratings=int(units.sum()),
+            )
+        )
+
+    # Distributions over the scale's values (a rating between two values counts to the nearer).
+    bins = np.asarray(sorted(scale), dtype=np.float64)
+    if bins.size:
+        nearest = np.abs(x[:, None] - bins[None, :]).argmin(axis=1)
+        distribution = np.zeros((n_raters, bins.size), dtype=np.int64)
+        np.add.at(distribution, (rater, nearest), 1)
+    else:
+        distribution = np.zeros((n_raters, 0), dtype=np.int64)
+    cohort_distribution = distribution.sum(axis=0)
+
+    self_ratings, self_effect, self_se = _self_facet(
+        r, self_rows, cell_key, x - row_effect, n_competencies, limits
+    )
+
+    # Every input row of a rater with a reported effect, not only the latest ones.
+    row_adjustment = np.zeros(r.proficiency.shape[0])
+    row_adjustment[rated_rows] = -np.nan_to_num(effect)[rater_of_rated]
+
+    return RaterEffects(
+        role=rater_role,
+        rater=rater_id,
+        group=group,
+        status=status,
+        effect=effect,
+        standard_error=se,
+        ratings=n_ratings,
+        shared_ratings=n_shared,
+        subjects=subjects_of,
+        mean_square=mean_square,
+        between_ratio=between,
+        within_ratio=within,
+        flags=flags,
+        group_sizes=group_sizes,
+        sigma=sigma,
+        degrees_of_freedom=max(dof, 0),
+        iterations=iterations,
+        agreement=agreement,
+        scale=bins.tolist(),
+        distribution=distribution,
+        cohort_distribution=cohort_distribution,
+        self_ratings=self_ratings,
+        self_effect=self_effect,
+        self_effect_se=self_se,
+        row_adjustment=row_adjustment,
+    )
+
+
+def _flags(
+    beta: float,
+    se: float,
+    i: int,
+    between: Floats,
+    within: Floats,
+    mean_square: Floats,
+    limits: CalibrationThresholds,
+) -> list[RaterFlag]:
+    out: list[RaterFlag] = []
+    evidence: dict[str, Any] = {"effect": beta, "standard_error": se, "z": limits.z}
+    if beta - limits.z * se > limits.effect_points:
+        out.append(RaterFlag("lenient", {**evidence, "threshold": limits.effect_points}))
+    elif beta + limits.z * se < -limits.effect_points:
+        out.append(RaterFlag("severe", {**evidence, "threshold": -limits.effect_points}))
+    if np.isfinite(between[i]) and between[i] < limits.central_ratio:
+        out.append(
+            RaterFlag(
+                "central_tendency",
+                {"spread_ratio": float(between[i]), "threshold": limits.central_ratio},
+            )
+        )
+    if np.isfinite(within[i]) and within[i] < limits.halo_ratio:
+        out.append(
+            RaterFlag("halo", {"spread_ratio": float(within[i]), "threshold": limits.halo_ratio})
+        )
+    msq = float(mean_square[i])
+    if np.isfinite(msq) and not limits.misfit_low <= msq <= limits.misfit_high:
+        out.append(
+            RaterFlag(
+                "misfit",
+                {"mean_square": msq, "low": limits.misfit_low, "high": limits.misfit_high},
+            )
+        )
+    return out
+
+
+def _self_facet(
+    r: CohortRatings,
+    self_rows: npt.NDArray[np.intp],
+    cell_key: Int64s,
+    fair: Floats,
+    n_competencies: int,
+    limits: CalibrationThresholds,
+) -> tuple[list[SelfRating], float | None, float | None]:
+    """Self minus the others' fair consensus (their mean with reported effects removed), per
+    person and over everyone."""
+    if self_rows.size == 0 or cell_key.size == 0:
+        return [], None, None
+    keys, dense = np.unique(cell_key, return_inverse=True)
+    consensus = np.bincount(dense, weights=fair) / np.bincount(dense)
+    self_key = (
+        r.subject_index[self_rows].astype(np.int64) * n_competencies + r.competency_index[self_rows]
+    )
+    where = np.searchsorted(keys, self_key)
+    where = np.minimum(where, keys.size - 1)
+    found = keys[where] == self_key
+    if not found.any():
+        return [], None, None
+    difference = r.proficiency[self_rows][found] - consensus[where[found]]
+    person = r.subject_index[self_rows][found].astype(np.int64)
+    count = np.bincount(person)
+    total = np.bincount(person, weights=difference)
+    out = []
+    for p in np.flatnonzero(count).tolist():
+        mean = float(total[p] / count[p])
+        inflated = count[p] >= limits.self_min_competencies and mean >= limits.self_inflation_points
+        out.append(SelfRating(int(p), mean, int(count[p]), bool(inflated)))
+    mean_all = float(difference.mean())
+    se_all = (
+        float(difference.std(ddof=1) / np.sqrt(difference.size)) if difference.size > 1 else None
+    )
+    return out, mean_all, se_all
+
+
+def adjusted_ratings(ratings: CohortRatings, effects: RaterEffects) -> CohortRatings:
+    """The same ratings with each reported rater effect subtracted (self, calibrated and raters
+    without a reported effect unchanged): scoring them gives the fair averages."""
+    return CohortRatings(
+        subject_index=ratings.subject_index,
+        competency_index=ratings.competency_index,
+        proficiency=ratings.proficiency + effects.row_adjustment,
+        role=ratings.role,
+        rater=ratings.rater,
+        assessed_at=ratings.assessed_at,
+        sequence=ratings.sequence,
+        n_subjects=ratings.n_subjects,
+    )
