@@ -56,6 +56,7 @@ def compile_framework(doc: FrameworkDocument, version: int) -> sm.Framework:
                 band_min_rank=levels[a.level_band.from_level].rank,
                 band_max_rank=levels[a.level_band.to_level].rank,
                 url=a.url,
+                iri=a.iri,
             )
             for a in doc.activities
         ),

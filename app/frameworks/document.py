@@ -22,6 +22,16 @@ Key = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NUL_FREE)]
 Text = Annotated[str, Field(max_length=4000, pattern=NUL_FREE)]
 Indicator = Annotated[str, Field(min_length=1, max_length=300, pattern=NUL_FREE)]
+# An absolute IRI (RFC 3987: a scheme, then no spaces or controls), as xAPI activity ids are.
+ActivityIri = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=2000,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]+$",
+        examples=["https://learning.example.com/courses/system-design"],
+    ),
+]
 
 RoleWeightKey = Literal["self", "manager", "peer", "direct_report", "external"]
 ActivityKind = Literal[
@@ -136,6 +146,16 @@ class Activity(Strict):
     effort_hours: Annotated[float, Field(gt=0, le=10_000), JSON_NUMBER]
     level_band: LevelBand
     url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[\x21-\x7e]+$")
+    iri: ActivityIri | None = Field(
+        default=None,
+        description="The activity's identity in a learning catalogue (an xAPI activity id): "
+        "statements about it record it as completed.",
+    )
+    alternative_iris: list[ActivityIri] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Other IRIs naming the same activity (e.g. in a second catalogue).",
+    )
 
 
 class CompetencyMapping(Strict):
@@ -339,6 +359,7 @@ def check_document(doc: FrameworkDocument) -> list[FieldError]:
 
     competencies = {c.key for c in doc.competencies}
     span = scale_max - scale_min
+    errors.extend(_iri_clashes(doc))
     for ai, act in enumerate(doc.activities):
         for comp_key, points in act.develops.items():
             if comp_key not in competencies:
@@ -403,6 +424,31 @@ def check_document(doc: FrameworkDocument) -> list[FieldError]:
             )
         )
     errors.extend(_weightless_levels(doc))
+    return errors
+
+
+def _iri_clashes(doc: FrameworkDocument) -> list[FieldError]:
+    """An IRI names one activity: a second activity (or a repeat) naming it is refused."""
+    errors: list[FieldError] = []
+    owner: dict[str, str] = {}
+    for ai, act in enumerate(doc.activities):
+        named: list[tuple[list[str | int], str]] = []
+        if act.iri is not None:
+            named.append((["activities", ai, "iri"], act.iri))
+        named += [
+            (["activities", ai, "alternative_iris", i], iri)
+            for i, iri in enumerate(act.alternative_iris)
+        ]
+        for loc, iri in named:
+            if iri in owner:
+                errors.append(
+                    FieldError(
+                        loc=loc,
+                        msg=f"IRI {iri!r} already names activity {owner[iri]!r}",
+                        type="duplicate",
+                    )
+                )
+            owner.setdefault(iri, act.key)
     return errors
 
 
@@ -521,4 +567,9 @@ def dump_document(doc: FrameworkDocument) -> dict[str, Any]:
     for optional in ("competency_map", "release_notes"):
         if data[optional] is None:
             del data[optional]
+    for activity in data["activities"]:
+        if activity["iri"] is None:
+            del activity["iri"]
+        if not activity["alternative_iris"]:
+            del activity["alternative_iris"]
     return data

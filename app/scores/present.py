@@ -193,6 +193,7 @@ def gaps(fw: Framework, ga: GapAnalysis, subject_ref: str | None) -> s.GapsRead:
 
 def plan(fw: Framework, p: Plan, subject_ref: str | None, excluded: list[str]) -> s.PlanRead:
     """The development plan response."""
+    iris = {a.key: a.iri for a in fw.activities}
     return s.PlanRead(
         subject_ref=subject_ref,
         framework=_framework_ref(fw),
@@ -211,6 +212,7 @@ def plan(fw: Framework, p: Plan, subject_ref: str | None, excluded: list[str]) -
                 readiness_after=st.readiness_after,
                 meets_after=st.meets_after,
                 url=st.url,
+                iri=iris.get(st.activity),
             )
             for st in p.steps
         ],

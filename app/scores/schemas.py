@@ -211,6 +211,9 @@ class PlanStepRead(BaseModel):
     readiness_after: float
     meets_after: bool
     url: str | None
+    iri: str | None = Field(
+        default=None, description="The activity's xAPI id, as a learning platform names it."
+    )
 
 
 class PlanRead(BaseModel):

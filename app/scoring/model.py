@@ -67,6 +67,7 @@ class Activity:
     band_min_rank: int  # suitable when the target level's rank lies in [min, max]
     band_max_rank: int
     url: str | None = None
+    iri: str | None = None  # its identity in a learning catalogue (xAPI activity id)
 
 
 @dataclass(frozen=True, slots=True)
