@@ -78,6 +78,12 @@ class InvalidInput(AppError):
     slug, title = "validation-error", "Invalid input"
 
 
+class BadRequest(AppError):
+    """Input refused where the protocol names 400 rather than 422 (xAPI statements)."""
+
+    slug, title = "bad-request", "Bad request"
+
+
 class PreconditionRequired(AppError):
     slug, title = "precondition-required", "Precondition required"
 
@@ -130,6 +136,7 @@ STATUS_BY_ERROR: dict[type[AppError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
+    BadRequest: 400,
     PreconditionRequired: 428,
     PreconditionFailed: 412,
     Unauthenticated: 401,

@@ -43,6 +43,7 @@ from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.router import router as webhooks_router
+from app.xapi.router import router as xapi_router
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys_router,
         audit_router,
         webhooks_router,
+        xapi_router,
     ):
         app.include_router(router)
     _install_openapi_extras(app)

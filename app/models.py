@@ -242,6 +242,9 @@ class CompletedActivity(SQLModel, table=True):
     activity_key: str = Field(primary_key=True, max_length=64)
     completed_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = _ts()
+    # Provenance: the xAPI statement that recorded it (None when posted directly); voiding
+    # that statement removes exactly the completions it recorded (migration 0013).
+    statement_id: uuid.UUID | None = Field(default=None)
 
 
 class AuditEvent(SQLModel, table=True):
@@ -370,3 +373,87 @@ class RateLimitBucket(SQLModel, table=True):
     # Tokens handed out by the last lease (read back by that statement's RETURNING).
     granted: int
     updated_at: datetime = _ts()
+
+
+class LearningRecordSettings(SQLModel, table=True):
+    """How a tenant's xAPI actors map to its subjects: the account homePages it registered."""
+
+    __tablename__ = "learning_record_settings"
+    __table_args__ = (sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),)
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    account_home_pages: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    updated_at: datetime = _ts()
+
+
+class LearningRecordAgent(SQLModel, table=True):
+    """A subject's registered xAPI mailbox, kept only as the SHA-1 of its ``mailto:`` IRI
+    (the form of xAPI's ``mbox_sha1sum``), so both identifiers map without storing the address."""
+
+    __tablename__ = "learning_record_agent"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subject.tenant_id", "subject.id"], ondelete="CASCADE"
+        ),
+        sa.Index(None, "tenant_id", "subject_id"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    mbox_sha1sum: str = Field(primary_key=True, max_length=40)
+    subject_id: uuid.UUID
+    created_at: datetime = _ts()
+
+
+class XapiStatement(SQLModel, table=True):
+    """Every xAPI statement id received, with the digest of its content (replays and 409s).
+
+    A statement whose actor maps to a subject is kept whole and goes with the person; one that
+    maps to nobody keeps no content (only the id, digest and what it was), so nothing personal
+    stays behind besides the bounded unmapped report.
+    """
+
+    __tablename__ = "xapi_statement"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subject.tenant_id", "subject.id"], ondelete="CASCADE"
+        ),
+        sa.Index(None, "tenant_id", "subject_id"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(primary_key=True)
+    digest: str = Field(max_length=64)
+    subject_id: uuid.UUID | None = Field(default=None)
+    verb: str = Field(max_length=2000)
+    # The statement a voiding statement voids (None for any other statement).
+    voids: uuid.UUID | None = Field(default=None)
+    voided: bool = Field(default=False)
+    content: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
+    stored_at: datetime = _ts()
+
+
+class XapiUnmapped(SQLModel, table=True):
+    """One line of a tenant's bounded report of statements it could not map: an actor no
+    subject answers to, or an activity IRI no framework names; how often and when last."""
+
+    __tablename__ = "xapi_unmapped"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        sa.Index(None, "tenant_id", "last_seen_at"),
+        sa.CheckConstraint("reason IN ('unknown_actor', 'unknown_activity')", name="reason"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    # SHA-256 of (reason, actor, activity), so one line per such pair.
+    id: str = Field(primary_key=True, max_length=64)
+    reason: str = Field(max_length=16)
+    # The actor's identifier for unknown actors (e.g. "mbox:mailto:ada@example.com", or the
+    # account as "<homePage>|<name>"); None for unknown activities.
+    actor_kind: str | None = Field(default=None, max_length=16)
+    actor_id: str | None = Field(default=None, max_length=2000)
+    # SHA-1 of the mailbox for mbox and mbox_sha1sum actors, so erasure finds them.
+    actor_mbox_sha1sum: str | None = Field(default=None, max_length=40)
+    activity_iri: str | None = Field(default=None, max_length=2000)
+    statements: int = Field(default=0)
+    first_seen_at: datetime = _ts()
+    last_seen_at: datetime = _ts()

@@ -1,5 +1,7 @@
 """FastAPI dependencies: every protected route declares the scope it needs."""
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -26,13 +28,27 @@ bearer = HTTPBearer(
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+def basic_password(request: Request) -> str | None:
+    """The password of an ``Authorization: Basic`` header (the whole API key; the user name is
+    not read), or None. xAPI clients (LRS forwarding) can only send credentials this way."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon else None
+
+
 async def _authenticate(
     request: Request, session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
     state = request.app.state
     return await authenticate(
         session,
-        credentials.credentials if credentials else None,
+        credentials.credentials if credentials else basic_password(request),
         prefix=state.settings.api_key_prefix,
         cache=state.key_cache,
     )
@@ -75,3 +91,5 @@ AssessmentsRead = Annotated[Principal, Depends(scoped("assessments:read"))]
 AssessmentsWrite = Annotated[Principal, Depends(scoped("assessments:write"))]
 AnalyticsRead = Annotated[Principal, Depends(scoped("analytics:read"))]
 Admin = Annotated[Principal, Depends(scoped("admin"))]
+LearningRecordsRead = Annotated[Principal, Depends(scoped("learning-records:read"))]
+LearningRecordsWrite = Annotated[Principal, Depends(scoped("learning-records:write"))]

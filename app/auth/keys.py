@@ -20,6 +20,8 @@ Scope = Literal[
     "assessments:read",
     "assessments:write",
     "analytics:read",
+    "learning-records:read",
+    "learning-records:write",
     "admin",
 ]
 SCOPES: tuple[Scope, ...] = get_args(Scope)

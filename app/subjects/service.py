@@ -19,6 +19,7 @@ from app.observability import metrics
 from app.subjects import repository as repo
 from app.subjects.schemas import REF_CHARACTERS, SubjectCreate, SubjectUpdate
 from app.webhooks import service as webhooks
+from app.xapi import repository as learning_records
 
 
 def etag(subject: Subject) -> str:
@@ -76,6 +77,8 @@ async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
     (cascading), stored responses about them, and webhook deliveries about them (pending ones
     cancelled, all payloads redacted). The audit keeps only the fact, the id and counts."""
     subject = await get(session, principal, ref)
+    # Before the row goes: the report finds the person by their registered mailboxes.
+    await learning_records.forget_subject(session, principal.tenant_id, subject.id, ref)
     # Deleted first: the delete waits for transactions still writing about the person (their
     # assessments' foreign keys, bulk reports holding the row), so the searches below see what
     # they committed. Responses tied to the subject (single creates) cascade with the person.

@@ -1,0 +1,1 @@
+"""Learning records: the xAPI Statement Resource subset that learning platforms forward to."""

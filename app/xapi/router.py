@@ -1,0 +1,275 @@
+"""The xAPI Statement Resource subset at /xapi/statements, and the learning-record admin routes.
+
+LRS clients authenticate with HTTP Basic: the password is the whole API key (the user name is
+not read). Bearer keys work too. Statements are read from the raw body, so that anything wrong
+with them is the 400 xAPI clients expect, never a 422.
+"""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.security.http import HTTPBase
+
+from app.auth.dependencies import (
+    Admin,
+    LearningRecordsRead,
+    LearningRecordsWrite,
+    SessionDep,
+    SubjectsRead,
+    SubjectsWrite,
+)
+from app.errors import PROBLEM_JSON, BadRequest, FieldError, Problem, error_responses
+from app.subjects.router import SubjectRef
+from app.xapi import schemas as s
+from app.xapi import service
+from app.xapi.statements import (
+    check_version_header,
+    mbox_sha1,
+    parse_batch,
+    parse_statement,
+    parse_uuid,
+)
+
+VERSION_HEADER = "X-Experience-API-Version"
+
+basic = HTTPBase(
+    scheme="basic",
+    auto_error=False,
+    scheme_name="ApiKeyBasic",
+    description="For LRS clients: HTTP Basic with the whole API key as the password (any user "
+    "name).",
+)
+
+router = APIRouter(tags=["learning records"])
+xapi = APIRouter(prefix="/xapi", tags=["learning records"], dependencies=[Security(basic)])
+
+BAD_STATEMENT: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": Problem,
+        "description": "A statement breaks the xAPI rules for a field this service reads (the "
+        "problem names it), or the version header is missing or unsupported.",
+        "content": {PROBLEM_JSON: {}},
+    }
+}
+STATEMENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "object", "description": "One xAPI statement."},
+                        {
+                            "type": "array",
+                            "items": {"type": "object"},
+                            "maxItems": 1000,
+                            "description": "A list of xAPI statements.",
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+VersionHeader = Annotated[
+    str | None,
+    Header(
+        alias=VERSION_HEADER,
+        description="The xAPI version the client speaks: 1.0.x or 2.0.x.",
+        max_length=20,
+    ),
+]
+MAX_STATEMENTS = 1000
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except (ValueError, RecursionError):
+        raise BadRequest(
+            "The body is not valid JSON.",
+            errors=[FieldError(loc=["body"], msg="not valid JSON", type="json_invalid")],
+        ) from None
+
+
+def _statement_id(value: str | None, name: str) -> uuid.UUID | None:
+    return None if value is None else parse_uuid(value, ["query", name])
+
+
+@xapi.post(
+    "/statements",
+    summary="Store xAPI statements",
+    responses={**BAD_STATEMENT, **error_responses(401, 403, 409, 413, 415, 429, 503)},
+    openapi_extra=STATEMENT_BODY,
+    response_model=list[uuid.UUID],
+)
+async def post_statements(
+    principal: LearningRecordsWrite,
+    session: SessionDep,
+    request: Request,
+    version: VersionHeader = None,
+) -> Response:
+    """One statement or a list; answers their ids in order. A statement id sent before with
+    the same content is a no-op, with other content 409 (and nothing of the request is kept).
+    Completion verbs on a known activity IRI record the activity as completed."""
+    answer_version = check_version_header(version)
+    body = await _json_body(request)
+    if isinstance(body, list) and len(body) > MAX_STATEMENTS:
+        raise BadRequest(f"Send at most {MAX_STATEMENTS} statements per request.")
+    outcome = await service.receive(session, principal, parse_batch(body))
+    return JSONResponse([str(i) for i in outcome.ids], headers={VERSION_HEADER: answer_version})
+
+
+@xapi.put(
+    "/statements",
+    status_code=204,
+    summary="Store one xAPI statement by id",
+    responses={**BAD_STATEMENT, **error_responses(401, 403, 409, 415, 429, 503)},
+    openapi_extra=STATEMENT_BODY,
+)
+async def put_statement(
+    principal: LearningRecordsWrite,
+    session: SessionDep,
+    request: Request,
+    statement_id: Annotated[
+        str | None, Query(alias="statementId", description="The statement's id (a UUID).")
+    ] = None,
+    version: VersionHeader = None,
+) -> Response:
+    """Store the statement under ``statementId``; 204 whether it is new or a replay."""
+    answer_version = check_version_header(version)
+    wanted = _statement_id(statement_id, "statementId")
+    if wanted is None:
+        raise BadRequest(
+            "PUT needs the statementId parameter.",
+            errors=[FieldError(loc=["query", "statementId"], msg="required", type="missing")],
+        )
+    statement = parse_statement(await _json_body(request), wanted)
+    await service.receive(session, principal, [statement])
+    return Response(status_code=204, headers={VERSION_HEADER: answer_version})
+
+
+@xapi.get(
+    "/statements",
+    summary="Read one xAPI statement",
+    responses={**BAD_STATEMENT, **error_responses(401, 403, 404, 429, 503)},
+    response_model=dict[str, Any],
+)
+async def get_statement(
+    principal: LearningRecordsRead,
+    session: SessionDep,
+    statement_id: Annotated[str | None, Query(alias="statementId")] = None,
+    voided_statement_id: Annotated[str | None, Query(alias="voidedStatementId")] = None,
+    version: VersionHeader = None,
+) -> Response:
+    """A statement by ``statementId`` (404 once voided), or a voided one by
+    ``voidedStatementId``. Only statements about a mapped person are kept; queries over many
+    statements are not offered."""
+    answer_version = check_version_header(version)
+    wanted = _statement_id(statement_id, "statementId")
+    voided = _statement_id(voided_statement_id, "voidedStatementId")
+    if voided is None and wanted is not None:
+        content = await service.statement(session, principal, wanted, voided=False)
+    elif wanted is None and voided is not None:
+        content = await service.statement(session, principal, voided, voided=True)
+    else:
+        raise BadRequest(
+            "Send exactly one of statementId and voidedStatementId.",
+            errors=[FieldError(loc=["query"], msg="exactly one id", type="missing")],
+        )
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return JSONResponse(
+        content,
+        headers={VERSION_HEADER: answer_version, "X-Experience-API-Consistent-Through": now},
+    )
+
+
+@router.get(
+    "/v1/learning-records/settings",
+    summary="Read the learning-record settings",
+    responses=error_responses(401, 403, 429, 503),
+)
+async def read_settings(principal: Admin, session: SessionDep) -> s.LearningRecordSettingsRead:
+    """The account homePages statements' actors are mapped by."""
+    saved = await service.get_settings(session, principal)
+    return s.LearningRecordSettingsRead(account_home_pages=list(saved.account_home_pages))
+
+
+@router.put(
+    "/v1/learning-records/settings",
+    summary="Change the learning-record settings",
+    responses=error_responses(401, 403, 415, 422, 429, 503),
+)
+async def write_settings(
+    principal: Admin, session: SessionDep, body: s.LearningRecordSettingsUpdate
+) -> s.LearningRecordSettingsRead:
+    """Replace the account homePages: an actor ``account`` with one of them and ``name`` equal
+    to a subject's external_ref is that subject."""
+    pages = list(dict.fromkeys(body.account_home_pages))
+    saved = await service.put_settings(session, principal, pages)
+    return s.LearningRecordSettingsRead(account_home_pages=list(saved.account_home_pages))
+
+
+@router.post(
+    "/v1/learning-records/mboxes/{ref}",
+    summary="Register a person's xAPI mailbox",
+    responses=error_responses(401, 403, 404, 409, 415, 422, 429, 503),
+)
+async def register_mbox(
+    ref: SubjectRef, principal: SubjectsWrite, session: SessionDep, body: s.MboxRegistration
+) -> s.MboxesRead:
+    """Statements whose actor has this ``mbox`` (or its ``mbox_sha1sum``) are about the
+    subject. Only the SHA-1 sum is stored; a mailbox names one person (409 otherwise)."""
+    sha1 = body.mbox_sha1sum.lower() if body.mbox_sha1sum else mbox_sha1(body.mbox or "")
+    await service.register_mbox(session, principal, ref, sha1)
+    return s.MboxesRead(
+        subject_ref=ref, mbox_sha1sums=await service.mboxes(session, principal, ref)
+    )
+
+
+@router.get(
+    "/v1/learning-records/mboxes/{ref}",
+    summary="List a person's registered mailboxes",
+    responses=error_responses(401, 403, 404, 429, 503),
+)
+async def list_mboxes(
+    ref: SubjectRef, principal: SubjectsRead, session: SessionDep
+) -> s.MboxesRead:
+    """The SHA-1 sums of the mailboxes registered for the subject."""
+    return s.MboxesRead(
+        subject_ref=ref, mbox_sha1sums=await service.mboxes(session, principal, ref)
+    )
+
+
+@router.get(
+    "/v1/learning-records/unmapped",
+    summary="Statements that could not be mapped",
+    responses=error_responses(401, 403, 429, 503),
+)
+async def unmapped(principal: Admin, session: SessionDep) -> s.UnmappedReport:
+    """Completion statements about an actor no subject answers to, or an activity IRI no
+    framework names: one line per actor and IRI (or per IRI), with counts. Bounded: the least
+    recently seen lines make room for new ones."""
+    lines = await service.unmapped_report(session, principal)
+    return s.UnmappedReport(
+        items=[
+            s.UnmappedLine(
+                reason=line.reason,  # type: ignore[arg-type]
+                actor_kind=line.actor_kind,
+                actor_id=line.actor_id,
+                activity_iri=line.activity_iri,
+                statements=line.statements,
+                first_seen_at=line.first_seen_at,
+                last_seen_at=line.last_seen_at,
+            )
+            for line in lines
+        ],
+        limit=service.UNMAPPED_LIMIT,
+    )
+
+
+router.include_router(xapi)

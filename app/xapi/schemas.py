@@ -1,0 +1,79 @@
+"""API models of the learning-record admin routes (statements themselves are raw xAPI JSON)."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+HomePage = Annotated[
+    str,
+    Field(
+        min_length=8,
+        max_length=2000,
+        pattern=r"^https?://[\x21-\x7e]+$",
+        examples=["https://lms.example.com"],
+    ),
+]
+
+
+class LearningRecordSettingsUpdate(BaseModel):
+    """How statements' actors map to subjects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_home_pages: list[HomePage] = Field(
+        max_length=20,
+        description="An actor `account` with one of these homePages maps to the subject whose "
+        "external_ref is the account's `name`.",
+    )
+
+
+class LearningRecordSettingsRead(BaseModel):
+    account_home_pages: list[str]
+
+
+class MboxRegistration(BaseModel):
+    """A person's xAPI mailbox: the address (``mailto:`` IRI) or its SHA-1 sum."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mbox: str | None = Field(
+        default=None,
+        max_length=320,
+        pattern=r"^mailto:[^@\s]+@[^@\s]+$",
+        examples=["mailto:ada@example.com"],
+        description="Stored only as its SHA-1 sum (xAPI's mbox_sha1sum).",
+    )
+    mbox_sha1sum: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{40}$")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "MboxRegistration":
+        if (self.mbox is None) == (self.mbox_sha1sum is None):
+            raise ValueError("send exactly one of mbox and mbox_sha1sum")
+        return self
+
+
+class MboxesRead(BaseModel):
+    subject_ref: str
+    mbox_sha1sums: list[str] = Field(description="SHA-1 sums of the registered mailboxes.")
+
+
+class UnmappedLine(BaseModel):
+    reason: Literal["unknown_actor", "unknown_activity"]
+    actor_kind: str | None = Field(description="mbox, mbox_sha1sum, openid or account.")
+    actor_id: str | None = Field(
+        description="The actor's identifier (an account as `<homePage>|<name>`); only for "
+        "unknown actors."
+    )
+    activity_iri: str | None
+    statements: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class UnmappedReport(BaseModel):
+    """Completion statements this tenant could not map, most recently seen first."""
+
+    items: list[UnmappedLine]
+    next_cursor: str | None = None
+    limit: int = Field(description="Lines kept at most; the least recently seen go first.")
