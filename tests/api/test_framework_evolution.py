@@ -329,3 +329,45 @@ async def test_a_new_draft_copied_from_the_newest_starts_without_its_map(
     document = r.json()["document"]
     assert document["competency_map"] is None and document["release_notes"] is None
     assert document["competencies"][0]["key"] == "programming"
+
+
+def merged_v2() -> dict[str, Any]:
+    """v1 with coding and design merged into engineering (coding weighs 3, design 1)."""
+    doc = small_framework()
+    coding, _design, influence = doc["competencies"]
+    coding.update(key="engineering", name="Engineering")
+    doc["competencies"] = [coding, influence]
+    doc["activities"][0]["develops"] = {"engineering": 1}
+    doc["activities"][1]["develops"] = {"engineering": 1, "influence": 1}
+    doc["competency_map"] = {
+        "complete": True,
+        "entries": [
+            {"from": ["coding", "design"], "to": "engineering", "weights": {"coding": 3}},
+            {"from": "influence", "to": "influence"},
+        ],
+    }
+    return doc
+
+
+async def test_a_merge_carries_the_weighted_mean_into_scores_and_cohorts(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    await setup_v1(client, tenant_a)
+    assert (await draft_v2(client, tenant_a, merged_v2())).status_code == 201
+    assert (
+        await client.post(f"{BASE}/versions/2/publish", headers=tenant_a.headers)
+    ).status_code == 200
+    r = await client.post(
+        "/v1/cohorts/evaluate",
+        json={"framework": {"key": "eng-ladder"}, "as_of": AS_OF, "include_heatmap": True},
+        headers=tenant_a.headers,
+    )
+    assert r.status_code == 200, r.text
+    cohort = r.json()
+    people = {p["subject_ref"]: p for p in cohort["people"]}
+    for ref, (coding, design, _) in PEOPLE.items():
+        score = await _score(client, tenant_a, ref)
+        values = {c["key"]: c["value"] for c in score["competencies"]}
+        assert values["engineering"] == pytest.approx((3 * coding + design) / 4)
+        assert people[ref]["level_index"] == pytest.approx(score["level_index"])
+        assert score["explanation"]["competency_maps"][0]["entries"][0]["kind"] == "merge"
