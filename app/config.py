@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     http_keepalive_timeout_seconds: int = Field(default=5, ge=1, le=300)
     http_max_connections: int = Field(default=1000, ge=1, le=100_000)
-    # Memory per worker for rendered score responses (Postgres only); 0 turns the cache off.
+    # Memory per worker for rendered score responses, each reused only while its fingerprint
+    # holds (app/scores/memo.py); 0 turns the memo off.
     score_cache_mb: int = Field(default=64, ge=0, le=65_536)
     load_builtin_frameworks: bool = True
     api_key_prefix: str = Field(default=DEFAULT_KEY_PREFIX, pattern=rf"^{KEY_PREFIX_PATTERN}$")

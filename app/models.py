@@ -175,8 +175,9 @@ class Subject(SQLModel, table=True):
     revision: int = Field(default=1)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
-    # Kept by a Postgres trigger on assessment inserts (migration 0006) for the score cache's
-    # fingerprint; not part of the API and not maintained on SQLite, where nothing reads them.
+    # Kept by a Postgres trigger on assessment inserts (migration 0006) for the score memo's
+    # fingerprint; not part of the API and not maintained on SQLite, where a digest of the
+    # ratings stands in (app/scores/repository.py).
     assessments_revision: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     latest_framework_key: str | None = Field(default=None, max_length=64)
 

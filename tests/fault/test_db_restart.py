@@ -182,7 +182,7 @@ def writer(
 
 
 def score_reader(base_url: str, headers: dict[str, str], stop_at: float, stats: Stats) -> None:
-    """Repeated score reads (the fast lane's own connection pool) through the restarts: each
+    """Repeated score reads (the ordinary route, memo on) through the restarts: each
     answers 200 or 503 (the subject has an assessment once the writers' first one is stored)."""
     try:
         with httpx.Client(base_url=base_url, headers=headers, timeout=CLIENT_TIMEOUT) as client:
