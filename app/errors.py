@@ -151,8 +151,18 @@ DB_RETRY_AFTER_SECONDS = 5
 
 
 def problem_body(status: int, *, slug: str, title: str, detail: str | None) -> dict[str, Any]:
-    """The RFC 9457 members of every problem answer, also those sent before the app runs."""
-    return {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    """The RFC 9457 members of every problem answer, also those sent before the app runs, and
+    the id of the request it answers when there is one (not for an answer of the HTTP server)."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 async def send_problem(
@@ -190,7 +200,6 @@ def problem_response(
     body: dict[str, Any] = {
         **problem_body(status, slug=slug, title=title, detail=detail),
         "instance": request.url.path,
-        "request_id": current_request_id(),
     }
     if errors:
         body["errors"] = [e.model_dump() for e in errors]

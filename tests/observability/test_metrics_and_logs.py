@@ -409,3 +409,20 @@ async def test_the_request_line_names_the_trace_of_a_span_inside_it(
     (line,) = [json.loads(x) for x in log_lines.getvalue().splitlines()]
     assert line["request_id"] == r.headers["x-request-id"]
     assert line["trace_id"] == format(spans[0].get_span_context().trace_id, "032x")
+
+
+async def test_a_problem_sent_outside_routing_names_its_request(
+    observed: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """The size limit answers before routing, from plain ASGI code; its 413 still says which
+    request it answers, in the body and the header."""
+    too_big = b"{" + b" " * 6_000_000 + b"}"
+    r = await observed.post(
+        "/v1/subjects",
+        content=too_big,
+        headers={**tenant_a.headers, "Content-Type": "application/json", "X-Request-ID": "big-1"},
+    )
+    assert r.status_code == 413
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["request_id"] == "big-1"
+    assert r.headers["x-request-id"] == "big-1"
