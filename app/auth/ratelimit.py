@@ -20,7 +20,7 @@ import logging
 import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import asyncpg
@@ -207,6 +207,7 @@ class PostgresBucketStore:
 class _Lease:
     tokens: int = 0
     refused_until: float = 0.0
+    trip: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def lease_size(capacity: float, max_lease: int) -> int:
@@ -244,7 +245,6 @@ class SharedRateLimiter:
         """Serve the request from this worker's lease, leasing more from the store when empty."""
         if self.rate <= 0:
             return
-        now = time.monotonic()
         held = self._leases.get(key_id)
         if held is None:
             if len(self._leases) >= self.max_keys:
@@ -253,6 +253,16 @@ class SharedRateLimiter:
         if held.tokens > 0:
             held.tokens -= 1
             return
+        # One trip per key at a time in this worker: requests that arrive meanwhile wait for its
+        # lease instead of each taking one, so a worker never holds more than one lease.
+        async with held.trip:
+            if held.tokens > 0:
+                held.tokens -= 1
+                return
+            await self._lease_more(tenant_id, key_id, held)
+
+    async def _lease_more(self, tenant_id: uuid.UUID, key_id: uuid.UUID, held: _Lease) -> None:
+        now = time.monotonic()
         if now < held.refused_until:
             # The shared bucket had no whole token: a refused client hammering the service
             # does not hammer the database too.
@@ -276,7 +286,7 @@ class SharedRateLimiter:
             self._store_unreachable(key_id)
             return
         if granted >= 1:
-            held.tokens += granted - 1
+            held.tokens = granted - 1
             return
         wait = (1.0 - left) / self.rate
         held.refused_until = time.monotonic() + wait

@@ -2,6 +2,7 @@
 key shared by every worker (leased a few tokens at a time), with a fail mode for when Postgres
 cannot be asked."""
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -115,6 +116,20 @@ async def test_two_workers_share_one_bucket(database: Database) -> None:
     finally:
         for worker in workers:
             await worker.aclose()
+
+
+async def test_concurrent_requests_of_a_key_share_one_trip(database: Database) -> None:
+    url = _postgres(database)
+    store = CountingStore(url, timeout_seconds=5)
+    limiter = SharedRateLimiter(store, per_minute=1, burst=200, max_lease=10)
+    tenant, key = uuid.uuid4(), uuid.uuid4()
+    try:
+        # Ten requests at once with an empty lease: one trip leases ten tokens for all of them
+        # (ten trips would leave this worker holding ninety tokens the others cannot use).
+        await asyncio.gather(*(limiter.check(tenant, key) for _ in range(10)))
+        assert store.trips == 1
+    finally:
+        await limiter.aclose()
 
 
 async def test_refusal_waits_for_the_shared_refill(database: Database) -> None:
