@@ -1,5 +1,7 @@
 """Assessment queries (add/flush, never commit)."""
 
+import functools
+import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -216,6 +218,14 @@ ROW = np.dtype(
 )
 
 
+@functools.lru_cache(maxsize=65536)
+def rater_key(role: str, rater_ref: str) -> int:
+    """A rater's id in columnar ratings off Postgres: a stable signed 64-bit hash of the pair, so
+    every load agrees and a rater can be named again (Postgres uses hashtextextended)."""
+    digest = hashlib.blake2b(f"{role}:{rater_ref}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 async def load_ratings(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -302,7 +312,6 @@ async def _load_generic(session: AsyncSession, q: _RatingsQuery) -> CohortRating
     competency_index = {key: i for i, key in enumerate(q.competencies)}
     role_index = {role: i for i, role in enumerate(RATER_ROLES)}
     versions = [v[1] for v in q.version_refs]
-    raters: dict[tuple[str, str], int] = {}
     out: list[tuple[int, int, int, int, int, int, int]] = []
     ids = q.subject_ids
     for start in range(0, len(ids), CHUNK):
@@ -334,7 +343,7 @@ async def _load_generic(session: AsyncSession, q: _RatingsQuery) -> CohortRating
         for sid, key, value, role, rater, at, seq in (await session.exec(stmt)).all():
             if key not in competency_index:
                 continue
-            rater_id = raters.setdefault((role, rater), len(raters))
+            rater_id = rater_key(role, rater)
             out.append(
                 (
                     index[sid],
@@ -367,3 +376,37 @@ def _columns(rows: Any, n_subjects: int, subject_offset: int = 0) -> CohortRatin
         sequence=rows["sequence"].astype(np.int64),
         n_subjects=n_subjects,
     )
+
+
+async def rater_names(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    subject_ids: Sequence[uuid.UUID],
+    window_start: datetime,
+    as_of: datetime,
+) -> dict[int, tuple[str, str]]:
+    """(role, rater_ref) by the rater id the columnar loaders give it, for every rater of the
+    subjects' assessments inside the window."""
+    conn = await session.connection()
+    postgres = conn.dialect.name == "postgresql"
+    a = Assessment.__table__.c  # type: ignore[attr-defined]
+    columns: list[Any] = [a.rater_role, a.rater_ref]
+    if postgres:
+        columns.append(sa.func.hashtextextended(a.rater_role + ":" + a.rater_ref, 0))
+    names: dict[int, tuple[str, str]] = {}
+    ids = list(subject_ids)
+    for start in range(0, len(ids), CHUNK):
+        stmt = (
+            sa.select(*columns)
+            .where(
+                a.tenant_id == tenant_id,
+                a.subject_id.in_(ids[start : start + CHUNK]),
+                a.assessed_at > window_start,
+                a.assessed_at <= as_of,
+            )
+            .distinct()
+        )
+        for row in (await conn.execute(stmt)).all():
+            key = int(row[2]) if postgres else rater_key(row[0], row[1])
+            names[key] = (row[0], row[1])
+    return names

@@ -72,7 +72,7 @@ async def evaluate(
         filt.attributes,
     )
     unknown = sorted(set(body.subject_refs or ()) - set(subjects.refs))
-    subjects, skipped = _scorable(fw, tracks, subjects)
+    subjects, skipped = scorable(fw, tracks, subjects)
     versions = await frameworks_repo.versions_of(session, resolved.framework)
     row = resolved.version  # ratings of older versions go through their competency maps
     chain = await evolution.chain_for(
@@ -98,7 +98,7 @@ async def evaluate(
     return answer
 
 
-def _scorable(
+def scorable(
     fw: Framework, tracks: set[str | None], subjects: repo.CohortSubjects
 ) -> tuple[repo.CohortSubjects, list[s.SkippedSubject]]:
     """The subjects this version can score, and the others with the reason (one bad row

@@ -16,6 +16,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.assessments.repository import rater_key
 from app.cohorts import repository as cohort_repo
 from app.errors import FieldError, InvalidInput
 from app.frameworks.diff import OPS, diff_documents, summary_markdown
@@ -376,7 +377,6 @@ async def _generic(
     wanted = sorted({v[1] for versions, _ in groups for v in versions})
     index = {sid: i for i, sid in enumerate(subject_ids)}
     role_index = {role: i for i, role in enumerate(RATER_ROLES)}
-    raters: dict[tuple[str, str], int] = {}
     by_version: dict[uuid.UUID, list[tuple[int, str, int, int, int, int, int]]] = {}
     ids = list(subject_ids)
     for start in range(0, len(ids), cohort_repo.CHUNK):
@@ -405,7 +405,7 @@ async def _generic(
         for version_id, sid, key, value, role, rater, at, seq in result.all():
             if role not in role_index:
                 continue
-            rater_id = raters.setdefault((role, rater), len(raters))
+            rater_id = rater_key(role, rater)
             by_version.setdefault(version_id, []).append(
                 (index[sid], key, value, role_index[role], rater_id, epoch_micros(at), seq)
             )

@@ -1,0 +1,219 @@
+"""Calibration use cases: rater effects over a cohort, with fair averages."""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.assessments import repository as assessments_repo
+from app.assessments.schemas import FrameworkRef
+from app.auth.principal import Principal
+from app.calibration import schemas as s
+from app.cohorts import repository as cohorts_repo
+from app.cohorts.schemas import CohortFilter, SkippedSubject
+from app.cohorts.service import scorable
+from app.errors import FieldError, InvalidInput
+from app.frameworks import evolution
+from app.frameworks import repository as frameworks_repo
+from app.frameworks import service as frameworks
+from app.models import utcnow
+from app.scores import present
+from app.scoring import Framework
+from app.scoring.calibration import CalibrationThresholds, RaterEffects, adjusted_ratings
+from app.scoring.calibration import rater_effects as fit_rater_effects
+from app.scoring.cohort import CohortRatings, CohortResult, score_cohort
+from app.scoring.model import RATER_ROLES
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """A cohort's people and their ratings in the window, and who each rater is."""
+
+    framework: Framework
+    subjects: cohorts_repo.CohortSubjects
+    unknown_refs: list[str]
+    skipped: list[SkippedSubject]
+    ratings: CohortRatings
+    names: dict[int, tuple[str, str]]  # rater id -> (role, rater_ref)
+    as_of: datetime
+    window_days: int
+
+
+async def load_cohort(
+    session: AsyncSession,
+    principal: Principal,
+    ref: FrameworkRef,
+    subject_refs: Sequence[str] | None,
+    filt: CohortFilter,
+    as_of: datetime,
+    window_days: int | None,
+) -> Cohort:
+    """The people of a cohort and their ratings against a framework version (older versions'
+    ratings carried through their maps, as cohort scores read them)."""
+    resolved = await frameworks.resolve(session, principal, ref.key, ref.version)
+    fw = frameworks.compiled(resolved.version)
+    tracks = {level.track for level in fw.levels} - {None}
+    if filt.track is not None and filt.track not in tracks:
+        msg = f"{fw.key} v{fw.version} has no track {filt.track!r}"
+        raise InvalidInput(
+            msg, errors=[FieldError(loc=["body", "filter", "track"], msg=msg, type="unknown_track")]
+        )
+    subjects = await cohorts_repo.load_subjects(
+        session, principal.tenant_id, subject_refs, filt.track, filt.current_level, filt.attributes
+    )
+    unknown = sorted(set(subject_refs or ()) - set(subjects.refs))
+    subjects, skipped = scorable(fw, tracks, subjects)
+    versions = await frameworks_repo.versions_of(session, resolved.framework)
+    row = resolved.version
+    chain = await evolution.chain_for(
+        session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
+    )
+    days = window_days or fw.settings.window_days
+    start = as_of - timedelta(days=days)
+    ratings = await evolution.cohort_ratings(
+        session,
+        principal.tenant_id,
+        subjects.ids,
+        [(v.tenant_id, v.id) for v in versions],
+        [c.key for c in fw.competencies],
+        chain,
+        start,
+        as_of,
+    )
+    names = await assessments_repo.rater_names(
+        session, principal.tenant_id, subjects.ids, start, as_of
+    )
+    return Cohort(fw, subjects, unknown, skipped, ratings, names, as_of, days)
+
+
+def _number(value: float) -> float | None:
+    """A float for JSON: NaN (undefined) becomes null."""
+    return None if math.isnan(value) else float(value)
+
+
+async def rater_effects(
+    session: AsyncSession, principal: Principal, body: s.RaterEffectsRequest
+) -> s.RaterEffectsResponse:
+    """Fit the rater-effects model to a cohort's ratings and report it with its evidence."""
+    as_of = body.as_of or utcnow()
+    cohort = await load_cohort(
+        session,
+        principal,
+        body.framework,
+        body.subject_refs,
+        body.filter or CohortFilter(),
+        as_of,
+        body.window_days,
+    )
+    fw = cohort.framework
+    limits = CalibrationThresholds(**body.thresholds.model_dump())
+    scale = [float(v) for v in range(fw.scale_min, fw.scale_max + 1)]
+    result = fit_rater_effects(cohort.ratings, len(fw.competencies), scale, limits)
+    fair = None
+    if body.include_fair_averages:
+        fair = _fair_averages(fw, cohort, result)
+    refs = cohort.subjects.refs
+    raters = [_rater(cohort.names, result, i) for i in range(len(result.status))]
+    raters.sort(key=lambda r: (r.group is None, r.group or 0, r.role, r.rater_ref))
+    return s.RaterEffectsResponse(
+        framework=FrameworkRef(key=fw.key, version=fw.version),
+        as_of=as_of,
+        window_days=cohort.window_days,
+        unknown_refs=cohort.unknown_refs,
+        skipped=cohort.skipped,
+        thresholds=body.thresholds,
+        fit=s.Fit(
+            sigma=_number(result.sigma),
+            degrees_of_freedom=result.degrees_of_freedom,
+            iterations=result.iterations,
+            ratings=int(result.ratings.sum()),
+            shared_ratings=int(result.shared_ratings.sum()),
+        ),
+        groups=[s.Group(group=g, raters=n) for g, n in enumerate(result.group_sizes)],
+        raters=raters,
+        scale=result.scale,
+        cohort_distribution=result.cohort_distribution.tolist(),
+        agreement=[
+            s.Agreement(
+                competency=c.key,
+                alpha=a.alpha,
+                alpha_adjusted=a.alpha_adjusted,
+                subjects=a.subjects,
+                ratings=a.ratings,
+            )
+            for c, a in zip(fw.competencies, result.agreement, strict=True)
+        ],
+        self_ratings=s.SelfFacet(
+            effect=result.self_effect,
+            standard_error=result.self_effect_se,
+            people=[
+                s.SelfRatingRow(
+                    subject_ref=refs[row.subject],
+                    mean_difference=row.mean_difference,
+                    competencies=row.competencies,
+                    inflated=row.inflated,
+                )
+                for row in result.self_ratings
+            ],
+        ),
+        fair_averages=fair,
+    )
+
+
+def _rater(names: dict[int, tuple[str, str]], result: RaterEffects, i: int) -> s.RaterEffect:
+    rater_id = int(result.rater[i])
+    role, ref = names.get(rater_id, (RATER_ROLES[int(result.role[i])], str(rater_id)))
+    group = int(result.group[i])
+    return s.RaterEffect(
+        rater_ref=ref,
+        role=role,  # type: ignore[arg-type]
+        group=group if group >= 0 else None,
+        status=result.status[i],  # type: ignore[arg-type]
+        effect=_number(float(result.effect[i])),
+        standard_error=_number(float(result.standard_error[i])),
+        ratings=int(result.ratings[i]),
+        shared_ratings=int(result.shared_ratings[i]),
+        subjects=int(result.subjects[i]),
+        mean_square=_number(float(result.mean_square[i])),
+        between_ratio=_number(float(result.between_ratio[i])),
+        within_ratio=_number(float(result.within_ratio[i])),
+        flags=[s.Flag(kind=f.kind, evidence=f.evidence) for f in result.flags[i]],  # type: ignore[arg-type]
+        distribution=result.distribution[i].tolist(),
+    )
+
+
+def _fair_averages(fw: Framework, cohort: Cohort, result: RaterEffects) -> s.FairAverages:
+    """Each person scored as rated and with every reported effect removed, by the engine."""
+    tracks = cohort.subjects.tracks
+    raw = score_cohort(fw, cohort.ratings, as_of=cohort.as_of, tracks=tracks)
+    fair = score_cohort(
+        fw, adjusted_ratings(cohort.ratings, result), as_of=cohort.as_of, tracks=tracks
+    )
+    level_keys = [lv.key for lv in fw.levels]
+
+    def level(scores: CohortResult, i: int) -> Any:
+        index = int(scores.attained[i])
+        return present.level_ref(fw, level_keys[index]) if index >= 0 else None
+
+    def values(row: Any) -> list[float | None]:
+        return [None if math.isnan(v) else v for v in np.round(row, 6).tolist()]
+
+    return s.FairAverages(
+        competencies=[c.key for c in fw.competencies],
+        people=[
+            s.FairPerson(
+                subject_ref=ref,
+                values=values(raw.values[i]),
+                fair_values=values(fair.values[i]),
+                level_index=float(raw.level_index[i]),
+                fair_level_index=float(fair.level_index[i]),
+                attained_level=level(raw, i),
+                fair_attained_level=level(fair, i),
+            )
+            for i, ref in enumerate(cohort.subjects.refs)
+        ],
+    )
