@@ -2,9 +2,11 @@
 
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, update
+from sqlalchemy import bindparam, delete, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -91,16 +93,32 @@ async def agent(
     return await session.get(LearningRecordAgent, (tenant_id, sha1))
 
 
-async def statements(
+@dataclass(frozen=True, slots=True)
+class StatementHead:
+    """What a stored statement is, without its content."""
+
+    digest: str
+    verb: str
+    voided: bool
+
+
+async def statement_heads(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, XapiStatement]:
-    """The stored statements among these ids."""
+) -> dict[uuid.UUID, StatementHead]:
+    """Digest, verb and voided flag of the stored statements among these ids."""
     if not ids:
         return {}
-    stmt = select(XapiStatement).where(
-        XapiStatement.tenant_id == tenant_id, col(XapiStatement.id).in_(list(ids))
-    )
-    return {row.id: row for row in (await session.exec(stmt)).all()}
+    stmt = select(
+        XapiStatement.id, XapiStatement.digest, XapiStatement.verb, XapiStatement.voided
+    ).where(XapiStatement.tenant_id == tenant_id, col(XapiStatement.id).in_(list(ids)))
+    return {sid: StatementHead(d, v, voided) for sid, d, v, voided in await session.exec(stmt)}
+
+
+async def statement(
+    session: AsyncSession, tenant_id: uuid.UUID, statement_id: uuid.UUID
+) -> XapiStatement | None:
+    """One stored statement."""
+    return await session.get(XapiStatement, (tenant_id, statement_id))
 
 
 async def completed_pairs(
@@ -116,11 +134,15 @@ async def completed_pairs(
     return {(sid, key) for sid, key in (await session.exec(stmt)).all()}
 
 
-async def add_all(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert many rows in one executemany statement (no ORM objects)."""
-    if rows:
-        conn = await session.connection()
-        await conn.execute(insert(table.__table__), list(rows))
+async def add_new(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows in one executemany statement, skipping any whose key a concurrent
+    request stored first (checked before, so only a race meets one)."""
+    if not rows:
+        return
+    conn = await session.connection()
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table.__table__).on_conflict_do_nothing()
+    await conn.execute(stmt, list(rows))
 
 
 async def void(session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[uuid.UUID]) -> int:
@@ -141,38 +163,55 @@ async def void(session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[uuid
     return int(result.rowcount)
 
 
-async def unmapped(
-    session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[str] | None = None
-) -> list[XapiUnmapped]:
-    """Lines of the unmapped report (these ids, or all), most recently seen first."""
-    stmt = select(XapiUnmapped).where(XapiUnmapped.tenant_id == tenant_id)
-    if ids is not None:
-        stmt = stmt.where(col(XapiUnmapped.id).in_(list(ids)))
-    stmt = stmt.order_by(col(XapiUnmapped.last_seen_at).desc(), col(XapiUnmapped.id))
+async def unmapped(session: AsyncSession, tenant_id: uuid.UUID) -> list[XapiUnmapped]:
+    """The lines of the unmapped report, most recently seen first."""
+    stmt = (
+        select(XapiUnmapped)
+        .where(XapiUnmapped.tenant_id == tenant_id)
+        .order_by(col(XapiUnmapped.last_seen_at).desc(), col(XapiUnmapped.id))
+    )
     return list((await session.exec(stmt)).all())
 
 
-async def trim_unmapped(session: AsyncSession, tenant_id: uuid.UUID, keep: int) -> None:
-    """Drop the least recently seen report lines beyond ``keep``."""
-    count = (
-        await session.exec(
-            select(func.count())
-            .select_from(XapiUnmapped)
-            .where(XapiUnmapped.tenant_id == tenant_id)
-        )
-    ).one()
-    if count <= keep:
+async def unmapped_counts(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[str]
+) -> dict[str, int]:
+    """How many statements each of these report lines has counted, for those that exist."""
+    stmt = select(XapiUnmapped.id, XapiUnmapped.statements).where(
+        XapiUnmapped.tenant_id == tenant_id, col(XapiUnmapped.id).in_(list(ids))
+    )
+    return {line_id: count for line_id, count in await session.exec(stmt)}
+
+
+async def count_more(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Add to the counts of existing report lines and move their last-seen times, in one
+    executemany."""
+    if not rows:
         return
+    table = XapiUnmapped.__table__  # type: ignore[attr-defined]
+    stmt = (
+        update(table)
+        .where(
+            table.c.tenant_id == bindparam("t"),
+            table.c.id == bindparam("line"),
+        )
+        .values(statements=table.c.statements + bindparam("more"), last_seen_at=bindparam("seen"))
+    )
+    conn = await session.connection()
+    await conn.execute(stmt, list(rows))
+
+
+async def trim_unmapped(session: AsyncSession, tenant_id: uuid.UUID, keep: int) -> None:
+    """Drop the least recently seen report lines beyond ``keep``, in one statement."""
     stale = (
         select(XapiUnmapped.id)
         .where(XapiUnmapped.tenant_id == tenant_id)
         .order_by(col(XapiUnmapped.last_seen_at).desc(), col(XapiUnmapped.id))
         .offset(keep)
     )
-    stale_ids = list((await session.exec(stale)).all())
     await session.exec(
         delete(XapiUnmapped).where(
-            col(XapiUnmapped.tenant_id) == tenant_id, col(XapiUnmapped.id).in_(stale_ids)
+            col(XapiUnmapped.tenant_id) == tenant_id, col(XapiUnmapped.id).in_(stale)
         )
     )
 

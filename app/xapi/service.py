@@ -142,7 +142,10 @@ async def receive(session: AsyncSession, principal: Principal, batch: list[State
     other content is a conflict and changes nothing; with the same content, a no-op."""
     tenant_id = principal.tenant_id
     outcome = Outcome(ids=[st.id for st in batch])
-    known = await repo.statements(session, tenant_id, {st.id for st in batch})
+    # The batch's ids and the statements it voids, in one look.
+    referenced = {st.id for st in batch} | {st.voids for st in batch if st.voids}
+    heads = await repo.statement_heads(session, tenant_id, referenced)
+    known = {st.id: heads[st.id] for st in batch if st.id in heads}
     for st in batch:
         seen = known.get(st.id)
         if seen is not None and seen.digest != st.digest:
@@ -163,7 +166,6 @@ async def receive(session: AsyncSession, principal: Principal, batch: list[State
     done = await repo.completed_pairs(
         session, tenant_id, {mapped[st.actor] for st in actionable if st.actor in mapped}
     )
-    targets = await repo.statements(session, tenant_id, {st.voids for st in fresh if st.voids})
     now = utcnow()
     statement_rows: list[dict[str, Any]] = []
     completion_rows: list[dict[str, Any]] = []
@@ -207,7 +209,7 @@ async def receive(session: AsyncSession, principal: Principal, batch: list[State
             }
         )
         if st.voids is not None:
-            target = targets.get(st.voids)
+            target = heads.get(st.voids)
             target_verb = target.verb if target else batch_verbs.get(st.voids)
             # A voiding statement cannot itself be voided; a statement is voided once.
             if target_verb is not None and target_verb != VOIDED and not (target and target.voided):
@@ -238,8 +240,8 @@ async def receive(session: AsyncSession, principal: Principal, batch: list[State
                 }
             )
             outcome.completed += 1
-    await repo.add_all(session, XapiStatement, statement_rows)
-    await repo.add_all(session, CompletedActivity, completion_rows)
+    await repo.add_new(session, XapiStatement, statement_rows)
+    await repo.add_new(session, CompletedActivity, completion_rows)
     outcome.completions_removed = await repo.void(session, tenant_id, to_void)
     outcome.voided = len(to_void)
     outcome.stored = len(fresh)
@@ -264,33 +266,38 @@ async def receive(session: AsyncSession, principal: Principal, batch: list[State
 
 
 async def _report(session: AsyncSession, tenant_id: uuid.UUID, lines: dict[str, _Unmapped]) -> None:
-    existing = {row.id: row for row in await repo.unmapped(session, tenant_id, set(lines))}
-    new_rows = []
-    for line_id, entry in lines.items():
-        row = existing.get(line_id)
-        if row is not None:
-            row.statements += entry.count
-            row.last_seen_at = max(entry.seen)
-            session.add(row)
-        else:
-            new_rows.append(
-                {
-                    **entry.line,
-                    "statements": entry.count,
-                    "first_seen_at": min(entry.seen),
-                    "last_seen_at": max(entry.seen),
-                }
-            )
-    await session.flush()
-    await repo.add_all(session, XapiUnmapped, new_rows)
-    await repo.trim_unmapped(session, tenant_id, UNMAPPED_LIMIT)
+    counted = await repo.unmapped_counts(session, tenant_id, set(lines))
+    more = [
+        {
+            "t": tenant_id,
+            "line": line_id,
+            "more": entry.count,
+            "seen": max(entry.seen),
+        }
+        for line_id, entry in lines.items()
+        if line_id in counted
+    ]
+    new_rows = [
+        {
+            **entry.line,
+            "statements": entry.count,
+            "first_seen_at": min(entry.seen),
+            "last_seen_at": max(entry.seen),
+        }
+        for line_id, entry in lines.items()
+        if line_id not in counted
+    ]
+    await repo.count_more(session, more)
+    if new_rows:
+        await repo.add_new(session, XapiUnmapped, new_rows)
+        await repo.trim_unmapped(session, tenant_id, UNMAPPED_LIMIT)
 
 
 async def statement(
     session: AsyncSession, principal: Principal, statement_id: uuid.UUID, *, voided: bool
 ) -> dict[str, Any]:
     """A stored statement by id (``voided``: only if voided, as xAPI's voidedStatementId)."""
-    row = (await repo.statements(session, principal.tenant_id, {statement_id})).get(statement_id)
+    row = await repo.statement(session, principal.tenant_id, statement_id)
     if row is None or row.content is None or row.voided != voided:
         what = "voided statement" if voided else "statement"
         raise NotFound(
