@@ -13,6 +13,7 @@ effects sum to zero, so an effect reads "points above the group's average rater"
 are a facet of their own: they are compared with the others' fair consensus, never used to fit.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ Bools = npt.NDArray[np.bool_]
 
 _SELF = RATER_ROLES.index("self")
 _CALIBRATED = RATER_ROLES.index("calibrated")
+_INT64_SPAN = 1 << 64  # rater ids are any int64: never a presence mask
 
 OK = "ok"
 INSUFFICIENT = "insufficient_data"
@@ -122,30 +124,36 @@ class RaterEffects:
     row_adjustment: Floats = field(repr=False)  # per input row: − reported effect (0 if none)
 
 
-def _latest(r: CohortRatings, keep: Bools, n_comp: int) -> npt.NDArray[np.intp]:
-    """Rows (among ``keep``) holding each rater's latest rating per person and competency,
+def _dense(keys: Int64s, bound: int) -> tuple[Int64s, int]:
+    """Number the distinct keys (all in [0, bound)) 0..k-1 in key order: a presence mask when
+    the bound is small next to the keys, a sort otherwise."""
+    if keys.size == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    if bound <= 4 * keys.size + 1024:
+        present = np.zeros(bound, dtype=np.bool_)
+        present[keys] = True
+        number = np.cumsum(present, dtype=np.int64) - 1
+        return number[keys], int(number[-1]) + 1
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64), int(unique.size)
+
+
+def _latest(r: CohortRatings, rows: Int64s, rater: Int64s, cell: Int64s, n_raters: int) -> Bools:
+    """Which of ``rows`` hold each rater's latest rating of a person's competency (``cell``),
     latest by (assessed_at, sequence, proficiency), the engine's order."""
-    rows = np.flatnonzero(keep)
-    if rows.size == 0:
-        return rows
-    cell = r.subject_index[rows].astype(np.int64) * n_comp + r.competency_index[rows]
-    order = np.lexsort(
-        (
-            r.proficiency[rows],
-            r.sequence[rows],
-            r.assessed_at[rows],
-            r.rater[rows],
-            r.role[rows],
-            cell,
-        )
-    )
-    rows = rows[order]
-    cell = cell[order]
-    rater = r.rater[rows]
-    role = r.role[rows]
+    keep = np.ones(rows.size, dtype=np.bool_)
+    if rows.size < 2:
+        return keep
+    key = cell * n_raters + rater
+    ordered = np.sort(key)
+    if not (ordered[1:] == ordered[:-1]).any():
+        return keep  # one rating per rater and cell: nothing superseded
+    order = np.lexsort((r.proficiency[rows], r.sequence[rows], r.assessed_at[rows], key))
     last = np.ones(rows.size, dtype=np.bool_)
-    last[:-1] = (cell[1:] != cell[:-1]) | (rater[1:] != rater[:-1]) | (role[1:] != role[:-1])
-    return rows[last]
+    last[:-1] = key[order][1:] != key[order][:-1]
+    keep[:] = False
+    keep[order[last]] = True
+    return keep
 
 
 def _components(rater: Int64s, cell: Int64s, n_raters: int, n_cells: int) -> Int64s:
@@ -168,6 +176,11 @@ def _components(rater: Int64s, cell: Int64s, n_raters: int, n_cells: int) -> Int
         label = new
 
 
+def _dot(a: Floats, b: Floats) -> float:
+    """An inner product without BLAS, whose threads only contend on a busy machine."""
+    return float(np.multiply(a, b).sum())
+
+
 def _solve(
     rater: Int64s,
     cell: Int64s,
@@ -187,41 +200,81 @@ def _solve(
     diag = np.bincount(rater, weights=1.0 - 1.0 / n_c[cell], minlength=n_raters)
     inverse_diag = np.where(diag > 0, 1.0 / np.where(diag > 0, diag, 1.0), 0.0)
     n_r = np.bincount(rater, minlength=n_raters).astype(np.float64)
+    pairs = _rater_pairs(rater, cell, n_c, n_raters)
+    if pairs is not None:
+        # A·v through the raters' pair weights M[r, r'] = Σ 1/n_c over the cells both rated:
+        # far fewer entries than ratings when people are rated by few raters each.
+        left, right, weight = pairs
 
-    def apply(v: Floats) -> Floats:
-        means = np.bincount(cell, weights=v[rater], minlength=n_cells) / np.maximum(n_c, 1)
-        return n_r * v - np.bincount(rater, weights=means[cell], minlength=n_raters)
+        def apply(v: Floats) -> Floats:
+            return n_r * v - np.bincount(left, weights=weight * v[right], minlength=n_raters)
+
+    else:
+
+        def apply(v: Floats) -> Floats:
+            means = np.bincount(cell, weights=v[rater], minlength=n_cells) / np.maximum(n_c, 1)
+            return n_r * v - np.bincount(rater, weights=means[cell], minlength=n_raters)
 
     beta = np.zeros(n_raters)
     residual = b.copy()
-    scale = float(np.linalg.norm(b))
+    scale = math.sqrt(_dot(b, b))
     if scale == 0.0:
         return beta, 0
     z = inverse_diag * residual
     direction = z.copy()
-    rz = float(residual @ z)
+    rz = _dot(residual, z)
     for iteration in range(1, limits.max_iterations + 1):
         a_direction = apply(direction)
-        curvature = float(direction @ a_direction)
+        curvature = _dot(direction, a_direction)
         if curvature <= 0.0:
             return beta, iteration
         step = rz / curvature
         beta += step * direction
         residual -= step * a_direction
-        if float(np.linalg.norm(residual)) <= limits.tolerance * scale:
+        if math.sqrt(_dot(residual, residual)) <= limits.tolerance * scale:
             return beta, iteration
         z = inverse_diag * residual
-        rz_next = float(residual @ z)
+        rz_next = _dot(residual, z)
         direction = z + (rz_next / rz) * direction
         rz = rz_next
     return beta, limits.max_iterations
+
+
+def _rater_pairs(
+    rater: Int64s, cell: Int64s, n_c: Floats, n_raters: int
+) -> tuple[Int64s, Int64s, Floats] | None:
+    """The nonzero entries of M = Nᵀ·diag(1/n_c)·N as (row, column, weight), or None when
+    the cells have so many raters that M would outgrow the ratings."""
+    size = n_c[cell]
+    if rater.size == 0 or float((size * size).sum()) > 4.0 * rater.size + 1024:
+        return None
+    order = np.argsort(cell, kind="stable")
+    start = np.concatenate(([0], np.cumsum(n_c.astype(np.int64))[:-1]))
+    left, right, weight = [], [], []
+    ordered_cell = cell[order]
+    for k in range(int(n_c.max()) if n_c.size else 0):
+        has = n_c[ordered_cell] > k
+        partner = order[start[ordered_cell[has]] + k]
+        left.append(rater[order[has]])
+        right.append(rater[partner])
+        weight.append(1.0 / n_c[ordered_cell[has]])
+    keys = np.concatenate(left) * n_raters + np.concatenate(right)
+    number, n_entries = _dense(keys, n_raters * n_raters)
+    summed: Floats = np.bincount(
+        number, weights=np.concatenate(weight), minlength=n_entries
+    ).astype(np.float64)
+    first = np.zeros(n_entries, dtype=np.int64)
+    first[number] = keys
+    return first // n_raters, first % n_raters, summed
 
 
 def krippendorff_alpha_interval(unit: Int64s, value: Floats) -> float | None:
     """Krippendorff's alpha at the interval level, 1 − D_o/D_e, over units with ≥ 2 values."""
     if unit.size == 0:
         return None
-    _, dense = np.unique(unit, return_inverse=True)
+    dense, _ = _dense(
+        unit.astype(np.int64) - int(unit.min()), int(unit.max()) - int(unit.min()) + 1
+    )
     m = np.bincount(dense).astype(np.float64)
     pairable = m[dense] >= 2
     if int(pairable.sum()) < 2:
@@ -244,23 +297,22 @@ def krippendorff_alpha_interval(unit: Int64s, value: Floats) -> float | None:
 
 def _spread_ratios(
     rater: Int64s,
-    subject: Int64s,
+    pair: Int64s,
+    pair_rater: Int64s,
     x: Floats,
     others: Floats,
     n_raters: int,
 ) -> tuple[Floats, Floats]:
     """Per rater: the spread of their person means over the others' (between), and the
-    root-mean-square deviation across one person's competencies over the others' (within)."""
+    root-mean-square deviation across one person's competencies over the others' (within);
+    ``pair`` numbers the (rater, person) pairs of the rows, ``pair_rater`` is each pair's rater."""
     between = np.full(n_raters, np.nan)
     within = np.full(n_raters, np.nan)
     if rater.size == 0:
         return between, within
-    _, pair = np.unique(rater * (int(subject.max()) + 1) + subject, return_inverse=True)
     count = np.bincount(pair).astype(np.float64)
     mean_x = np.bincount(pair, weights=x) / count
     mean_o = np.bincount(pair, weights=others) / count
-    pair_rater = np.zeros(count.size, dtype=np.int64)
-    pair_rater[pair] = rater
     # Between: population variance of the person means, the rater's over the others'.
     k = np.bincount(pair_rater, minlength=n_raters).astype(np.float64)
     var_x = _variance(pair_rater, mean_x, k, n_raters)
@@ -276,34 +328,6 @@ def _spread_ratios(
     )
     ok = (k >= 2) & (dev_o > 1e-12)
     within[ok] = np.sqrt(dev_x[ok] / dev_o[ok])
-    return between, within
-    _, pair = np.unique(rater * (int(subject.max()) + 1) + subject, return_inverse=True)
-    count = np.bincount(pair).astype(np.float64)
-    mean_x = np.bincount(pair, weights=x) / count
-    mean_o = np.bincount(pair, weights=others) / count
-    pair_rater = np.zeros(count.size, dtype=np.int64)
-    pair_rater[pair] = rater
-    for name, out in (("between", between), ("within", within)):
-        if name == "between":
-            dev_x = np.bincount(pair_rater, weights=mean_x * mean_x, minlength=n_raters)
-            dev_o = np.bincount(pair_rater, weights=mean_o * mean_o, minlength=n_raters)
-            k = np.bincount(pair_rater, minlength=n_raters).astype(np.float64)
-            sx = np.bincount(pair_rater, weights=mean_x, minlength=n_raters)
-            so = np.bincount(pair_rater, weights=mean_o, minlength=n_raters)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                var_x = dev_x / k - (sx / k) ** 2
-                var_o = dev_o / k - (so / k) ** 2
-            enough = k >= 2
-        else:
-            rx = x - mean_x[pair]
-            ro = others - mean_o[pair]
-            multi = count[pair] >= 2
-            k = np.bincount(rater[multi], minlength=n_raters).astype(np.float64)
-            var_x = np.bincount(rater[multi], weights=rx[multi] ** 2, minlength=n_raters)
-            var_o = np.bincount(rater[multi], weights=ro[multi] ** 2, minlength=n_raters)
-            enough = k >= 2
-        ok = enough & (var_o > 1e-12)
-        out[ok] = np.sqrt(np.maximum(var_x[ok], 0.0) / var_o[ok])
     return between, within
 
 
@@ -327,39 +351,40 @@ def rater_effects(
     r = ratings
     role_all = r.role.astype(np.int64)
     rated = (role_all != _SELF) & (role_all != _CALIBRATED)
-    rows = _latest(r, rated, n_competencies)
-    self_rows = _latest(r, role_all == _SELF, n_competencies)
+    n_cell_keys = max(r.n_subjects, 1) * max(n_competencies, 1)
+    cell_key_all = r.subject_index.astype(np.int64) * n_competencies + r.competency_index
 
     # Dense raters: the pair (role, rater id), numbered over every rated row.
     rated_rows = np.flatnonzero(rated)
-    _, id_dense = np.unique(r.rater[rated_rows], return_inverse=True)
-    keys, rater_of_rated = np.unique(
-        id_dense.astype(np.int64) * len(RATER_ROLES) + role_all[rated_rows], return_inverse=True
+    id_dense, n_ids = _dense(r.rater[rated_rows], _INT64_SPAN)
+    rater_of_rated, n_raters = _dense(
+        id_dense * len(RATER_ROLES) + role_all[rated_rows], n_ids * len(RATER_ROLES)
     )
-    rater_of_row = np.full(r.proficiency.shape[0], -1, dtype=np.int64)
-    rater_of_row[rated_rows] = rater_of_rated
-    n_raters = int(keys.size)
     first = np.zeros(n_raters, dtype=np.int64)
     first[rater_of_rated[::-1]] = rated_rows[::-1]
     rater_role = r.role[first].astype(np.int8)
     rater_id = r.rater[first].astype(np.int64)
-    rater = rater_of_row[rows]
 
+    cell_of_rated, n_cells = _dense(cell_key_all[rated_rows], n_cell_keys)
+    latest = _latest(r, rated_rows, rater_of_rated, cell_of_rated, n_raters)
+    rows = rated_rows[latest]
+    rater = rater_of_rated[latest]
+    cell = cell_of_rated[latest]
     subject = r.subject_index[rows].astype(np.int64)
     competency = r.competency_index[rows].astype(np.int64)
     x = r.proficiency[rows].astype(np.float64)
-    cell_key = subject * n_competencies + competency
-    cells, cell = np.unique(cell_key, return_inverse=True)
-    cell = cell.astype(np.int64)
-    n_cells = int(cells.size)
+    cell_key = cell_key_all[rows]
     per_cell = np.bincount(cell, minlength=n_cells)
     shared = per_cell[cell] >= 2
 
+    self_rows = np.flatnonzero(role_all == _SELF)
+    self_rater, n_selves = _dense(r.rater[self_rows], _INT64_SPAN)
+    self_cell, _ = _dense(cell_key_all[self_rows], n_cell_keys)
+    self_rows = self_rows[_latest(r, self_rows, self_rater, self_cell, n_selves)]
+
     # Shared rows only: a cell one rater rated says nothing about that rater's effect.
     s_rater, s_cell_raw, s_x = rater[shared], cell[shared], x[shared]
-    s_cells, s_cell = np.unique(s_cell_raw, return_inverse=True)
-    s_cell = s_cell.astype(np.int64)
-    n_s_cells = int(s_cells.size)
+    s_cell, n_s_cells = _dense(s_cell_raw, n_cells)
     label = _components(s_rater, s_cell, n_raters, n_s_cells)
     in_shared = np.bincount(s_rater, minlength=n_raters) > 0
     beta, iterations = _solve(s_rater, s_cell, s_x, n_raters, n_s_cells, limits)
@@ -381,7 +406,7 @@ def rater_effects(
     level = np.bincount(s_cell, weights=adjusted, minlength=n_s_cells) / np.maximum(n_c, 1)
     residual = adjusted - level[s_cell]
     dof = int(s_x.size - n_s_cells - (int(in_shared.sum()) - len(group_sizes)))
-    sigma = float(np.sqrt((residual @ residual) / dof)) if dof > 0 else float("nan")
+    sigma = math.sqrt(_dot(residual, residual) / dof) if dof > 0 else float("nan")
     information = np.bincount(s_rater, weights=1.0 - 1.0 / n_c[s_cell], minlength=n_raters)
     with np.errstate(divide="ignore", invalid="ignore"):
         standard_error = sigma / np.sqrt(information)
@@ -393,16 +418,14 @@ def rater_effects(
     cell_sum = np.bincount(s_cell, weights=adjusted, minlength=n_s_cells)
     others = (cell_sum[s_cell] - adjusted) / (n_c[s_cell] - 1.0)
     s_subject = subject[shared]
-    between, within = _spread_ratios(s_rater, s_subject, s_x, others, n_raters)
+    pair, n_pairs = _dense(s_rater * max(r.n_subjects, 1) + s_subject, n_raters * r.n_subjects)
+    pair_rater = np.zeros(n_pairs, dtype=np.int64)
+    pair_rater[pair] = s_rater
+    between, within = _spread_ratios(s_rater, pair, pair_rater, s_x, others, n_raters)
 
     n_ratings = np.bincount(rater, minlength=n_raters).astype(np.int64)
     n_shared = counts_shared.astype(np.int64)
-    subjects_of = np.zeros(n_raters, dtype=np.int64)
-    if s_rater.size:
-        _, pair_first = np.unique(
-            s_rater * (int(s_subject.max()) + 1) + s_subject, return_index=True
-        )
-        subjects_of = np.bincount(s_rater[pair_first], minlength=n_raters).astype(np.int64)
+    subjects_of = np.bincount(pair_rater, minlength=n_raters).astype(np.int64)
 
     ok = in_shared & (n_shared >= limits.min_ratings) & (subjects_of >= limits.min_subjects)
     status = np.where(ok, OK, np.where(in_shared, INSUFFICIENT, NOT_COMPARABLE)).tolist()
@@ -433,7 +456,7 @@ def rater_effects(
             Agreement(
                 alpha=krippendorff_alpha_interval(cell[mask], x[mask]),
                 alpha_adjusted=krippendorff_alpha_interval(cell[mask], x[mask] - row_effect[mask]),
-                subjects=int(np.unique(cell[mask][units]).size),
+                subjects=int((np.bincount(cell[mask][units], minlength=n_cells) > 0).sum()),
                 ratings=int(units.sum()),
             )
         )
