@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
     max_bulk_request_bytes: int = Field(default=64_000_000, ge=1024)
     max_bulk_items: int = Field(default=20_000, ge=1, le=1_000_000)
+    # xAPI: statements one POST may carry, and lines the per-tenant unmapped report keeps.
+    xapi_max_statements: int = Field(default=1000, ge=1, le=20_000)
+    xapi_unmapped_limit: int = Field(default=200, ge=1, le=100_000)
     # Lowers the largest `limit` a list accepts (200, as the OpenAPI document declares).
     max_page_size: int = Field(default=200, ge=1, le=200)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 30)

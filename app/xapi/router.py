@@ -22,6 +22,7 @@ from app.auth.dependencies import (
     SubjectsRead,
     SubjectsWrite,
 )
+from app.config import Settings
 from app.errors import PROBLEM_JSON, BadRequest, FieldError, Problem, error_responses
 from app.subjects.router import SubjectRef
 from app.xapi import schemas as s
@@ -66,8 +67,8 @@ STATEMENT_BODY: dict[str, Any] = {
                         {
                             "type": "array",
                             "items": {"type": "object"},
-                            "maxItems": 1000,
-                            "description": "A list of xAPI statements.",
+                            "description": "A list of xAPI statements (at most "
+                            "XAPI_MAX_STATEMENTS, 1000 by default).",
                         },
                     ]
                 }
@@ -83,7 +84,6 @@ VersionHeader = Annotated[
         max_length=20,
     ),
 ]
-MAX_STATEMENTS = 1000
 
 
 async def _json_body(request: Request) -> Any:
@@ -118,9 +118,16 @@ async def post_statements(
     Completion verbs on a known activity IRI record the activity as completed."""
     answer_version = check_version_header(version)
     body = await _json_body(request)
-    if isinstance(body, list) and len(body) > MAX_STATEMENTS:
-        raise BadRequest(f"Send at most {MAX_STATEMENTS} statements per request.")
-    outcome = await service.receive(session, principal, parse_batch(body))
+    settings: Settings = request.app.state.settings
+    most = settings.xapi_max_statements
+    if isinstance(body, list) and len(body) > most:
+        raise BadRequest(
+            f"Send at most {most} statements per request (XAPI_MAX_STATEMENTS).",
+            errors=[FieldError(loc=["body"], msg=f"at most {most} statements", type="too_long")],
+        )
+    outcome = await service.receive(
+        session, principal, parse_batch(body), unmapped_limit=settings.xapi_unmapped_limit
+    )
     return JSONResponse([str(i) for i in outcome.ids], headers={VERSION_HEADER: answer_version})
 
 
@@ -149,7 +156,8 @@ async def put_statement(
             errors=[FieldError(loc=["query", "statementId"], msg="required", type="missing")],
         )
     statement = parse_statement(await _json_body(request), wanted)
-    await service.receive(session, principal, [statement])
+    limit = request.app.state.settings.xapi_unmapped_limit
+    await service.receive(session, principal, [statement], unmapped_limit=limit)
     return Response(status_code=204, headers={VERSION_HEADER: answer_version})
 
 
@@ -250,7 +258,7 @@ async def list_mboxes(
     summary="Statements that could not be mapped",
     responses=error_responses(401, 403, 429, 503),
 )
-async def unmapped(principal: Admin, session: SessionDep) -> s.UnmappedReport:
+async def unmapped(principal: Admin, session: SessionDep, request: Request) -> s.UnmappedReport:
     """Completion statements about an actor no subject answers to, or an activity IRI no
     framework names: one line per actor and IRI (or per IRI), with counts. Bounded: the least
     recently seen lines make room for new ones."""
@@ -268,7 +276,7 @@ async def unmapped(principal: Admin, session: SessionDep) -> s.UnmappedReport:
             )
             for line in lines
         ],
-        limit=service.UNMAPPED_LIMIT,
+        limit=request.app.state.settings.xapi_unmapped_limit,
     )
 
 

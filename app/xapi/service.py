@@ -33,8 +33,6 @@ from app.subjects import service as subjects
 from app.xapi import repository as repo
 from app.xapi.statements import COMPLETION_VERBS, VOIDED, Actor, Statement
 
-# Lines the unmapped report keeps per tenant; the least recently seen go first.
-UNMAPPED_LIMIT = 200
 # The authority the service names on statements it stores: the API key that sent them.
 AUTHORITY_HOME_PAGE = "https://competency-ladder.dev/api-keys"
 
@@ -137,9 +135,12 @@ def _line_id(reason: str, actor: Actor | None, iri: str | None) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-async def receive(session: AsyncSession, principal: Principal, batch: list[Statement]) -> Outcome:
+async def receive(
+    session: AsyncSession, principal: Principal, batch: list[Statement], *, unmapped_limit: int
+) -> Outcome:
     """Store the statements and act on them, all or nothing: a statement id seen before with
-    other content is a conflict and changes nothing; with the same content, a no-op."""
+    other content is a conflict and changes nothing; with the same content, a no-op. The
+    unmapped report keeps at most ``unmapped_limit`` lines."""
     tenant_id = principal.tenant_id
     outcome = Outcome(ids=[st.id for st in batch])
     # The batch's ids and the statements it voids, in one look.
@@ -246,7 +247,7 @@ async def receive(session: AsyncSession, principal: Principal, batch: list[State
     outcome.voided = len(to_void)
     outcome.stored = len(fresh)
     if lines:
-        await _report(session, tenant_id, lines)
+        await _report(session, tenant_id, lines, unmapped_limit)
     record(
         session,
         principal,
@@ -265,7 +266,9 @@ async def receive(session: AsyncSession, principal: Principal, batch: list[State
     return outcome
 
 
-async def _report(session: AsyncSession, tenant_id: uuid.UUID, lines: dict[str, _Unmapped]) -> None:
+async def _report(
+    session: AsyncSession, tenant_id: uuid.UUID, lines: dict[str, _Unmapped], limit: int
+) -> None:
     counted = await repo.unmapped_counts(session, tenant_id, set(lines))
     more = [
         {
@@ -290,7 +293,7 @@ async def _report(session: AsyncSession, tenant_id: uuid.UUID, lines: dict[str, 
     await repo.count_more(session, more)
     if new_rows:
         await repo.add_new(session, XapiUnmapped, new_rows)
-        await repo.trim_unmapped(session, tenant_id, UNMAPPED_LIMIT)
+        await repo.trim_unmapped(session, tenant_id, limit)
 
 
 async def statement(

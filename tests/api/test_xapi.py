@@ -10,7 +10,6 @@ from sqlmodel import select
 
 from app.db import bind_tenant
 from app.models import LearningRecordAgent, XapiStatement, XapiUnmapped
-from app.xapi import service as xapi_service
 from app.xapi.statements import mbox_sha1
 from tests.api.test_scores import AS_OF, seed_pm
 from tests.api.test_subjects_assessments import subject
@@ -295,9 +294,15 @@ async def test_statements_breaking_the_rules_get_400_naming_the_field(
     assert r.status_code == 404
 
 
-async def test_protocol_errors_are_400(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+async def test_protocol_errors_are_400(
+    client: httpx.AsyncClient, tenant_a: Tenant, app: Any
+) -> None:
     lrs = await setup(client, tenant_a)
     body = statement("completed", UNKNOWN_IRI)
+    app.state.settings = app.state.settings.model_copy(update={"xapi_max_statements": 2})
+    r = await client.post("/xapi/statements", json=[body, body, body], headers=lrs)
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["loc"] == ["body"]
     no_version = {k: v for k, v in lrs.items() if k != "X-Experience-API-Version"}
     for headers in (no_version, {**lrs, "X-Experience-API-Version": "0.95"}):
         r = await client.post("/xapi/statements", json=body, headers=headers)
@@ -403,7 +408,7 @@ async def test_a_registered_mailbox_maps_mbox_and_its_sha1(
 
 
 async def test_unmapped_statements_are_acknowledged_and_reported(
-    client: httpx.AsyncClient, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, tenant_a: Tenant, app: Any
 ) -> None:
     lrs = await setup(client, tenant_a)
     _, iri = await recommended_with_iri(client, tenant_a)
@@ -430,7 +435,7 @@ async def test_unmapped_statements_are_acknowledged_and_reported(
     r = await client.get("/xapi/statements", params={"statementId": sid}, headers=lrs)
     assert r.status_code == 404
     # Bounded: the least recently seen lines make room.
-    monkeypatch.setattr(xapi_service, "UNMAPPED_LIMIT", 3)
+    app.state.settings = app.state.settings.model_copy(update={"xapi_unmapped_limit": 3})
     for n in range(4):
         body = statement("completed", f"{UNKNOWN_IRI}-{n}")
         r = await client.post("/xapi/statements", json=body, headers=lrs)
