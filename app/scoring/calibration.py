@@ -41,6 +41,7 @@ Bools = npt.NDArray[np.bool_]
 
 _SELF = RATER_ROLES.index("self")
 _CALIBRATED = RATER_ROLES.index("calibrated")
+_EXACT = 1e-9  # a residual deviation below this is an exact fit
 _INT64_SPAN = 1 << 64  # rater ids are any int64: never a presence mask
 
 OK = "ok"
@@ -407,12 +408,17 @@ def rater_effects(
     residual = adjusted - level[s_cell]
     dof = int(s_x.size - n_s_cells - (int(in_shared.sum()) - len(group_sizes)))
     sigma = math.sqrt(_dot(residual, residual) / dof) if dof > 0 else float("nan")
+    if sigma < _EXACT:
+        sigma = 0.0  # an exact fit (float noise aside): no misfit can be measured
+
     information = np.bincount(s_rater, weights=1.0 - 1.0 / n_c[s_cell], minlength=n_raters)
     with np.errstate(divide="ignore", invalid="ignore"):
         standard_error = sigma / np.sqrt(information)
         scaled = residual**2 / (sigma**2 * (1.0 - 1.0 / n_c[s_cell]))
         counts_shared = np.bincount(s_rater, minlength=n_raters)
         mean_square = np.bincount(s_rater, weights=scaled, minlength=n_raters) / counts_shared
+    if sigma == 0.0:
+        mean_square[:] = np.nan
 
     # Leave-one-out consensus of the other raters of each shared cell, effects removed.
     cell_sum = np.bincount(s_cell, weights=adjusted, minlength=n_s_cells)
