@@ -31,6 +31,9 @@ class Thresholds(BaseModel):
     halo_ratio: Annotated[float, Field(ge=0, le=10), JSON_NUMBER] = 0.5
     misfit_low: Annotated[float, Field(ge=0, le=100), JSON_NUMBER] = 0.5
     misfit_high: Annotated[float, Field(ge=0, le=100), JSON_NUMBER] = 1.5
+    misfit_min_ratings: Annotated[int, Field(ge=1, le=100_000), JSON_NUMBER] = Field(
+        default=30, description="Shared ratings before a mean square can flag misfit."
+    )
     self_inflation_points: Annotated[float, Field(ge=0, le=100), JSON_NUMBER] = 1.0
     self_min_competencies: Annotated[int, Field(ge=1, le=1000), JSON_NUMBER] = 3
 

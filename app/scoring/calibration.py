@@ -61,6 +61,7 @@ class CalibrationThresholds:
     halo_ratio: float = 0.5  # within-person spread ratio below this: halo
     misfit_low: float = 0.5  # residual mean square outside [low, high]: misfit
     misfit_high: float = 1.5
+    misfit_min_ratings: int = 30  # a mean square of fewer shared ratings varies too much
     self_inflation_points: float = 1.0  # self minus others' fair consensus, mean per person
     self_min_competencies: int = 3
     max_iterations: int = 1000
@@ -446,7 +447,9 @@ def rater_effects(
     effect = np.where(ok, beta, np.nan)
     se = np.where(ok, standard_error, np.nan)
     flags: list[list[RaterFlag]] = [
-        _flags(float(beta[i]), float(se[i]), i, between, within, mean_square, limits)
+        _flags(
+            float(beta[i]), float(se[i]), i, between, within, mean_square, int(n_shared[i]), limits
+        )
         if ok[i]
         else []
         for i in range(n_raters)
@@ -521,6 +524,7 @@ def _flags(
     between: Floats,
     within: Floats,
     mean_square: Floats,
+    shared_ratings: int,
     limits: CalibrationThresholds,
 ) -> list[RaterFlag]:
     out: list[RaterFlag] = []
@@ -541,7 +545,8 @@ def _flags(
             RaterFlag("halo", {"spread_ratio": float(within[i]), "threshold": limits.halo_ratio})
         )
     msq = float(mean_square[i])
-    if np.isfinite(msq) and not limits.misfit_low <= msq <= limits.misfit_high:
+    enough = shared_ratings >= limits.misfit_min_ratings
+    if enough and np.isfinite(msq) and not limits.misfit_low <= msq <= limits.misfit_high:
         out.append(
             RaterFlag(
                 "misfit",
