@@ -25,7 +25,7 @@ from app.scores import present
 from app.scoring import Framework
 from app.scoring.calibration import CalibrationThresholds, RaterEffects, adjusted_ratings
 from app.scoring.calibration import rater_effects as fit_rater_effects
-from app.scoring.cohort import CohortRatings, CohortResult, score_cohort
+from app.scoring.cohort import CohortRatings, score_cohort
 from app.scoring.model import RATER_ROLES
 
 
@@ -168,7 +168,7 @@ def _rater(names: dict[int, tuple[str, str]], result: RaterEffects, i: int) -> s
     rater_id = int(result.rater[i])
     role, ref = names.get(rater_id, (RATER_ROLES[int(result.role[i])], str(rater_id)))
     group = int(result.group[i])
-    return s.RaterEffect(
+    return s.RaterEffect.model_construct(
         rater_ref=ref,
         role=role,  # type: ignore[arg-type]
         group=group if group >= 0 else None,
@@ -181,9 +181,21 @@ def _rater(names: dict[int, tuple[str, str]], result: RaterEffects, i: int) -> s
         mean_square=_number(float(result.mean_square[i])),
         between_ratio=_number(float(result.between_ratio[i])),
         within_ratio=_number(float(result.within_ratio[i])),
-        flags=[s.Flag(kind=f.kind, evidence=f.evidence) for f in result.flags[i]],  # type: ignore[arg-type]
+        flags=[
+            s.Flag.model_construct(kind=f.kind, evidence=f.evidence)  # type: ignore[arg-type]
+            for f in result.flags[i]
+        ],
         distribution=result.distribution[i].tolist(),
     )
+
+
+def _rounded(values: Any) -> list[list[float | None]]:
+    """Values as JSON rows, rounded to 6 decimals, NaN (unrated) as null."""
+    rounded: list[list[float]] = np.round(values, 6).tolist()
+    rows: list[list[float | None]] = [list(row) for row in rounded]
+    for r in np.flatnonzero(np.isnan(values).any(axis=1)).tolist():
+        rows[r] = [None if math.isnan(v) else v for v in rounded[r]]
+    return rows
 
 
 def _fair_averages(fw: Framework, cohort: Cohort, result: RaterEffects) -> s.FairAverages:
@@ -193,26 +205,23 @@ def _fair_averages(fw: Framework, cohort: Cohort, result: RaterEffects) -> s.Fai
     fair = score_cohort(
         fw, adjusted_ratings(cohort.ratings, result), as_of=cohort.as_of, tracks=tracks
     )
-    level_keys = [lv.key for lv in fw.levels]
-
-    def level(scores: CohortResult, i: int) -> Any:
-        index = int(scores.attained[i])
-        return present.level_ref(fw, level_keys[index]) if index >= 0 else None
-
-    def values(row: Any) -> list[float | None]:
-        return [None if math.isnan(v) else v for v in np.round(row, 6).tolist()]
-
-    return s.FairAverages(
+    # One level object per level, and plain lists out of numpy once: built per person through
+    # validation, 100,000 people took seconds (the values come from the engine, already valid).
+    levels = [present.level_ref(fw, lv.key) for lv in fw.levels]
+    raw_values, fair_values = _rounded(raw.values), _rounded(fair.values)
+    raw_index, fair_index = raw.level_index.tolist(), fair.level_index.tolist()
+    raw_level, fair_level = raw.attained.tolist(), fair.attained.tolist()
+    return s.FairAverages.model_construct(
         competencies=[c.key for c in fw.competencies],
         people=[
-            s.FairPerson(
+            s.FairPerson.model_construct(
                 subject_ref=ref,
-                values=values(raw.values[i]),
-                fair_values=values(fair.values[i]),
-                level_index=float(raw.level_index[i]),
-                fair_level_index=float(fair.level_index[i]),
-                attained_level=level(raw, i),
-                fair_attained_level=level(fair, i),
+                values=raw_values[i],
+                fair_values=fair_values[i],
+                level_index=raw_index[i],
+                fair_level_index=fair_index[i],
+                attained_level=levels[raw_level[i]] if raw_level[i] >= 0 else None,
+                fair_attained_level=levels[fair_level[i]] if fair_level[i] >= 0 else None,
             )
             for i, ref in enumerate(cohort.subjects.refs)
         ],
