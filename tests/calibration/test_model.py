@@ -310,3 +310,38 @@ def test_fair_averages_score_through_the_engine() -> None:
             assert moved[p, c] == pytest.approx(-np.mean([effect[int(q)] for q in r.rater[mine]]))
             checked += 1
     assert checked >= 2
+
+
+def test_the_readme_worked_example() -> None:
+    # README "Calibration", worked example: m1, m2, m3 rate Ana, Ben, Cy; m1 alone rates Dee.
+    table = {0: [4, 5, 3, 5], 1: [3, 4, 2, None], 2: [2, 4, 3, None]}
+    rows = [
+        (person, 0, float(x), RATER_ROLES.index("manager"), rater)
+        for rater, xs in table.items()
+        for person, x in enumerate(xs)
+        if x is not None
+    ]
+    ratings = columns(rows, 4)
+    result = rater_effects(ratings, 1, SCALE, CalibrationThresholds(min_ratings=3, min_subjects=3))
+    np.testing.assert_allclose(result.effect, [2 / 3, -1 / 3, -1 / 3], atol=1e-12)
+    assert result.degrees_of_freedom == 4
+    assert result.sigma == pytest.approx(np.sqrt(1 / 3))
+    np.testing.assert_allclose(result.standard_error, np.sqrt(1 / 3) / np.sqrt(2))
+    assert result.flags == [[], [], []]
+    assert result.agreement[0].alpha == pytest.approx(4 / 9)
+    assert result.agreement[0].alpha_adjusted == pytest.approx(0.7037, abs=1e-4)
+    fair = adjusted_ratings(ratings, result).proficiency
+    assert fair[3] == pytest.approx(5 - 2 / 3)  # Dee, rated by the lenient m1 alone
+
+
+def test_an_erratic_rater_misfits() -> None:
+    sim = simulate(21, effects=False)
+    r = sim.ratings
+    erratic = r.rater == 0
+    rng = np.random.default_rng(21)
+    noisy = r.proficiency.copy()
+    noisy[erratic] = rng.integers(0, 6, int(erratic.sum())).astype(np.float64)
+    result = rater_effects(CohortRatings(**{**_fields(r), "proficiency": noisy}), 14, SCALE)
+    assert flagged(result, "misfit") == {0}
+    evidence = result.flags[result.rater.tolist().index(0)][-1].evidence
+    assert evidence["mean_square"] > 1.5
