@@ -1,10 +1,12 @@
-"""HTTP routes of calibration."""
+"""HTTP routes of calibration (JSON, or CSV for the rater-effects and fair-averages tables)."""
 
-from typing import Annotated
+import io
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import Response
 
+from app import csv_output
 from app.auth.dependencies import AnalyticsRead, SessionDep
 from app.calibration import schemas as s
 from app.calibration import service
@@ -12,17 +14,78 @@ from app.errors import error_responses
 
 router = APIRouter(prefix="/v1/calibration", tags=["calibration"])
 
+RATER_COLUMNS = (
+    "rater_ref",
+    "role",
+    "group",
+    "status",
+    "effect",
+    "standard_error",
+    "ratings",
+    "shared_ratings",
+    "subjects",
+    "mean_square",
+    "between_ratio",
+    "within_ratio",
+)
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _csv(answer: s.RaterEffectsResponse, table: str) -> str:
+    out = io.StringIO()
+    writer = csv_output.Writer(out)  # refs are the caller's text: no formulas
+    if table == "raters":
+        scale = [f"count_{v:g}" for v in answer.scale]
+        writer.writerow([*RATER_COLUMNS, "flags", *scale])
+        for rater in answer.raters:
+            row = [_cell(getattr(rater, c)) for c in RATER_COLUMNS]
+            flags = ";".join(f.kind for f in rater.flags)
+            writer.writerow([*row, flags, *rater.distribution])
+    else:
+        fair = answer.fair_averages
+        keys = fair.competencies if fair else []
+        writer.writerow(
+            [
+                "subject_ref",
+                "level_index",
+                "fair_level_index",
+                *keys,
+                *(f"fair_{k}" for k in keys),
+            ]
+        )
+        for person in fair.people if fair else []:
+            writer.writerow(
+                [
+                    person.subject_ref,
+                    person.level_index,
+                    person.fair_level_index,
+                    *(_cell(v) for v in person.values),
+                    *(_cell(v) for v in person.fair_values),
+                ]
+            )
+    return out.getvalue()
+
 
 @router.post(
     "/rater-effects",
     summary="Measure rater effects",
     response_model=s.RaterEffectsResponse,
-    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
+    responses={
+        **error_responses(401, 403, 404, 413, 422, 429, 503),
+        200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}},
+    },
 )
 async def rater_effects(
     principal: AnalyticsRead,
     session: SessionDep,
     body: Annotated[s.RaterEffectsRequest, Body()],
+    format: Annotated[Literal["json", "csv"], Query(description="csv returns one table.")] = "json",
+    table: Annotated[
+        Literal["raters", "fair_averages"], Query(description="Which table as CSV.")
+    ] = "raters",
 ) -> Response:
     """Each rater's leniency (+) or severity (−) in scale points with its standard error, from
     an additive model fitted by least squares (rating = person's level on the competency + rater
@@ -33,5 +96,11 @@ async def rater_effects(
     both rated); effects sum to zero over a group's raters with enough evidence.
     """
     answer = await service.rater_effects(session, principal, body)
-    # Serialized once as built: letting FastAPI validate 100,000 people again took seconds.
-    return Response(answer.model_dump_json(), media_type="application/json")
+    if format == "json":
+        # Serialized once as built: letting FastAPI validate 100,000 people again took seconds.
+        return Response(answer.model_dump_json(), media_type="application/json")
+    return Response(
+        _csv(answer, table),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="rater-effects-{table}.csv"'},
+    )

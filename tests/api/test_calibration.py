@@ -1,6 +1,8 @@
 """POST /v1/calibration/rater-effects on real data, on Postgres and SQLite: effects, groups,
 insufficient data, fair averages, scope, tenancy and bad input."""
 
+import csv
+import io
 from typing import Any
 
 import httpx
@@ -175,3 +177,26 @@ async def test_bad_input_is_a_problem(
     r = await effects(client, tenant_a, **extra)
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_tables_as_csv(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    await seed(client, tenant_a)
+    body = {"framework": FRAMEWORK, "as_of": AS_OF, "filter": {"attributes": {"team": "growth"}}}
+    h = tenant_a.headers
+    path = "/v1/calibration/rater-effects"
+    r = await client.post(path, params={"format": "csv"}, json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    m1 = next(row for row in rows if row["rater_ref"] == "m1")
+    assert float(m1["effect"]) == pytest.approx(2 / 3)
+    assert m1["flags"] == "lenient" and m1["group"] == "0"
+    assert sum(int(m1[f"count_{v}"]) for v in range(6)) == 56
+    lonely = next(row for row in rows if row["rater_ref"] == "lonely")
+    assert lonely["effect"] == "" and lonely["group"] == ""
+    r = await client.post(
+        path, params={"format": "csv", "table": "fair_averages"}, json=body, headers=h
+    )
+    people = {row["subject_ref"]: row for row in csv.DictReader(io.StringIO(r.text))}
+    assert set(people) == {*PEOPLE, "solo-person"}
+    assert float(people["pm-1"]["fair_prioritization"]) > float(people["pm-1"]["prioritization"])
