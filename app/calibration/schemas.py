@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef, RaterRole
 from app.cohorts.schemas import MAX_COHORT_SUBJECTS, CohortFilter, SkippedSubject
-from app.schemas import JSON_NUMBER
+from app.schemas import JSON_NUMBER, Timestamp
 from app.scores.schemas import LevelRef
 from app.subjects.schemas import Ref
 
@@ -50,7 +50,7 @@ class RaterEffectsRequest(BaseModel):
         description=f"At most {MAX_COHORT_SUBJECTS} refs; unknown ones are listed back.",
     )
     filter: CohortFilter | None = None
-    as_of: AwareDatetime | None = Field(default=None, description="End of the window; now.")
+    as_of: Timestamp | None = Field(default=None, description="End of the window; now.")
     window_days: Annotated[int, Field(ge=1, le=36_500), JSON_NUMBER] | None = Field(
         default=None, description="Default: the framework's window."
     )

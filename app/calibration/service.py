@@ -3,7 +3,7 @@
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,8 @@ from app.scoring.calibration import CalibrationThresholds, RaterEffects, adjuste
 from app.scoring.calibration import rater_effects as fit_rater_effects
 from app.scoring.cohort import CohortRatings, score_cohort
 from app.scoring.model import RATER_ROLES
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,12 @@ async def load_cohort(
         session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
     )
     days = window_days or fw.settings.window_days
+    longest = timedelta(days=max(days, fw.settings.window_days))
+    if as_of - _EARLIEST <= longest:  # the window would begin before the year 1
+        msg = f"as_of must lie more than {longest.days} days after 0001-01-01"
+        raise InvalidInput(
+            msg, errors=[FieldError(loc=["body", "as_of"], msg=msg, type="too_early")]
+        )
     start = as_of - timedelta(days=days)
     ratings = await evolution.cohort_ratings(
         session,

@@ -200,3 +200,14 @@ async def test_tables_as_csv(client: httpx.AsyncClient, tenant_a: Tenant) -> Non
     people = {row["subject_ref"]: row for row in csv.DictReader(io.StringIO(r.text))}
     assert set(people) == {*PEOPLE, "solo-person"}
     assert float(people["pm-1"]["fair_prioritization"]) > float(people["pm-1"]["prioritization"])
+
+
+@pytest.mark.parametrize(
+    ("as_of", "status"), [("0001-01-02T00:00:00Z", 422), ("9999-12-31T23:59:59Z", 200)]
+)
+async def test_extreme_dates_are_no_server_error(
+    client: httpx.AsyncClient, tenant_a: Tenant, as_of: str, status: int
+) -> None:
+    # A window reaching before the year 1 is refused, not an overflow (a 500 before).
+    r = await effects(client, tenant_a, as_of=as_of, window_days=36_500)
+    assert r.status_code == status, r.text
