@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.frameworks.repository import visible_to
 from app.models import SYSTEM_TENANT_ID, Assessment, Framework, FrameworkVersion, Rating, Subject
 from app.scores.memo import Fingerprint
 from app.scoring import Rating as EngineRating
@@ -64,7 +65,9 @@ class ScoreInputs:
         )
 
 
-# Only constants are interpolated (the system tenant); every value is a bound parameter.
+# Only constants are interpolated (the system tenant); every value is a bound parameter. The
+# framework join is frameworks.repository.visible_to written out: the tenant's own framework
+# with the key, else the built-in one when the tenant has none under that key.
 _PG_QUERY = f"""
 WITH s AS (
     SELECT tenant_id, id, revision, assessments_revision, track, latest_framework_key
@@ -75,7 +78,10 @@ WITH s AS (
       FROM s
       JOIN framework f
         ON f.key = coalesce($3::text, s.latest_framework_key)
-       AND f.tenant_id IN (s.tenant_id, '{SYSTEM_TENANT_ID}'::uuid)
+       AND (f.tenant_id = s.tenant_id
+            OR (f.tenant_id = '{SYSTEM_TENANT_ID}'::uuid
+                AND NOT EXISTS (SELECT FROM framework own
+                                 WHERE own.tenant_id = s.tenant_id AND own.key = f.key)))
       JOIN framework_version fv ON fv.tenant_id = f.tenant_id AND fv.framework_id = f.id
      WHERE CASE WHEN $4::int IS NULL THEN fv.status = 'published' ELSE fv.version = $4::int END
      ORDER BY f.tenant_id DESC, fv.version DESC
@@ -183,7 +189,7 @@ def _generic_query(
             Framework.__table__,  # type: ignore[attr-defined]
             sa.and_(
                 f.key == (framework_key or ""),
-                f.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]),
+                visible_to(tenant_id, f),
             ),
         )
         .join(fv, sa.and_(fv.c.tenant_id == f.tenant_id, fv.c.framework_id == f.id))
