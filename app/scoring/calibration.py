@@ -206,10 +206,11 @@ def _solve(
     if pairs is not None:
         # A·v through the raters' pair weights M[r, r'] = Σ 1/n_c over the cells both rated:
         # far fewer entries than ratings when people are rated by few raters each.
-        left, right, weight = pairs
+        diagonal, left, right, weight = pairs
+        own = n_r - diagonal
 
         def apply(v: Floats) -> Floats:
-            return n_r * v - np.bincount(left, weights=weight * v[right], minlength=n_raters)
+            return own * v - np.bincount(left, weights=weight * v[right], minlength=n_raters)
 
     else:
 
@@ -244,30 +245,37 @@ def _solve(
 
 def _rater_pairs(
     rater: Int64s, cell: Int64s, n_c: Floats, n_raters: int
-) -> tuple[Int64s, Int64s, Floats] | None:
-    """The nonzero entries of M = Nᵀ·diag(1/n_c)·N as (row, column, weight), or None when
-    the cells have so many raters that M would outgrow the ratings."""
+) -> tuple[Floats, Int64s, Int64s, Floats] | None:
+    """M = Nᵀ·diag(1/n_c)·N as its diagonal and its other nonzero entries (row, column,
+    weight), or None when the cells have so many raters that M would outgrow the ratings."""
     size = n_c[cell]
     if rater.size == 0 or float((size * size).sum()) > 4.0 * rater.size + 1024:
         return None
+    diagonal: Floats = np.bincount(rater, weights=1.0 / size, minlength=n_raters).astype(np.float64)
     order = np.argsort(cell, kind="stable")
-    start = np.concatenate(([0], np.cumsum(n_c.astype(np.int64))[:-1]))
-    left, right, weight = [], [], []
     ordered_cell = cell[order]
-    for k in range(int(n_c.max()) if n_c.size else 0):
-        has = n_c[ordered_cell] > k
-        partner = order[start[ordered_cell[has]] + k]
-        left.append(rater[order[has]])
-        right.append(rater[partner])
-        weight.append(1.0 / n_c[ordered_cell[has]])
-    keys = np.concatenate(left) * n_raters + np.concatenate(right)
-    number, n_entries = _dense(keys, n_raters * n_raters)
-    summed: Floats = np.bincount(
-        number, weights=np.concatenate(weight), minlength=n_entries
-    ).astype(np.float64)
-    first = np.zeros(n_entries, dtype=np.int64)
-    first[number] = keys
-    return first // n_raters, first % n_raters, summed
+    start = np.concatenate(([0], np.cumsum(n_c.astype(np.int64))[:-1]))[ordered_cell]
+    position = np.arange(order.size) - start  # each row's place inside its cell
+    keys, weights = [], []
+    for k in range(int(n_c.max())):
+        # Each row paired with the k-th row of its cell, itself left out (the diagonal).
+        has = (n_c[ordered_cell] > k) & (position != k)
+        partner = order[start[has] + k]
+        keys.append(rater[order[has]] * n_raters + rater[partner])
+        weights.append(1.0 / n_c[ordered_cell[has]])
+    del order, ordered_cell, start, position
+    key = np.concatenate(keys)
+    weight = np.concatenate(weights)
+    del keys, weights
+    sort = np.argsort(key)
+    key, weight = key[sort], weight[sort]
+    del sort
+    first = np.ones(key.size, dtype=np.bool_)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(first)
+    summed: Floats = np.add.reduceat(weight, starts) if key.size else np.zeros(0)
+    entries = key[starts]
+    return diagonal, entries // n_raters, entries % n_raters, summed
 
 
 def krippendorff_alpha_interval(unit: Int64s, value: Floats) -> float | None:
@@ -351,7 +359,7 @@ def rater_effects(
     agreement, distributions and self ratings (see the module docstring)."""
     limits = limits or CalibrationThresholds()
     r = ratings
-    role_all = r.role.astype(np.int64)
+    role_all = r.role
     rated = (role_all != _SELF) & (role_all != _CALIBRATED)
     n_cell_keys = max(r.n_subjects, 1) * max(n_competencies, 1)
     cell_key_all = r.subject_index.astype(np.int64) * n_competencies + r.competency_index
@@ -360,7 +368,8 @@ def rater_effects(
     rated_rows = np.flatnonzero(rated)
     id_dense, n_ids = _dense(r.rater[rated_rows], _INT64_SPAN)
     rater_of_rated, n_raters = _dense(
-        id_dense * len(RATER_ROLES) + role_all[rated_rows], n_ids * len(RATER_ROLES)
+        id_dense * len(RATER_ROLES) + role_all[rated_rows].astype(np.int64),
+        n_ids * len(RATER_ROLES),
     )
     first = np.zeros(n_raters, dtype=np.int64)
     first[rater_of_rated[::-1]] = rated_rows[::-1]
@@ -378,15 +387,18 @@ def rater_effects(
     cell_key = cell_key_all[rows]
     per_cell = np.bincount(cell, minlength=n_cells)
     shared = per_cell[cell] >= 2
+    del id_dense, cell_of_rated, latest  # memory: a few arrays of every rating each
 
     self_rows = np.flatnonzero(role_all == _SELF)
     self_rater, n_selves = _dense(r.rater[self_rows], _INT64_SPAN)
     self_cell, _ = _dense(cell_key_all[self_rows], n_cell_keys)
     self_rows = self_rows[_latest(r, self_rows, self_rater, self_cell, n_selves)]
+    del self_rater, self_cell, cell_key_all
 
     # Shared rows only: a cell one rater rated says nothing about that rater's effect.
     s_rater, s_cell_raw, s_x = rater[shared], cell[shared], x[shared]
     s_cell, n_s_cells = _dense(s_cell_raw, n_cells)
+    del s_cell_raw
     label = _components(s_rater, s_cell, n_raters, n_s_cells)
     in_shared = np.bincount(s_rater, minlength=n_raters) > 0
     beta, iterations = _solve(s_rater, s_cell, s_x, n_raters, n_s_cells, limits)
@@ -420,6 +432,7 @@ def rater_effects(
         mean_square = np.bincount(s_rater, weights=scaled, minlength=n_raters) / counts_shared
     if sigma == 0.0:
         mean_square[:] = np.nan
+    del scaled, residual, level
 
     # Leave-one-out consensus of the other raters of each shared cell, effects removed.
     cell_sum = np.bincount(s_cell, weights=adjusted, minlength=n_s_cells)
@@ -429,6 +442,7 @@ def rater_effects(
     pair_rater = np.zeros(n_pairs, dtype=np.int64)
     pair_rater[pair] = s_rater
     between, within = _spread_ratios(s_rater, pair, pair_rater, s_x, others, n_raters)
+    del pair, others, adjusted, s_subject
 
     n_ratings = np.bincount(rater, minlength=n_raters).astype(np.int64)
     n_shared = counts_shared.astype(np.int64)
@@ -473,7 +487,8 @@ def rater_effects(
     # Distributions over the scale's values (a rating between two values counts to the nearer).
     bins = np.asarray(sorted(scale), dtype=np.float64)
     if bins.size:
-        nearest = np.abs(x[:, None] - bins[None, :]).argmin(axis=1)
+        # The nearer of two neighbouring values (the lower on a tie), without a rows x bins array.
+        nearest = np.searchsorted((bins[1:] + bins[:-1]) / 2, x, side="left")
         distribution = np.zeros((n_raters, bins.size), dtype=np.int64)
         np.add.at(distribution, (rater, nearest), 1)
     else:
