@@ -1,9 +1,7 @@
 """Calibration use cases: rater effects over a cohort, with fair averages."""
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -13,89 +11,15 @@ from app.assessments import repository as assessments_repo
 from app.assessments.schemas import FrameworkRef
 from app.auth.principal import Principal
 from app.calibration import schemas as s
-from app.cohorts import repository as cohorts_repo
-from app.cohorts.schemas import CohortFilter, SkippedSubject
-from app.cohorts.service import scorable
-from app.errors import FieldError, InvalidInput
-from app.frameworks import evolution
-from app.frameworks import repository as frameworks_repo
-from app.frameworks import service as frameworks
+from app.cohorts import service as cohorts
+from app.cohorts.schemas import CohortFilter
 from app.models import utcnow
 from app.scores import present
 from app.scoring import Framework
 from app.scoring.calibration import CalibrationThresholds, RaterEffects, adjusted_ratings
 from app.scoring.calibration import rater_effects as fit_rater_effects
-from app.scoring.cohort import CohortRatings, score_cohort
+from app.scoring.cohort import score_cohort
 from app.scoring.model import RATER_ROLES
-
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Cohort:
-    """A cohort's people and their ratings in the window, and who each rater is."""
-
-    framework: Framework
-    subjects: cohorts_repo.CohortSubjects
-    unknown_refs: list[str]
-    skipped: list[SkippedSubject]
-    ratings: CohortRatings
-    names: dict[int, tuple[str, str]]  # rater id -> (role, rater_ref)
-    as_of: datetime
-    window_days: int
-
-
-async def load_cohort(
-    session: AsyncSession,
-    principal: Principal,
-    ref: FrameworkRef,
-    subject_refs: Sequence[str] | None,
-    filt: CohortFilter,
-    as_of: datetime,
-    window_days: int | None,
-) -> Cohort:
-    """The people of a cohort and their ratings against a framework version (older versions'
-    ratings carried through their maps, as cohort scores read them)."""
-    resolved = await frameworks.resolve(session, principal, ref.key, ref.version)
-    fw = frameworks.compiled(resolved.version)
-    tracks = {level.track for level in fw.levels} - {None}
-    if filt.track is not None and filt.track not in tracks:
-        msg = f"{fw.key} v{fw.version} has no track {filt.track!r}"
-        raise InvalidInput(
-            msg, errors=[FieldError(loc=["body", "filter", "track"], msg=msg, type="unknown_track")]
-        )
-    subjects = await cohorts_repo.load_subjects(
-        session, principal.tenant_id, subject_refs, filt.track, filt.current_level, filt.attributes
-    )
-    unknown = sorted(set(subject_refs or ()) - set(subjects.refs))
-    subjects, skipped = scorable(fw, tracks, subjects)
-    versions = await frameworks_repo.versions_of(session, resolved.framework)
-    row = resolved.version
-    chain = await evolution.chain_for(
-        session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
-    )
-    days = window_days or fw.settings.window_days
-    longest = timedelta(days=max(days, fw.settings.window_days))
-    if as_of - _EARLIEST <= longest:  # the window would begin before the year 1
-        msg = f"as_of must lie more than {longest.days} days after 0001-01-01"
-        raise InvalidInput(
-            msg, errors=[FieldError(loc=["body", "as_of"], msg=msg, type="too_early")]
-        )
-    start = as_of - timedelta(days=days)
-    ratings = await evolution.cohort_ratings(
-        session,
-        principal.tenant_id,
-        subjects.ids,
-        [(v.tenant_id, v.id) for v in versions],
-        [c.key for c in fw.competencies],
-        chain,
-        start,
-        as_of,
-    )
-    names = await assessments_repo.rater_names(
-        session, principal.tenant_id, subjects.ids, start, as_of
-    )
-    return Cohort(fw, subjects, unknown, skipped, ratings, names, as_of, days)
 
 
 def _number(value: float) -> float | None:
@@ -108,7 +32,7 @@ async def rater_effects(
 ) -> s.RaterEffectsResponse:
     """Fit the rater-effects model to a cohort's ratings and report it with its evidence."""
     as_of = body.as_of or utcnow()
-    cohort = await load_cohort(
+    cohort = await cohorts.load(
         session,
         principal,
         body.framework,
@@ -117,20 +41,23 @@ async def rater_effects(
         as_of,
         body.window_days,
     )
+    names = await assessments_repo.rater_names(
+        session, principal.tenant_id, cohort.subjects.ids, cohort.window_start, as_of
+    )
     fw = cohort.framework
     limits = CalibrationThresholds(**body.thresholds.model_dump())
     scale = [float(v) for v in range(fw.scale_min, fw.scale_max + 1)]
     result = fit_rater_effects(cohort.ratings, len(fw.competencies), scale, limits)
     fair = None
     if body.include_fair_averages:
-        fair = _fair_averages(fw, cohort, result)
+        fair = _fair_averages(fw, cohort, result, as_of)
     refs = cohort.subjects.refs
-    raters = [_rater(cohort.names, result, i) for i in range(len(result.status))]
+    raters = [_rater(names, result, i) for i in range(len(result.status))]
     raters.sort(key=lambda r: (r.group is None, r.group or 0, r.role, r.rater_ref))
     return s.RaterEffectsResponse(
         framework=FrameworkRef(key=fw.key, version=fw.version),
         as_of=as_of,
-        window_days=cohort.window_days,
+        window_days=(as_of - cohort.window_start).days,
         unknown_refs=cohort.unknown_refs,
         skipped=cohort.skipped,
         thresholds=body.thresholds,
@@ -206,13 +133,13 @@ def _rounded(values: Any) -> list[list[float | None]]:
     return rows
 
 
-def _fair_averages(fw: Framework, cohort: Cohort, result: RaterEffects) -> s.FairAverages:
+def _fair_averages(
+    fw: Framework, cohort: cohorts.LoadedCohort, result: RaterEffects, as_of: datetime
+) -> s.FairAverages:
     """Each person scored as rated and with every reported effect removed, by the engine."""
     tracks = cohort.subjects.tracks
-    raw = score_cohort(fw, cohort.ratings, as_of=cohort.as_of, tracks=tracks)
-    fair = score_cohort(
-        fw, adjusted_ratings(cohort.ratings, result), as_of=cohort.as_of, tracks=tracks
-    )
+    raw = score_cohort(fw, cohort.ratings, as_of=as_of, tracks=tracks)
+    fair = score_cohort(fw, adjusted_ratings(cohort.ratings, result), as_of=as_of, tracks=tracks)
     # One level object per level, and plain lists out of numpy once: built per person through
     # validation, 100,000 people took seconds (the values come from the engine, already valid).
     levels = [present.level_ref(fw, lv.key) for lv in fw.levels]

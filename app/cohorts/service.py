@@ -2,8 +2,9 @@
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,13 @@ from app.observability import metrics
 from app.scores import present
 from app.scores.service import engine_errors
 from app.scoring import Framework, UnknownLevel
-from app.scoring.cohort import CohortResult, gap_matrix, readiness_lost, score_cohort
+from app.scoring.cohort import (
+    CohortRatings,
+    CohortResult,
+    gap_matrix,
+    readiness_lost,
+    score_cohort,
+)
 from app.scoring.engine import find_level
 
 
@@ -45,39 +52,57 @@ class CohortAnswer:
         return pydantic_core.to_json(fields)
 
 
-async def evaluate(
-    session: AsyncSession, principal: Principal, body: s.CohortRequest
-) -> CohortAnswer:
-    """Score a cohort and summarize it: levels, readiness, gaps, promotion lists, heatmap."""
-    started = time.perf_counter()
-    resolved = await frameworks.resolve(
-        session, principal, body.framework.key, body.framework.version
-    )
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class LoadedCohort:
+    """A cohort's scorable people and their ratings in the window against one version."""
+
+    framework: Framework
+    subjects: repo.CohortSubjects
+    unknown_refs: list[str]
+    skipped: list[s.SkippedSubject]
+    ratings: CohortRatings
+    window_start: datetime
+
+
+async def load(
+    session: AsyncSession,
+    principal: Principal,
+    ref: FrameworkRef,
+    subject_refs: Sequence[str] | None,
+    filt: s.CohortFilter,
+    as_of: datetime,
+    window_days: int | None = None,
+) -> LoadedCohort:
+    """The people of a cohort (list and/or filter) and their ratings up to ``as_of`` within the
+    window (default: the framework's), older versions' ratings carried through their maps."""
+    resolved = await frameworks.resolve(session, principal, ref.key, ref.version)
     fw = frameworks.compiled(resolved.version)
-    as_of = body.as_of or utcnow()
-    settings = fw.settings
-    filt = body.filter or s.CohortFilter()
     tracks = {level.track for level in fw.levels} - {None}
     if filt.track is not None and filt.track not in tracks:
         msg = f"{fw.key} v{fw.version} has no track {filt.track!r}"
         raise InvalidInput(
             msg, errors=[FieldError(loc=["body", "filter", "track"], msg=msg, type="unknown_track")]
         )
+    longest = timedelta(days=max(window_days or 0, fw.settings.window_days))
+    if as_of - _EARLIEST <= longest:  # the window would begin before the year 1
+        msg = f"as_of must lie more than {longest.days} days after 0001-01-01"
+        raise InvalidInput(
+            msg, errors=[FieldError(loc=["body", "as_of"], msg=msg, type="too_early")]
+        )
     subjects = await repo.load_subjects(
-        session,
-        principal.tenant_id,
-        body.subject_refs,
-        filt.track,
-        filt.current_level,
-        filt.attributes,
+        session, principal.tenant_id, subject_refs, filt.track, filt.current_level, filt.attributes
     )
-    unknown = sorted(set(body.subject_refs or ()) - set(subjects.refs))
-    subjects, skipped = scorable(fw, tracks, subjects)
+    unknown = sorted(set(subject_refs or ()) - set(subjects.refs))
+    subjects, skipped = _scorable(fw, tracks, subjects)
     versions = await frameworks_repo.versions_of(session, resolved.framework)
     row = resolved.version  # ratings of older versions go through their competency maps
     chain = await evolution.chain_for(
         session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
     )
+    window_start = as_of - timedelta(days=window_days or fw.settings.window_days)
     ratings = await evolution.cohort_ratings(
         session,
         principal.tenant_id,
@@ -85,20 +110,40 @@ async def evaluate(
         [(v.tenant_id, v.id) for v in versions],
         [c.key for c in fw.competencies],
         chain,
-        as_of - timedelta(days=settings.window_days),
+        window_start,
         as_of,
     )
+    return LoadedCohort(fw, subjects, unknown, skipped, ratings, window_start)
+
+
+async def evaluate(
+    session: AsyncSession, principal: Principal, body: s.CohortRequest
+) -> CohortAnswer:
+    """Score a cohort and summarize it: levels, readiness, gaps, promotion lists, heatmap."""
+    started = time.perf_counter()
+    as_of = body.as_of or utcnow()
+    cohort = await load(
+        session,
+        principal,
+        body.framework,
+        body.subject_refs,
+        body.filter or s.CohortFilter(),
+        as_of,
+    )
+    fw, subjects = cohort.framework, cohort.subjects
     with engine_errors({UnknownLevel: ["body", "target_level"]}):
         scoring_started = time.perf_counter()
-        result = score_cohort(fw, ratings, as_of=as_of, tracks=subjects.tracks)
+        result = score_cohort(fw, cohort.ratings, as_of=as_of, tracks=subjects.tracks)
         metrics.record_scoring("cohort", time.perf_counter() - scoring_started)
         target_index = _targets(fw, result, body.target_level)
-    answer = _respond(fw, body, subjects, unknown, skipped, result, target_index, as_of)
+    answer = _respond(
+        fw, body, subjects, cohort.unknown_refs, cohort.skipped, result, target_index, as_of
+    )
     metrics.record_cohort(len(subjects.refs), time.perf_counter() - started)
     return answer
 
 
-def scorable(
+def _scorable(
     fw: Framework, tracks: set[str | None], subjects: repo.CohortSubjects
 ) -> tuple[repo.CohortSubjects, list[s.SkippedSubject]]:
     """The subjects this version can score, and the others with the reason (one bad row

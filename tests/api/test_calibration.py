@@ -211,3 +211,16 @@ async def test_extreme_dates_are_no_server_error(
     # A window reaching before the year 1 is refused, not an overflow (a 500 before).
     r = await effects(client, tenant_a, as_of=as_of, window_days=36_500)
     assert r.status_code == status, r.text
+
+
+async def test_the_shared_cohort_loader_refuses_a_window_before_year_one(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    # Cohort evaluation reads its cohort through the same loader (it answered 500 before).
+    r = await client.post(
+        "/v1/cohorts/evaluate",
+        json={"framework": FRAMEWORK, "as_of": "0001-01-02T00:00:00Z"},
+        headers=tenant_a.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["loc"] == ["body", "as_of"]
