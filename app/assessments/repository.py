@@ -378,6 +378,16 @@ def _columns(rows: Any, n_subjects: int, subject_offset: int = 0) -> CohortRatin
     )
 
 
+# Every rater of the subjects in the window, named by the id the Postgres loader gives them.
+_PG_RATER_NAMES = text(
+    "SELECT DISTINCT a.rater_role, a.rater_ref,"
+    " hashtextextended(a.rater_role || ':' || a.rater_ref, 0)"
+    " FROM unnest(CAST(:ids AS uuid[])) AS s(id)"
+    " JOIN assessment a ON a.tenant_id = CAST(:tenant_id AS uuid) AND a.subject_id = s.id"
+    " WHERE a.assessed_at > :start AND a.assessed_at <= :as_of"
+)
+
+
 async def rater_names(
     session: AsyncSession,
     tenant_id: uuid.UUID,
@@ -388,16 +398,21 @@ async def rater_names(
     """(role, rater_ref) by the rater id the columnar loaders give it, for every rater of the
     subjects' assessments inside the window."""
     conn = await session.connection()
-    postgres = conn.dialect.name == "postgresql"
+    if conn.dialect.name == "postgresql":
+        params = {
+            "ids": list(subject_ids),
+            "tenant_id": str(tenant_id),
+            "start": window_start,
+            "as_of": as_of,
+        }
+        rows = (await conn.execute(_PG_RATER_NAMES, params)).all()
+        return {int(key): (role, ref) for role, ref, key in rows}
     a = Assessment.__table__.c  # type: ignore[attr-defined]
-    columns: list[Any] = [a.rater_role, a.rater_ref]
-    if postgres:
-        columns.append(sa.func.hashtextextended(a.rater_role + ":" + a.rater_ref, 0))
     names: dict[int, tuple[str, str]] = {}
     ids = list(subject_ids)
     for start in range(0, len(ids), CHUNK):
         stmt = (
-            sa.select(*columns)
+            sa.select(a.rater_role, a.rater_ref)
             .where(
                 a.tenant_id == tenant_id,
                 a.subject_id.in_(ids[start : start + CHUNK]),
@@ -406,7 +421,6 @@ async def rater_names(
             )
             .distinct()
         )
-        for row in (await conn.execute(stmt)).all():
-            key = int(row[2]) if postgres else rater_key(row[0], row[1])
-            names[key] = (row[0], row[1])
+        for role, ref in (await conn.execute(stmt)).all():
+            names[rater_key(role, ref)] = (role, ref)
     return names

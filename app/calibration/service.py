@@ -52,7 +52,7 @@ async def rater_effects(
     if body.include_fair_averages:
         fair = _fair_averages(fw, cohort, result, as_of)
     refs = cohort.subjects.refs
-    raters = [_rater(names, result, i) for i in range(len(result.status))]
+    raters = _raters(names, result)
     raters.sort(key=lambda r: (r.group is None, r.group or 0, r.role, r.rater_ref))
     return s.RaterEffectsResponse(
         framework=FrameworkRef(key=fw.key, version=fw.version),
@@ -86,7 +86,7 @@ async def rater_effects(
             effect=result.self_effect,
             standard_error=result.self_effect_se,
             people=[
-                s.SelfRatingRow(
+                s.SelfRatingRow.model_construct(
                     subject_ref=refs[row.subject],
                     mean_difference=row.mean_difference,
                     competencies=row.competencies,
@@ -99,29 +99,45 @@ async def rater_effects(
     )
 
 
-def _rater(names: dict[int, tuple[str, str]], result: RaterEffects, i: int) -> s.RaterEffect:
-    rater_id = int(result.rater[i])
-    role, ref = names.get(rater_id, (RATER_ROLES[int(result.role[i])], str(rater_id)))
-    group = int(result.group[i])
-    return s.RaterEffect.model_construct(
-        rater_ref=ref,
-        role=role,  # type: ignore[arg-type]
-        group=group if group >= 0 else None,
-        status=result.status[i],  # type: ignore[arg-type]
-        effect=_number(float(result.effect[i])),
-        standard_error=_number(float(result.standard_error[i])),
-        ratings=int(result.ratings[i]),
-        shared_ratings=int(result.shared_ratings[i]),
-        subjects=int(result.subjects[i]),
-        mean_square=_number(float(result.mean_square[i])),
-        between_ratio=_number(float(result.between_ratio[i])),
-        within_ratio=_number(float(result.within_ratio[i])),
-        flags=[
-            s.Flag.model_construct(kind=f.kind, evidence=f.evidence)  # type: ignore[arg-type]
-            for f in result.flags[i]
-        ],
-        distribution=result.distribution[i].tolist(),
-    )
+def _column(values: Any) -> list[float | None]:
+    """A float column for JSON: NaN (undefined) becomes null."""
+    return [None if math.isnan(v) else v for v in values.tolist()]
+
+
+def _raters(names: dict[int, tuple[str, str]], result: RaterEffects) -> list[s.RaterEffect]:
+    """The raters as response rows, each column out of numpy once (tens of thousands of
+    raters; the values come from the model, already valid)."""
+    ids, roles, groups = result.rater.tolist(), result.role.tolist(), result.group.tolist()
+    effect, se = _column(result.effect), _column(result.standard_error)
+    mean_square = _column(result.mean_square)
+    between, within = _column(result.between_ratio), _column(result.within_ratio)
+    ratings, shared = result.ratings.tolist(), result.shared_ratings.tolist()
+    subjects, distribution = result.subjects.tolist(), result.distribution.tolist()
+    rows = []
+    for i, rater_id in enumerate(ids):
+        role, ref = names.get(rater_id, (RATER_ROLES[roles[i]], str(rater_id)))
+        rows.append(
+            s.RaterEffect.model_construct(
+                rater_ref=ref,
+                role=role,  # type: ignore[arg-type]
+                group=groups[i] if groups[i] >= 0 else None,
+                status=result.status[i],  # type: ignore[arg-type]
+                effect=effect[i],
+                standard_error=se[i],
+                ratings=ratings[i],
+                shared_ratings=shared[i],
+                subjects=subjects[i],
+                mean_square=mean_square[i],
+                between_ratio=between[i],
+                within_ratio=within[i],
+                flags=[
+                    s.Flag.model_construct(kind=f.kind, evidence=f.evidence)  # type: ignore[arg-type]
+                    for f in result.flags[i]
+                ],
+                distribution=distribution[i],
+            )
+        )
+    return rows
 
 
 def _rounded(values: Any) -> list[list[float | None]]:
