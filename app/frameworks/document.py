@@ -23,12 +23,13 @@ Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NUL_FREE)]
 Text = Annotated[str, Field(max_length=4000, pattern=NUL_FREE)]
 Indicator = Annotated[str, Field(min_length=1, max_length=300, pattern=NUL_FREE)]
 # An absolute IRI (RFC 3987: a scheme, then no spaces or controls), as xAPI activity ids are.
+# Control and space characters are spelled out: JSON Schema regexes and Python disagree on \s.
 ActivityIri = Annotated[
     str,
     Field(
         min_length=3,
         max_length=2000,
-        pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]+$",
+        pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20\x7f-\x9f]+$",
         examples=["https://learning.example.com/courses/system-design"],
     ),
 ]

@@ -231,9 +231,8 @@ async def register_mbox(
     ref: SubjectRef, principal: SubjectsWrite, session: SessionDep, body: s.MboxRegistration
 ) -> s.MboxesRead:
     """Statements whose actor has this ``mbox`` (or its ``mbox_sha1sum``) are about the
-    subject. Only the SHA-1 sum is stored; a mailbox names one person (409 otherwise)."""
-    sha1 = body.mbox_sha1sum.lower() if body.mbox_sha1sum else mbox_sha1(body.mbox or "")
-    await service.register_mbox(session, principal, ref, sha1)
+    subject. Only the SHA-1 sum is kept; a mailbox names one person (409 otherwise)."""
+    await service.register_mbox(session, principal, ref, mbox_sha1(body.mbox))
     return s.MboxesRead(
         subject_ref=ref, mbox_sha1sums=await service.mboxes(session, principal, ref)
     )

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 HomePage = Annotated[
     str,
@@ -33,24 +33,17 @@ class LearningRecordSettingsRead(BaseModel):
 
 
 class MboxRegistration(BaseModel):
-    """A person's xAPI mailbox: the address (``mailto:`` IRI) or its SHA-1 sum."""
+    """A person's xAPI mailbox; statements naming it as ``mbox`` or as its ``mbox_sha1sum``
+    are about them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    mbox: str | None = Field(
-        default=None,
+    mbox: str = Field(
         max_length=320,
-        pattern=r"^mailto:[^@\s]+@[^@\s]+$",
+        pattern=r"^mailto:[^@\x00-\x20\x7f-\x9f]+@[^@\x00-\x20\x7f-\x9f]+$",
         examples=["mailto:ada@example.com"],
-        description="Stored only as its SHA-1 sum (xAPI's mbox_sha1sum).",
+        description="The mailto: IRI; stored only as its SHA-1 sum (xAPI's mbox_sha1sum).",
     )
-    mbox_sha1sum: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{40}$")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "MboxRegistration":
-        if (self.mbox is None) == (self.mbox_sha1sum is None):
-            raise ValueError("send exactly one of mbox and mbox_sha1sum")
-        return self
 
 
 class MboxesRead(BaseModel):

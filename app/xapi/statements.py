@@ -30,9 +30,9 @@ SUPPORTED_VERSIONS = re.compile(r"^(1\.0(\.\d+)?|2\.0(\.\d+)?)$")
 LRS_FIELDS = ("id", "authority", "stored", "version")
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]+$")
-_IRL = re.compile(r"^https?://[^\s\x00-\x1f\x7f]+$", re.IGNORECASE)
-_MBOX = re.compile(r"^mailto:[^@\s]+@[^@\s]+$")
+_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20\x7f-\x9f]+$")
+_IRL = re.compile(r"^https?://[^\x00-\x20\x7f-\x9f]+$", re.IGNORECASE)
+_MBOX = re.compile(r"^mailto:[^@\x00-\x20\x7f-\x9f]+@[^@\x00-\x20\x7f-\x9f]+$")
 _SHA1 = re.compile(r"^[0-9a-fA-F]{40}$")
 # ISO 8601 date-time with seconds and a zone (Z or ±hh:mm), as xAPI requires.
 _TIMESTAMP = re.compile(

@@ -43,6 +43,7 @@ BODIES: dict[str, Any] = {
         "activity": "design-review",
         "completed_at": "2026-10-03T00:00:00Z",
     },
+    "POST /v1/learning-records/mboxes/{ref}": {"mbox": "mailto:someone@example.com"},
 }
 QUERIES: dict[str, dict[str, Any]] = {}
 
