@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import HTTPConnection
 
@@ -53,13 +55,16 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(target, pool_pre_ping=True)
+        engine = create_async_engine(target)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         target,
-        pool_pre_ping=True,
+        # No pre-ping: SQLAlchemy's costs three round trips per checkout (BEGIN, ";",
+        # ROLLBACK). A connection the server closed (restart, crash, terminated backend) is
+        # refused at checkout without asking (_refuse_closed); one that breaks later fails its
+        # request with 503 and invalidates every older pooled connection.
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
@@ -76,12 +81,79 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
             },
         },
     )
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection whose socket the server has closed is replaced, at no round trip.
+
+    asyncpg notices the close as soon as the event loop reads it (a restart or a terminated
+    backend sends its goodbye and closes); the pool then discards the connection and checks
+    out another (or opens a new one).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+class _TenantTransaction:
+    """A transaction begun with its tenant: ``BEGIN`` and the transaction-local tenant setting
+    sent as one simple-query message (one round trip instead of two).
+
+    It stands in for asyncpg's ``Transaction`` in SQLAlchemy's asyncpg adapter, which asks a
+    transaction for nothing but ``commit`` and ``rollback``. The tenant id is a ``uuid.UUID``,
+    whose text is hex digits and dashes only, so it is written into the message as a literal.
+    """
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def start(self, tenant_id: uuid.UUID) -> None:
+        value = str(uuid.UUID(str(tenant_id)))  # a UUID's canonical text, nothing else
+        await self._connection.execute(
+            f"BEGIN; SELECT set_config('{TENANT_SETTING}', '{value}', true)"
+        )
+
+    async def commit(self) -> None:
+        await self._connection.execute("COMMIT;")
+
+    async def rollback(self) -> None:
+        await self._connection.execute("ROLLBACK;")
+
+
+def _begin_with_tenant(connection: Connection, tenant_id: uuid.UUID) -> bool:
+    """Begin the connection's transaction with the tenant in one round trip; False when the
+    transaction has begun already, or is not one this can begin (the caller sets it then)."""
+    adapted: Any = connection.connection.dbapi_connection
+    if (
+        getattr(adapted, "_transaction", True) is not None  # not asyncpg's adapter, or begun
+        or adapted.isolation_level is not None
+        or adapted.readonly
+        or adapted.deferrable
+    ):
+        return False
+    driver = adapted.driver_connection
+    transaction = _TenantTransaction(driver)
+    try:
+        await_only(transaction.start(tenant_id))
+    except BaseException:
+        # Lost, timed out or cancelled: whether the server began anything is unknown, so the
+        # connection is closed at once (no round trip) and never reused; the pool replaces it
+        # at its next checkout. The driver's error is a transient one (503 with Retry-After).
+        driver.terminate()
+        raise
+    adapted._transaction = transaction
+    return True
 
 
 def _set_tenant_on_begin(session: Session, _tx: SessionTransaction, connection: Connection) -> None:
     """Give every transaction the tenant it runs for, so row-level security can see it."""
     tenant_id = session.info.get("tenant_id")
     if tenant_id is None or connection.dialect.name != "postgresql":
+        return
+    if _begin_with_tenant(connection, tenant_id):
         return
     connection.execute(
         text("SELECT set_config(:name, :value, true)"),

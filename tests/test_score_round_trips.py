@@ -1,0 +1,177 @@
+"""What one score read sends to Postgres: three round trips, the tenant transaction-local.
+
+The score read's unit of work is BEGIN with the transaction-local tenant setting (one message),
+the score statement, and COMMIT. Nothing else: no pool pre-ping (a connection the server closed
+is noticed without asking it), no separate set_config. Every query each pooled connection sends
+is recorded (asyncpg's query logger for what the driver sends itself, SQLAlchemy's cursor
+events for its prepared statements), after a warm-up that fills the key cache, the statement caches and the memo.
+"""
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.auth import service as auth_service
+from app.config import Settings
+from app.db import create_engine, make_sessionmaker, unit_of_work
+from app.main import create_app
+from tests.api.test_subjects_assessments import assessment, subject
+from tests.conftest import Database
+
+pytestmark = pytest.mark.anyio
+
+URL = "/v1/subjects/emp-1/score"
+
+
+@dataclass
+class Sent:
+    """Every query the engine's connections sent, in order."""
+
+    queries: list[str] = field(default_factory=list)
+
+    def attach(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "connect", self._connected)
+        # Statements SQLAlchemy sends as prepared statements are not in the driver's log.
+        event.listen(engine.sync_engine, "before_cursor_execute", self._cursor)
+
+    def _cursor(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.queries.append(" ".join(statement.split()))
+
+    def _connected(self, dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(self._log)
+
+    def _log(self, record: Any) -> None:
+        self.queries.append(" ".join(record.query.split()))
+
+    def take(self) -> list[str]:
+        out, self.queries = self.queries, []
+        return out
+
+
+@dataclass
+class Live:
+    client: httpx.AsyncClient
+    headers: dict[str, str]
+    sent: Sent
+    engine: AsyncEngine
+
+
+async def live_app(settings: Settings) -> AsyncIterator[Live]:
+    engine = create_engine(settings)
+    sent = Sent()
+    sent.attach(engine)
+    maker = make_sessionmaker(engine)
+    async with unit_of_work(maker) as session:
+        tenant = await auth_service.create_tenant(session, f"rt-{uuid.uuid4().hex[:8]}", "RT")
+        _, token = await auth_service.create_key(
+            session,
+            tenant.id,
+            name="admin",
+            scopes=["admin"],
+            expires_at=None,
+            prefix=settings.api_key_prefix,
+            actor=None,
+        )
+    app = create_app(settings)
+    app.state.engine = engine
+    app.state.sessionmaker = maker
+    # What the key listener does once it listens (the lifespan is not run here).
+    app.state.key_cache.trust()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        h = {"Authorization": f"Bearer {token}"}
+        assert (await client.post("/v1/subjects", json=subject(), headers=h)).status_code == 201
+        r = await client.post("/v1/assessments", json=assessment(), headers=h)
+        assert r.status_code == 201, r.text
+        yield Live(client, h, sent, engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def live(database: Database, settings: Settings) -> AsyncIterator[Live]:
+    if database.backend != "postgres":
+        pytest.skip("round trips to Postgres")
+    async for value in live_app(settings):
+        yield value
+
+
+@pytest.fixture
+async def live_unmemoized(database: Database, settings: Settings) -> AsyncIterator[Live]:
+    if database.backend != "postgres":
+        pytest.skip("round trips to Postgres")
+    async for value in live_app(settings.model_copy(update={"score_cache_mb": 0})):
+        yield value
+
+
+BEGIN_WITH_TENANT = re.compile(
+    r"^BEGIN; SELECT set_config\('app\.tenant_id', '[0-9a-f-]{36}', true\)$"
+)
+
+
+def assert_three_round_trips(queries: list[str]) -> None:
+    assert len(queries) == 3, queries
+    begin, statement, end = queries
+    assert BEGIN_WITH_TENANT.match(begin), begin
+    assert "FROM subject" in statement, statement
+    assert end.rstrip(";") == "COMMIT", end
+
+
+async def test_a_repeated_score_read_makes_three_round_trips(live: Live) -> None:
+    for _ in range(3):  # warm: key cache, statement caches, memo
+        r = await live.client.get(URL, headers=live.headers)
+        assert r.status_code == 200, r.text
+    live.sent.take()
+    r = await live.client.get(URL, headers=live.headers)
+    assert r.status_code == 200, r.text
+    assert 'memo;desc="hit"' in r.headers["server-timing"]
+    assert_three_round_trips(live.sent.take())
+
+    conditional = await live.client.get(
+        URL, headers={**live.headers, "If-None-Match": r.headers["etag"]}
+    )
+    assert conditional.status_code == 304
+    assert_three_round_trips(live.sent.take())
+
+
+async def test_a_computed_score_read_makes_three_round_trips(live_unmemoized: Live) -> None:
+    live = live_unmemoized
+    for _ in range(3):  # warm: key cache, statement caches, compiled framework version
+        assert (await live.client.get(URL, headers=live.headers)).status_code == 200
+    live.sent.take()
+    r = await live.client.get(URL, headers=live.headers)
+    assert r.status_code == 200, r.text
+    assert 'memo;desc="miss"' in r.headers["server-timing"]
+    assert_three_round_trips(live.sent.take())
+
+
+async def test_the_tenant_setting_ends_with_the_read(live: Live) -> None:
+    """The merged BEGIN sets the tenant for its transaction only: a connection taken from the
+    pool afterwards (the same one: the pool holds one idle connection here) has none."""
+    assert (await live.client.get(URL, headers=live.headers)).status_code == 200
+    async with live.engine.connect() as conn:
+        left = await conn.scalar(text("SELECT current_setting('app.tenant_id', true)"))
+    assert left in (None, "")
+
+
+async def test_a_failed_read_rolls_the_merged_begin_back(live: Live) -> None:
+    """A 404 inside the merged transaction ends it with ROLLBACK, and the connection is clean."""
+    live.sent.take()
+    r = await live.client.get("/v1/subjects/nobody/score", headers=live.headers)
+    assert r.status_code == 404, r.text
+    queries = live.sent.take()
+    assert BEGIN_WITH_TENANT.match(queries[0]), queries
+    assert queries[-1].rstrip(";") == "ROLLBACK", queries
+    async with live.engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        left_open = driver.is_in_transaction()  # as the server last reported
+        left = await conn.scalar(text("SELECT current_setting('app.tenant_id', true)"))
+    assert left_open is False
+    assert left in (None, "")
