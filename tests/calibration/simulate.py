@@ -44,7 +44,8 @@ def simulate(
     """
 
     def observed(value: np.ndarray) -> list[float]:
-        return (np.clip(np.rint(value), 0, 5) if rounded else value).tolist()
+        shown: list[float] = (np.clip(np.rint(value), 0, 5) if rounded else value).tolist()
+        return shown
 
     rng = np.random.default_rng(seed)
     general = rng.normal(2.5, 0.8, people)

@@ -1,6 +1,8 @@
 """The additive facets model: recovery on simulated data, a cross-check against a dense
 least-squares fit, groups, insufficient data, flags, agreement and the self facet."""
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from app.scoring.calibration import (
     NOT_COMPARABLE,
     OK,
     CalibrationThresholds,
+    RaterEffects,
     adjusted_ratings,
     krippendorff_alpha_interval,
     rater_effects,
@@ -34,7 +37,7 @@ KINDS = {"lenient": "lenient", "severe": "severe", "central_tendency": "central"
 FALSE_POSITIVE_RATE = 0.01
 
 
-def columns(rows: list[tuple[int, int, float, int, int]], n_subjects: int) -> CohortRatings:
+def columns(rows: Sequence[tuple[int, int, float, int, int]], n_subjects: int) -> CohortRatings:
     """(subject, competency, proficiency, role, rater) rows as columns, one instant."""
     table = np.array(rows, dtype=np.float64).reshape(-1, 5)
     n = table.shape[0]
@@ -50,7 +53,7 @@ def columns(rows: list[tuple[int, int, float, int, int]], n_subjects: int) -> Co
     )
 
 
-def flagged(result, kind: str) -> set[int]:  # type: ignore[no-untyped-def]
+def flagged(result: RaterEffects, kind: str) -> set[int]:
     return {
         int(result.rater[i])
         for i, flags in enumerate(result.flags)
@@ -90,16 +93,12 @@ def test_effects_lie_within_their_standard_errors_on_exact_model_data(seed: int)
     rng = np.random.default_rng(seed)
     true = rng.normal(0.0, 0.5, 40)
     shifted = sim.ratings.proficiency + true[sim.ratings.rater]
-    ratings = CohortRatings(**{**_fields(sim.ratings), "proficiency": shifted})
+    ratings = replace(sim.ratings, proficiency=shifted)
     result = rater_effects(ratings, 14, SCALE)
     centred = true[result.rater] - true[result.rater].mean()
     inside = np.abs(result.effect - centred) < 1.96 * result.standard_error
     assert inside.mean() >= 0.85
     assert result.sigma == pytest.approx(0.5, rel=0.05)
-
-
-def _fields(r: CohortRatings) -> dict[str, object]:
-    return {name: getattr(r, name) for name in CohortRatings.__slots__}
 
 
 def reference_effects(rows: list[tuple[int, int, float, int, int]]) -> dict[int, float]:
@@ -217,7 +216,7 @@ def test_latest_rating_of_each_rater_counts() -> None:
     ratings = columns([*rows, (0, 0, 5, PEER, 0)], 2)
     later = np.zeros(5, dtype=np.int64)
     later[4] = 1  # the re-rating is the later one
-    ratings = CohortRatings(**{**_fields(ratings), "assessed_at": later})
+    ratings = replace(ratings, assessed_at=later)
     result = rater_effects(ratings, 1, SCALE, CalibrationThresholds(1, 1))
     by_rater = dict(zip(result.rater.tolist(), range(2), strict=True))
     # Person 0: 5 vs 3, person 1: 2 vs 4: the two raters differ by 0 on average.
@@ -314,7 +313,7 @@ def test_fair_averages_score_through_the_engine() -> None:
 
 def test_the_readme_worked_example() -> None:
     # README "Calibration", worked example: m1, m2, m3 rate Ana, Ben, Cy; m1 alone rates Dee.
-    table = {0: [4, 5, 3, 5], 1: [3, 4, 2, None], 2: [2, 4, 3, None]}
+    table: dict[int, list[int | None]] = {0: [4, 5, 3, 5], 1: [3, 4, 2, None], 2: [2, 4, 3, None]}
     rows = [
         (person, 0, float(x), RATER_ROLES.index("manager"), rater)
         for rater, xs in table.items()
@@ -341,7 +340,7 @@ def test_an_erratic_rater_misfits() -> None:
     rng = np.random.default_rng(21)
     noisy = r.proficiency.copy()
     noisy[erratic] = rng.integers(0, 6, int(erratic.sum())).astype(np.float64)
-    result = rater_effects(CohortRatings(**{**_fields(r), "proficiency": noisy}), 14, SCALE)
+    result = rater_effects(replace(r, proficiency=noisy), 14, SCALE)
     assert flagged(result, "misfit") == {0}
     evidence = result.flags[result.rater.tolist().index(0)][-1].evidence
     assert evidence["mean_square"] > 1.5
