@@ -41,6 +41,11 @@ TAGS: list[dict[str, str]] = [
     {"name": "api keys", "description": "Issue and revoke API keys (admin)."},
     {"name": "audit", "description": "Who changed what (admin)."},
     {"name": "webhooks", "description": "Outbound, signed event deliveries (admin)."},
+    {
+        "name": "learning records",
+        "description": "xAPI statements in (HTTP Basic: the API key as password), and how "
+        "their actors map to people.",
+    },
 ]
 
 # Response headers a client acts on, by operationId (the success response carries them).
