@@ -75,12 +75,6 @@ ScoreParams = Annotated[service.ScoreQuery, Depends(score_query)]
 HistoryParams = Annotated[service.ScoreQuery, Depends(history_query)]
 
 
-async def score_memo(request: Request) -> ScoreMemo:
-    """This worker's memo of rendered scores (created with the app)."""
-    memo: ScoreMemo = request.app.state.score_memo
-    return memo
-
-
 SCORE_ETAG = {
     "description": "Weak ETag of this score: the same while its inputs (the subject, its "
     "assessments, the framework version and the ratings inside the window) stay the same. Send "
@@ -107,7 +101,7 @@ async def get_score(
     principal: AnalyticsRead,
     session: SessionDep,
     query: ScoreParams,
-    memo: Annotated[ScoreMemo, Depends(score_memo)],
+    request: Request,
     if_none_match: Annotated[
         str | None,
         Header(max_length=2000, description="An ETag of an earlier score read: 304 if it holds."),
@@ -119,6 +113,9 @@ async def get_score(
     every number can be recomputed by hand. The `ETag` changes whenever the score can; send it
     back as `If-None-Match` to poll cheaply (304 while nothing changed).
     """
+    # This worker's memo of rendered scores (created with the app); read here rather than
+    # through a dependency of its own, which FastAPI would resolve on every read.
+    memo: ScoreMemo = request.app.state.score_memo
     answer = await service.read_score(session, principal, ref, query, memo, if_none_match)
     headers = {"ETag": answer.etag, "Server-Timing": f'memo;desc="{answer.outcome}"'}
     if answer.body is None:
