@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen --no-progress
 CONTRACT_TOOLS := tests/contract/node/node_modules/.installed
 
-.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi clean
+.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration clean
 
 run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
 	$(RUN) ladder dev
@@ -42,6 +42,9 @@ bench-api: .venv/.synced  ## score endpoint (default and SCORE_CACHE_MB=0) vs ba
 bench-cohort: .venv/.synced  ## cohort evaluation of 10,000 and 100,000 subjects (~4 min)
 	$(RUN) python bench/cohort.py $(BENCH_ARGS)
 
+bench-calibration: .venv/.synced  ## rater effects of 10,000 and 100,000 people vs their cohort evaluation (~8 min)
+	$(RUN) python bench/calibration.py $(BENCH_ARGS)
+
 bench-ingest: .venv/.synced  ## bulk ingest, ratings per second (~1 min)
 	$(RUN) python bench/ingest.py $(BENCH_ARGS)
 
@@ -54,7 +57,7 @@ bench-ratelimit: .venv/.synced  ## rate limiting per request: shared across work
 bench-xapi: .venv/.synced  ## xAPI statements per second in lists of 100 vs completed activities one at a time (~1 min)
 	$(RUN) python bench/xapi.py $(BENCH_ARGS)
 
-bench: bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi
+bench: bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
