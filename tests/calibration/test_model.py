@@ -1,6 +1,7 @@
 """The additive facets model: recovery on simulated data, a cross-check against a dense
 least-squares fit, groups, insufficient data, flags, agreement and the self facet."""
 
+import random
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -344,3 +345,42 @@ def test_an_erratic_rater_misfits() -> None:
     assert flagged(result, "misfit") == {0}
     evidence = result.flags[result.rater.tolist().index(0)][-1].evidence
     assert evidence["mean_square"] > 1.5
+
+
+@settings(max_examples=100, deadline=None)
+@given(small_designs(), st.randoms(use_true_random=False))
+def test_row_order_does_not_matter(
+    rows: list[tuple[int, int, float, int, int]], rng: random.Random
+) -> None:
+    limits = CalibrationThresholds(min_ratings=1, min_subjects=1)
+    shuffled = list(rows)
+    rng.shuffle(shuffled)
+    a = rater_effects(columns(rows, 8), 3, SCALE, limits)
+    b = rater_effects(columns(shuffled, 8), 3, SCALE, limits)
+    effect_a = dict(zip(a.rater.tolist(), a.effect.tolist(), strict=True))
+    effect_b = dict(zip(b.rater.tolist(), b.effect.tolist(), strict=True))
+    assert effect_a.keys() == effect_b.keys()
+    for rater, value in effect_a.items():
+        assert effect_b[rater] == pytest.approx(value, abs=1e-9, nan_ok=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(small_designs(), st.floats(-2, 2))
+def test_raising_one_raters_ratings_raises_their_effect_by_as_much_against_the_others(
+    rows: list[tuple[int, int, float, int, int]], lift: float
+) -> None:
+    limits = CalibrationThresholds(min_ratings=1, min_subjects=1)
+    target = rows[0][4]
+    lifted = [(p, c, x + lift if r == target else x, role, r) for p, c, x, role, r in rows]
+    a = rater_effects(columns(rows, 8), 3, SCALE, limits)
+    b = rater_effects(columns(lifted, 8), 3, SCALE, limits)
+    i = a.rater.tolist().index(target)
+    if a.status[i] != OK:
+        return
+    group = a.group == a.group[i]
+    others = group & (np.arange(a.group.size) != i)
+    # Differences between raters of one group move by exactly the lift.
+    for j in np.flatnonzero(others).tolist():
+        before = a.effect[i] - a.effect[j]
+        after = b.effect[i] - b.effect[j]
+        assert after - before == pytest.approx(lift, abs=1e-6)
