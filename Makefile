@@ -36,7 +36,7 @@ openapi: .venv/.synced  ## record the examples from a run of the app, then rewri
 fault: .venv/.synced  ## restart and kill a private Postgres under concurrent writers (also in `make test`)
 	$(RUN) pytest -m fault tests/fault -s -p no:cacheprovider
 
-bench-api: .venv/.synced  ## score endpoint (default and SCORE_CACHE_MB=0) vs bare JSON and one-row-read baselines (wrk, ~5 min)
+bench-api: .venv/.synced  ## three score reads in one run: repeated (memo), If-None-Match answered 304, computed (SCORE_CACHE_MB=0), each vs a one-row-read floor and bare JSON (wrk, ~8 min)
 	$(RUN) python bench/api_read.py $(BENCH_ARGS)
 
 bench-cohort: .venv/.synced  ## cohort evaluation of 10,000 and 100,000 subjects (~4 min)
