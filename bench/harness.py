@@ -31,7 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 

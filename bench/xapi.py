@@ -120,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         with httpx.Client(base_url=server.url, headers=bearer, timeout=600) as native:
             started = time.perf_counter()
             for i in range(args.single):
-                body = {
+                completion = {
                     "activity": CATALOGUE[i % len(CATALOGUE)],
                     "completed_at": "2026-11-30T09:00:00Z",
                 }
                 ref = f"xapi-{args.subjects + i}"
-                r = native.post(f"/v1/subjects/{ref}/completed-activities", json=body)
+                r = native.post(f"/v1/subjects/{ref}/completed-activities", json=completion)
                 if r.status_code != 201:
                     say(f"baseline answered {r.status_code}: {r.text[:500]}")
                     return 1

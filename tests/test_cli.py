@@ -111,11 +111,13 @@ def test_tenant_import_export_round_trip(
     code, printed, err = run_cli("import", str(mine), "--tenant", "acme", "--publish", env=env)
     assert code == 0, err
     assert "acme-pm version 1 (published)" in printed
-    out = tmp_path / "out.yaml"
-    code, _, err = run_cli("export", "acme-pm", "--tenant", "acme", "--output", str(out), env=env)
+    exported = tmp_path / "out.yaml"
+    code, _, err = run_cli(
+        "export", "acme-pm", "--tenant", "acme", "--output", str(exported), env=env
+    )
     assert code == 0, err
     # The export spells out every default; otherwise it is the file that went in.
-    assert yaml.safe_load(out.read_text()) == dump_document(parse_document(doc))
+    assert yaml.safe_load(exported.read_text()) == dump_document(parse_document(doc))
     broken = tmp_path / "broken.yaml"
     doc["competencies"][0]["area"] = "nowhere"
     doc["key"] = "broken"

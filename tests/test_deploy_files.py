@@ -317,7 +317,9 @@ def test_compose_environment_is_what_the_app_reads(compose: dict[str, Any]) -> N
     assert env["ENVIRONMENT"] == "production"
     assert env["WEB_CONCURRENCY"] == "2"
     # The production guard (no SQLite) and every field's bounds accept these values.
-    fields = {k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
+    fields: dict[str, Any] = {
+        k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields
+    }
     settings = Settings(_env_file=None, **fields)
     url = make_url(settings.database_url)
     db_env = environment(compose["services"]["db"])

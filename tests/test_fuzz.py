@@ -29,6 +29,7 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
+from requests.structures import CaseInsensitiveDict
 from sqlalchemy.engine import make_url
 
 from app.auth import service as auth_service
@@ -163,11 +164,13 @@ class BearerKey:
 class AdminKey:
     """Explicit auth: ``ignored_auth`` replays authenticated successes without it and with a bad key."""
 
-    def get(self, case: schemathesis.Case, ctx: schemathesis.AuthContext) -> str:
+    def get(self, case: schemathesis.Case[Any], ctx: schemathesis.AuthContext) -> str:
         return BearerKey.token
 
-    def set(self, case: schemathesis.Case, data: str, ctx: schemathesis.AuthContext) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+    def set(self, case: schemathesis.Case[Any], data: str, ctx: schemathesis.AuthContext) -> None:
+        headers = CaseInsensitiveDict(case.headers or {})
+        headers["Authorization"] = f"Bearer {data}"
+        case.headers = headers
 
 
 @schemathesis.serializer("application/x-ndjson")
@@ -189,7 +192,7 @@ MODEL_REFUSAL = re.compile(r"^The (request|framework file) has \d+ invalid field
 
 @schemathesis.check
 def schema_valid_input_passes_request_validation(
-    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     """Schema-valid input must get past the request models the document was generated from."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
@@ -252,7 +255,7 @@ def newest_audit_event() -> str | None:
 
 
 @schema.parametrize()
-def test_every_operation_survives_fuzzing(case: schemathesis.Case) -> None:
+def test_every_operation_survives_fuzzing(case: schemathesis.Case[Any]) -> None:
     writes = case.method.upper() in WRITES
     before = newest_audit_event() if writes else None
     response = case.call_and_validate()
@@ -291,7 +294,8 @@ def test_linked_sequences_keep_their_promises() -> None:
     links = schema.raw_schema["paths"]["/v1/subjects"]["post"]["responses"]["201"].get("links")
     assert links, "the served OpenAPI document declares no links"
 
-    class LinkedScenarios(schema.as_state_machine()):
+    # The machine's class is built from the document at run time: no static type to check.
+    class LinkedScenarios(schema.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
             # Each scenario starts in an empty tenant, so a replayed scenario (Hypothesis replays
             # a failing one to shrink and report it) meets the same state, and the same answers.

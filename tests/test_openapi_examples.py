@@ -92,7 +92,7 @@ def test_every_success_response_has_an_example(doc: dict[str, Any]) -> None:
 
 def _schema_of(response: dict[str, Any], media: str) -> dict[str, Any] | None:
     content = response.get("content", {})
-    schema = content.get(media, {}).get("schema")
+    schema: dict[str, Any] | None = content.get(media, {}).get("schema")
     if schema is None and media == "application/problem+json":
         # error_responses() documents the problem's schema under application/json only.
         schema = content.get("application/json", {}).get("schema")

@@ -65,10 +65,12 @@ def shown(
 ) -> WebElement:
     """The first visible element matching SELECTOR (inside WITHIN when given), once there is one."""
     root = within or driver
-    return WebDriverWait(driver, WAIT_SECONDS).until(
+    found = WebDriverWait(driver, WAIT_SECONDS).until(
         lambda _: next((e for e in root.find_elements(by, selector) if e.is_displayed()), None),
         f"nothing visible matches {selector!r}",
     )
+    assert found is not None  # until() returns only a truthy value or raises
+    return found
 
 
 def button(driver: webdriver.Chrome, label: str, within: WebElement) -> WebElement:

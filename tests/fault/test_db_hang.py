@@ -43,7 +43,8 @@ READY_BOUND = 2.0  # /readyz's own timeout (README)
 
 def documented_bound() -> float:
     """The README's worst case for an API call while the database hangs, for HANG_SETTINGS."""
-    settings = Settings(**{k.lower(): v for k, v in HANG_SETTINGS.items()})
+    fields: dict[str, Any] = {k.lower(): v for k, v in HANG_SETTINGS.items()}
+    settings = Settings(**fields)
     return settings.db_hang_bound_seconds
 
 

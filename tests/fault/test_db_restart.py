@@ -219,10 +219,11 @@ def probe_while_down(base_url: str, headers: dict[str, str]) -> list[str]:
             out.append(f"/readyz while the database is down: {r.status_code} {r.text[:200]}")
         if time.monotonic() - began > HANG_LIMIT:
             out.append(f"/readyz took {time.monotonic() - began:.1f}s while the database is down")
-        for method, path, kwargs in (
+        probes: list[tuple[str, str, dict[str, Any]]] = [
             ("GET", "/v1/subjects", {}),
             ("POST", "/v1/assessments", {"json": assessment_body("down-probe")}),
-        ):
+        ]
+        for method, path, kwargs in probes:
             began = time.monotonic()
             try:
                 r = client.request(method, path, headers=headers, **kwargs)

@@ -82,7 +82,8 @@ def edited(draw: st.DrawFn) -> tuple[dict[str, Any], set[Where], dict[str, str]]
         data["settings"]["role_weights"]["peer"] = 2.5
         expected.add(("settings", "changed", None, None, "role_weights.peer"))
     emphasised = [a for a in data["areas"] if a["emphasis"]]
-    if emphasised and draw(st.booleans()):
+    # Not `emphasised and draw(...)`: mypy would type the draw by the list on its left.
+    if len(emphasised) > 0 and draw(st.booleans()):
         area = draw(st.sampled_from(emphasised))
         level = draw(st.sampled_from(sorted(area["emphasis"])))
         area["emphasis"][level] = round(area["emphasis"][level] / 2, 4) + 0.001

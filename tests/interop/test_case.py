@@ -196,7 +196,7 @@ def test_any_scale_labels_export_valid_case_and_come_back(labels: list[str]) -> 
 def test_official_schema_refuses_what_case_forbids() -> None:
     package = export(parse_document(small_framework()))
     level = ["CFRubrics", 0, "CFRubricCriteria", 0, "CFRubricCriterionLevels", 0]
-    breakages = {
+    breakages: dict[str, tuple[Any, ...]] = {
         "identifier not a UUID": ("CFItems", 0, "identifier", "coding"),
         "unknown association type": ("CFAssociations", 0, "associationType", "isFriendOf"),
         "date without a time": ("CFItems", 0, "lastChangeDateTime", "2026-05-01"),
@@ -621,7 +621,7 @@ def _route_paths(app: FastAPI) -> set[str]:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # FastAPI versions that copy included routes into app.routes
         return {getattr(r, "path", "") for r in app.routes}
-    return {context.path for context in iter_route_contexts(app.routes)}
+    return {context.path or "" for context in iter_route_contexts(app.routes)}
 
 
 @pytest.fixture

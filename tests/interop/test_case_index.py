@@ -168,7 +168,7 @@ async def test_the_index_holds_exactly_each_versions_identifiers(
         await bind_tenant(session, tenant_a.id)
         rows = (
             await session.exec(
-                select(CaseIdentifier.identifier, CaseIdentifier.kind).where(
+                select(CaseIdentifier.identifier, CaseIdentifier.kind).where(  # type: ignore[call-overload]
                     CaseIdentifier.tenant_id == tenant_a.id
                 )
             )

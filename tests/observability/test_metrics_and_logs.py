@@ -6,7 +6,7 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -76,10 +76,10 @@ def observed_app(
 
 
 @pytest.fixture
-async def observed(observed_app: Any) -> Iterator[httpx.AsyncClient]:
+async def observed(observed_app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=observed_app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c  # type: ignore[misc]
+        yield c
 
 
 @pytest.fixture

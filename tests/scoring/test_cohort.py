@@ -342,7 +342,7 @@ def test_a_small_cohort_by_hand(framework: Framework, rate: RateFn) -> None:
     nan = math.nan
     # L3ic readiness of subject 1: .35·2.75/4 + .175·3/4 + .175·2/3 + .3·2/3.
     senior = 0.35 * 2.75 / 4 + 0.175 * 0.75 + 0.175 * 2 / 3 + 0.3 * 2 / 3
-    table = [
+    table: list[tuple[list[float], str | None, str | None, float, float, int]] = [
         # values                 attained next   level index    confidence  raters
         ([2, 3, 2, 2, 1],        "L2",    None,   2.0,           0.5,        1),
         ([2.75, 3, 2, 2, 1],     "L2",    "L3ic", 2 + senior,    0.75,       2),

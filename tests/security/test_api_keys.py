@@ -135,7 +135,7 @@ async def test_secret_is_compared_in_constant_time(
         calls.append((a, b))
         return real_compare(a, b)
 
-    monkeypatch.setattr(keys.hmac, "compare_digest", spy)
+    monkeypatch.setattr("app.auth.keys.hmac.compare_digest", spy)
     wrong = with_secret(tenant_a.admin_key, "x" * 43)
     assert (await client.get("/v1/subjects", headers=bearer(wrong))).status_code == 401
     assert (await client.get("/v1/subjects", headers=tenant_a.headers)).status_code == 200
@@ -255,6 +255,6 @@ async def test_key_table_holds_no_secret_and_no_token(
     for tenant in (tenant_a, tenant_b):
         if database.backend == "postgres":
             await as_tenant(connection, tenant.id)
-        for table, rows in (await dump_store(connection)).items():
+        for table, contents in (await dump_store(connection)).items():
             for token in tokens:
-                assert secret_of(token) not in rows, (table, tenant.slug)
+                assert secret_of(token) not in contents, (table, tenant.slug)

@@ -1,6 +1,7 @@
 """Erasing a subject removes everything recorded about the person, in that tenant only."""
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -156,8 +157,11 @@ async def test_replaying_a_create_after_erasure_does_not_return_the_erased_data(
     client: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:
     a = tenant_a.headers
-    subject_request = {"json": subject_body("emp-8"), "headers": {**a, "Idempotency-Key": "s-8"}}
-    assessment_request = {
+    subject_request: dict[str, Any] = {
+        "json": subject_body("emp-8"),
+        "headers": {**a, "Idempotency-Key": "s-8"},
+    }
+    assessment_request: dict[str, Any] = {
         "json": assessment_body("emp-8"),
         "headers": {**a, "Idempotency-Key": "a-8"},
     }
