@@ -7,12 +7,16 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
 
 from app.config import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:
+    from app.frameworks.impact import Impact
+    from app.frameworks.schemas import ImpactMover, ImpactResponse
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
@@ -312,6 +316,120 @@ def _cmd_diff(args: argparse.Namespace) -> None:
         print(data["summary"])
 
 
+async def _impact_stored(
+    settings: Settings, tenant_slug: str, key: str, version: int, request: dict[str, Any]
+) -> "Impact":
+    from app.auth import repository as auth_repo
+    from app.auth.principal import Principal
+    from app.db import bind_tenant, create_engine, make_sessionmaker
+    from app.frameworks.impact import impact
+    from app.frameworks.schemas import ImpactRequest
+
+    body = ImpactRequest.model_validate(request)
+    engine = create_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
+            if tenant is None:
+                sys.exit(f"ladder impact: no tenant {tenant_slug!r}")
+            await bind_tenant(session, tenant.id)
+            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
+            return await impact(session, principal, key, version, body)
+    finally:
+        await engine.dispose()
+
+
+def _impact_markdown(response: "ImpactResponse", movers: "list[ImpactMover]") -> str:
+    """The impact as Markdown: the summary, level counts, readiness changes, causes, movers."""
+    s = response.summary
+    lines = [
+        f"# Impact of publishing {response.key} version {response.after_version}"
+        f" (published: version {response.before_version})",
+        "",
+        f"As of {response.as_of.isoformat()}: {s.subjects} people, {s.moved_up} move up,"
+        f" {s.moved_down} move down, {s.unchanged} unchanged;"
+        f" {s.ratings_no_longer_count} have ratings that no longer count.",
+        "",
+        "| Level | Before | After |",
+        "|---|---:|---:|",
+    ]
+    levels = list(dict.fromkeys([*s.level_counts_before, *s.level_counts_after]))
+    for level in levels:
+        before, after = s.level_counts_before.get(level, 0), s.level_counts_after.get(level, 0)
+        lines.append(f"| {level} | {before} | {after} |")
+    if s.readiness_changes:
+        lines += [
+            "",
+            "| Level | Mean readiness change | Raised | Lowered |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {c.level} | {c.mean_change:+.3f} | {c.raised} | {c.lowered} |"
+            for c in s.readiness_changes
+        ]
+    if s.top_competencies:
+        lines += ["", "| Competency | Mean readiness change | People |", "|---|---:|---:|"]
+        lines += [
+            f"| {c.competency} | {c.mean_abs_readiness_change:.3f} | {c.people_affected} |"
+            for c in s.top_competencies
+        ]
+    if movers:
+        lines += ["", "| Person | Direction | Before | After |", "|---|---|---|---|"]
+        for m in movers:
+            was = m.level_before.key if m.level_before else "-"
+            now = m.level_after.key if m.level_after else "-"
+            lines.append(f"| {m.subject_ref} | {m.direction} | {was} | {now} |")
+    return "\n".join(lines)
+
+
+def _cmd_impact(args: argparse.Namespace) -> None:
+    import io
+
+    from pydantic import ValidationError
+
+    from app import csv_output
+    from app.errors import InvalidInput, NotFound
+    from app.frameworks.router import IMPACT_COLUMNS
+
+    request: dict[str, Any] = {"top_competencies": args.top}
+    if args.as_of:
+        request["as_of"] = args.as_of
+    if args.subject:
+        request["subject_refs"] = args.subject
+    if args.track or args.level or args.attribute:
+        attributes = dict(a.partition("=")[::2] for a in args.attribute or ())
+        request["filter"] = {
+            "track": args.track,
+            "current_level": args.level,
+            "attributes": attributes,
+        }
+    try:
+        result = asyncio.run(
+            _impact_stored(get_settings(), args.tenant, args.key, args.version, request)
+        )
+    except (InvalidInput, NotFound) as exc:
+        sys.exit(f"ladder impact: {exc.detail}")
+    except ValidationError as exc:
+        sys.exit(f"ladder impact: {exc}")
+    if args.format == "json":
+        # As the API answers, with every mover on the one page.
+        data = result.response.model_copy(update={"movers": result.movers})
+        print(data.model_dump_json(indent=2))
+    elif args.format == "csv":
+        # The API's CSV: every person who moves, one row each.
+        out = io.StringIO()
+        writer = csv_output.Writer(out)
+        writer.writerow(IMPACT_COLUMNS)
+        for mover in result.movers:
+            row = mover.model_dump()
+            for side in ("level_before", "level_after"):
+                row[side] = row[side]["key"] if row[side] else ""
+            writer.writerow(["" if row[c] is None else row[c] for c in IMPACT_COLUMNS])
+        sys.stdout.write(out.getvalue())
+    else:
+        print(_impact_markdown(result.response, result.movers))
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     from app.frameworks.files import dump_yaml
 
@@ -447,6 +565,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tenant", default="dev")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown")
     p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser(
+        "impact", help="whose level changes if a stored framework version is published"
+    )
+    p.add_argument("key", help="the framework key")
+    p.add_argument("version", type=int, help="the version to compare with the published one")
+    p.add_argument("--tenant", default="dev")
+    p.add_argument("--as-of", help="ISO 8601 moment with offset to score at (default: now)")
+    p.add_argument("--track", help="only people on this track")
+    p.add_argument("--level", help="only people at this current level")
+    p.add_argument(
+        "--attribute", action="append", help="NAME=VALUE: only people with it; repeatable"
+    )
+    p.add_argument("--subject", action="append", help="only this person (a ref); repeatable")
+    p.add_argument("--top", type=int, default=10, help="how many competencies to list as causes")
+    p.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
+    p.set_defaults(func=_cmd_impact)
 
     args = parser.parse_args(argv)
     args.func(args)
