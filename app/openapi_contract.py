@@ -38,6 +38,11 @@ TAGS: list[dict[str, str]] = [
         "description": "Score, gaps, development plan, what-if and history of one person.",
     },
     {"name": "cohorts", "description": "Many people at once: levels, heatmap, biggest gaps."},
+    {
+        "name": "calibration",
+        "description": "Rater effects (lenient, severe, central, halo, misfit), agreement per "
+        "competency, and fair averages with the rater effects removed.",
+    },
     {"name": "api keys", "description": "Issue and revoke API keys (admin)."},
     {"name": "audit", "description": "Who changed what (admin)."},
     {"name": "webhooks", "description": "Outbound, signed event deliveries (admin)."},
