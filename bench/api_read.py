@@ -15,7 +15,10 @@ tenant-bound transaction) and is measured three ways in one run:
 
 Rounds alternate the endpoints, and the table shows each endpoint's median round.
 
-    python bench/api_read.py [--subjects 1000] [--seconds 15] [--rounds 3] [--quick]
+Both servers keep ``--pool-size`` connections per worker open (the service with DB_POOL_SIZE and
+DB_MAX_OVERFLOW=0), as the floor's asyncpg pool does.
+
+    python bench/api_read.py [--subjects 1000] [--seconds 15] [--rounds 3] [--pool-size 20] [--quick]
 """
 
 import argparse
@@ -224,7 +227,7 @@ def etags_file(endpoint: Endpoint, refs: list[str], path: Path) -> Path:
     return path
 
 
-def baseline_server(w: World, workers: int) -> Server:
+def baseline_server(w: World, workers: int, pool_size: int) -> Server:
     """bench/baseline_app.py under uvicorn with the service's flags (not started yet)."""
     argv = [
         sys.executable,
@@ -243,7 +246,12 @@ def baseline_server(w: World, workers: int) -> Server:
         "--timeout-graceful-shutdown",
         "20",
     ]
-    env = {**w.env, "BASELINE_DATABASE_URL": w.db.app_url, "BASELINE_TENANT_ID": w.tenant_id}
+    env = {
+        **w.env,
+        "BASELINE_DATABASE_URL": w.db.app_url,
+        "BASELINE_TENANT_ID": w.tenant_id,
+        "BASELINE_POOL_SIZE": str(pool_size),
+    }
     return Server("baseline", argv, env, w.workdir, workers)
 
 
@@ -262,6 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of both servers")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=20,
+        help="database connections each worker keeps open, service and floor alike (20)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.subjects, args.seconds, args.warmup, args.rounds = 100, 3, 1, 1
@@ -283,10 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         ids_file = w.workdir / "refs.txt"
         ids_file.write_text("\n".join(refs) + "\n")
 
-        uncached_env = {**w.env, "SCORE_CACHE_MB": "0"}
-        service = ladder_server(w.env, w.workdir, args.workers, "service")
+        # The floor's asyncpg pool keeps every connection it opened; SQLAlchemy's pool closes
+        # those beyond DB_POOL_SIZE when they come back, so at 16 requests per worker the
+        # default 10 + 10 opened and closed connections all the time. Both keep the same here.
+        pool = {"DB_POOL_SIZE": str(args.pool_size), "DB_MAX_OVERFLOW": "0"}
+        service_env = {**w.env, **pool}
+        uncached_env = {**service_env, "SCORE_CACHE_MB": "0"}
+        service = ladder_server(service_env, w.workdir, args.workers, "service")
         uncached = ladder_server(uncached_env, w.workdir, args.workers, "service-uncached")
-        with service, uncached, baseline_server(w, args.workers) as baseline:
+        with service, uncached, baseline_server(w, args.workers, args.pool_size) as baseline:
             service.start()
             baseline.start(health_path="/bare")
             path = "/v1/subjects/{id}/score"
@@ -357,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     say(
         f"servers: ladder serve and uvicorn bench.baseline_app, {args.workers} workers each, "
-        f"access log on; service role: {'superuser' if args.superuser else 'unprivileged (RLS on)'}"
+        f"{args.pool_size} pooled connections per worker, access log on; service role: "
+        f"{'superuser' if args.superuser else 'unprivileged (RLS on)'}"
     )
     say(
         f"load: wrk -t{args.threads} -c{args.connections}, {args.seconds} s per run after "
