@@ -397,6 +397,9 @@ def _cmd_impact(args: argparse.Namespace) -> None:
     if args.subject:
         request["subject_refs"] = args.subject
     if args.track or args.level or args.attribute:
+        for pair in args.attribute or ():
+            if "=" not in pair:
+                sys.exit(f"ladder impact: --attribute wants NAME=VALUE, not {pair!r}")
         attributes = dict(a.partition("=")[::2] for a in args.attribute or ())
         request["filter"] = {
             "track": args.track,

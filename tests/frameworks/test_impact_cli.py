@@ -111,18 +111,26 @@ async def test_ladder_impact_filters_like_the_api(
     body: dict[str, Any] = {
         "as_of": AS_OF,
         "subject_refs": ["ann", "cid", "zed"],
-        "filter": {"track": "ic", "current_level": "mid", "attributes": {}},
+        "filter": {"track": "ic", "current_level": "mid", "attributes": {"team": "growth"}},
         "top_competencies": 1,
     }
     r = await client.post(f"{BASE}/versions/2/impact", json=body, headers=tenant_a.headers)
     assert r.status_code == 200, r.text
     args = ["impact", "eng-ladder", "2", "--tenant", tenant_a.slug, "--as-of", AS_OF]
     args += ["--subject", "ann", "--subject", "cid", "--subject", "zed"]
-    args += ["--track", "ic", "--level", "mid", "--top", "1", "--format", "json"]
+    args += ["--track", "ic", "--level", "mid", "--attribute", "team=growth"]
+    args += ["--top", "1", "--format", "json"]
     cli = json.loads(await _ladder(monkeypatch, capsys, database, *args))
     assert cli == r.json()
     assert cli["summary"]["subjects"] == 2 and cli["unknown_refs"] == ["zed"]
     assert len(cli["summary"]["top_competencies"]) == 1
+    # A team nobody is in: nobody is compared, as the API says too.
+    args[args.index("team=growth")] = "team=nobody"
+    cli = json.loads(await _ladder(monkeypatch, capsys, database, *args))
+    assert cli["summary"]["subjects"] == 0
+    args[args.index("team=nobody")] = "team"
+    out = await _ladder(monkeypatch, capsys, database, *args)
+    assert out == "ladder exited: ladder impact: --attribute wants NAME=VALUE, not 'team'"
 
 
 async def test_ladder_impact_of_an_unknown_version_or_tenant_says_so(
