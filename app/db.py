@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only
@@ -138,11 +138,15 @@ def _begin_with_tenant(connection: Connection, tenant_id: uuid.UUID) -> bool:
     transaction = _TenantTransaction(driver)
     try:
         await_only(transaction.start(tenant_id))
-    except BaseException:
+    except BaseException as error:
         # Lost, timed out or cancelled: whether the server began anything is unknown, so the
         # connection is closed at once (no round trip) and never reused; the pool replaces it
-        # at its next checkout. The driver's error is a transient one (503 with Retry-After).
+        # at its next checkout. Nothing was done yet, so it is a transient error (503 with
+        # Retry-After): timeouts and socket errors are already; the driver's own errors are
+        # raised as SQLAlchemy raises errors of a connection it invalidated.
         driver.terminate()
+        if isinstance(error, Exception) and type(error).__module__.startswith("asyncpg"):
+            raise DBAPIError("BEGIN", None, error, connection_invalidated=True) from error
         raise
     adapted._transaction = transaction
     return True

@@ -7,20 +7,25 @@ is recorded (asyncpg's query logger for what the driver sends itself, SQLAlchemy
 events for its prepared statements), after a warm-up that fills the key cache, the statement caches and the memo.
 """
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import service as auth_service
 from app.config import Settings
-from app.db import create_engine, make_sessionmaker, unit_of_work
+from app.db import _begin_with_tenant, create_engine, make_sessionmaker, unit_of_work
+from app.errors import is_transient_database_error
 from app.main import create_app
 from tests.api.test_subjects_assessments import assessment, subject
 from tests.conftest import Database
@@ -175,3 +180,42 @@ async def test_a_failed_read_rolls_the_merged_begin_back(live: Live) -> None:
         left = await conn.scalar(text("SELECT current_setting('app.tenant_id', true)"))
     assert left_open is False
     assert left in (None, "")
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_unasked(
+    live: Live, settings: Settings
+) -> None:
+    """No pre-ping, and still no failed request after the server closed a pooled connection
+    (a restart, a crash, an administrator's pg_terminate_backend): the pool notices the closed
+    socket when the connection is taken and opens another instead."""
+    assert (await live.client.get(URL, headers=live.headers)).status_code == 200
+    url = make_url(settings.database_url).set(drivername="postgresql")
+    admin = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        closed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND application_name = 'competency-ladder'"
+        )
+    finally:
+        await admin.close()
+    assert closed >= 1
+    await asyncio.sleep(0.5)  # the goodbye reaches the pooled connections' sockets
+    for _ in range(3):
+        r = await live.client.get(URL, headers=live.headers)
+        assert r.status_code == 200, r.text
+
+
+async def test_a_connection_lost_before_the_merged_begin_is_a_transient_error(live: Live) -> None:
+    """Should the connection break between its checkout and BEGIN, the request answers 503
+    (retry), not 500, and the connection is not used again."""
+    async with live.engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        driver.terminate()
+        with pytest.raises(DBAPIError) as caught:
+            await conn.run_sync(lambda sync: _begin_with_tenant(sync, uuid.uuid4()))
+    assert is_transient_database_error(caught.value)
+    assert driver.is_closed()
+    r = await live.client.get(URL, headers=live.headers)
+    assert r.status_code == 200, r.text
