@@ -5,7 +5,7 @@ to replicas) for counters that are worthless after a crash would cost more than 
 they limit. After a crash or a failover the table is empty, which refills every key's bucket
 once. It has no row-level security (ids, numbers and a time only; see the model).
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-30 08:30:00+00:00
 """
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
