@@ -13,6 +13,7 @@ under `propertyNames`, which every generator reads as a map; the server validate
 """
 
 import copy
+import json
 from typing import Any, get_args
 
 from fastapi.routing import APIRoute
@@ -97,6 +98,8 @@ NAMED_ENUMS: dict[str, tuple[tuple[str, ...], str]] = {
 
 # Relative, so "Try it out" in /docs calls the service that served the page, wherever it runs;
 # a generated client is given its base URL.
+FASTAPI_422 = "Validation Error"  # the description FastAPI gives the 422 it adds itself
+
 SERVERS: list[dict[str, str]] = [{"url": "/", "description": "The service serving this document"}]
 
 
@@ -195,4 +198,12 @@ def tidy_contract(schema: dict[str, Any]) -> dict[str, Any]:
                     problem = content.get(PROBLEM_JSON, {})
                     problem["schema"] = {"$ref": PROBLEM_REF}
                     response["content"] = {PROBLEM_JSON: problem}
+                if status == "422" and response.get("description") == FASTAPI_422:
+                    response["description"] = error_responses(422)[422]["description"]
+    # FastAPI's own 422 body, added for a route that left its 422 undeclared: every 422 of this
+    # service is a problem (rewritten above), so nothing refers to these schemas any more.
+    text = json.dumps(doc["paths"])
+    for name in ("HTTPValidationError", "ValidationError"):
+        if f'/{name}"' not in text:
+            doc["components"]["schemas"].pop(name, None)
     return doc

@@ -320,6 +320,8 @@ async def _scenario(rec: Recorder) -> set[str]:
     await _webhooks_read(rec)
     await _team(rec)
     await _analytics(rec)
+    await _evolution_and_calibration(rec)
+    await _learning_records(rec)
     await _keys_and_audit(rec)
     await _errors(rec)
     await _cleanup(rec)
@@ -668,6 +670,111 @@ async def _analytics(rec: Recorder) -> None:
         "Activities Ada has completed",
         path=ada,
     )
+
+
+async def _evolution_and_calibration(rec: Recorder) -> None:
+    acme = {"key": "acme-pm"}
+    await rec.call(
+        "GET",
+        "/v1/frameworks/{key}/diff",
+        "What draft version 3 of acme-pm changes against published version 2",
+        path=acme,
+        query={"from": 2, "to": 3},
+    )
+    await rec.call(
+        "POST",
+        "/v1/frameworks/{key}/versions/{version}/impact",
+        "Whose level would change if draft version 3 of acme-pm were published",
+        path={**acme, "version": 3},
+        body={"filter": {"attributes": {"department": "product"}}, "as_of": AS_OF},
+    )
+    await rec.call(
+        "POST",
+        "/v1/calibration/rater-effects",
+        "How lenient or severe each rater of the product department is",
+        body={
+            "framework": LADDER,
+            "filter": {"attributes": {"department": "product"}},
+            "as_of": AS_OF,
+        },
+    )
+
+
+XAPI = {"X-Experience-API-Version": "1.0.3"}
+LMS = "https://lms.acme.example"
+COURSE = "https://competency-ladder.dev/xapi/activities/product-management/system_design_course"
+
+
+def _statement(statement_id: str, verb: str, ref: str, when: str) -> dict[str, Any]:
+    return {
+        "id": statement_id,
+        "actor": {"account": {"homePage": LMS, "name": ref}},
+        "verb": {"id": f"http://adlnet.gov/expapi/verbs/{verb}", "display": {"en-US": verb}},
+        "object": {"id": COURSE, "objectType": "Activity"},
+        "timestamp": when,
+    }
+
+
+async def _learning_records(rec: Recorder) -> None:
+    await rec.call(
+        "PUT",
+        "/v1/learning-records/settings",
+        "Acme's LMS accounts are people: account.name is the external_ref",
+        body={"account_home_pages": [LMS]},
+    )
+    await rec.call(
+        "GET", "/v1/learning-records/settings", "The account homePages actors are mapped by"
+    )
+    await rec.call(
+        "POST",
+        "/v1/learning-records/mboxes/{ref}",
+        "Statements naming Grace's work mailbox are about Grace",
+        path={"ref": "grace"},
+        body={"mbox": "mailto:grace@acme.example"},
+    )
+    await rec.call(
+        "GET", "/v1/learning-records/mboxes/{ref}", "Grace's mailboxes", path={"ref": "grace"}
+    )
+    completed = _statement(
+        "6b0c3c1e-6f35-4a39-9c61-2f0c1c6f4a10", "completed", "ada", "2026-11-20T16:00:00Z"
+    )
+    await rec.call(
+        "POST",
+        "/xapi/statements",
+        "The LMS forwards Ada's completion of the system design course",
+        headers=XAPI,
+        body=completed,
+    )
+    failed = _statement(
+        "0d9f9b7e-2b8c-4a53-9d0e-5c1b6e4f7a21", "failed", "linus", "2026-11-21T10:00:00Z"
+    )
+    await rec.call(
+        "PUT",
+        "/xapi/statements",
+        "Linus failed the course's test: kept, nothing recorded",
+        query={"statementId": failed["id"]},
+        headers=XAPI,
+        body=failed,
+    )
+    await rec.call(
+        "GET",
+        "/xapi/statements",
+        "Ada's completion, as the service keeps it",
+        query={"statementId": completed["id"]},
+        headers=XAPI,
+    )
+    stranger = _statement(
+        "4f1d2c3b-8a7e-4b6d-9c5e-3a2b1c0d9e8f", "completed", "emp-unknown", "2026-11-22T09:00:00Z"
+    )
+    await rec.call(
+        "POST",
+        "/xapi/statements",
+        "A completion by someone the service does not know",
+        headers=XAPI,
+        body=[stranger],
+        record=False,
+    )
+    await rec.call("GET", "/v1/learning-records/unmapped", "What could not be mapped yet")
 
 
 async def _keys_and_audit(rec: Recorder) -> None:
