@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     @property
     def db_hang_bound_seconds(self) -> float:
         """The longest an API call waits on a database that does not answer (README): a
-        pooled connection, its pre-ping until the command timeout, then a new connection."""
+        pooled connection, its first statement until the command timeout, then a new connection."""
         return (
             self.db_pool_timeout_seconds
             + self.db_command_timeout_seconds

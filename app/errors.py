@@ -383,6 +383,10 @@ def is_transient_database_error(exc: BaseException) -> bool:
         return True
     if type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__:
         return True
+    # The raw driver's answer on a connection that died before this statement (not a retryable
+    # state in general: the same class also reports the caller's own mistakes).
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
