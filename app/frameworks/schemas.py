@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.cohorts.schemas import MAX_COHORT_SUBJECTS, CohortFilter
+from app.frameworks.diff import Op, Section
 from app.frameworks.document import FrameworkDocument, Key, Name
 from app.pagination import Page
 from app.schemas import JSON_NUMBER
@@ -69,25 +70,11 @@ class VersionPage(Page[VersionSummary]):
     """One page of a framework's versions, oldest first."""
 
 
-ChangeSection = Literal[
-    "framework",
-    "settings",
-    "scale",
-    "tracks",
-    "levels",
-    "areas",
-    "area_emphasis",
-    "competencies",
-    "expectations",
-    "activities",
-]
-
-
 class FrameworkChange(BaseModel):
     """One difference between two versions, with its before and after."""
 
-    section: ChangeSection
-    op: Literal["added", "removed", "changed"]
+    section: Section
+    op: Op
     key: str | int | None = Field(
         description="The item: a key (a scale point by its value; for expectations the "
         "competency, for area_emphasis the area); null for framework and settings fields."
