@@ -9,9 +9,7 @@ import importlib
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -20,8 +18,7 @@ from typing import Any
 import pytest
 
 from app.config import PROJECT_ROOT
-from tests.conftest import Database
-from tests.fault.appserver import AppServer, app_env, run_ladder
+from tests.contract.conftest import Served
 
 pytestmark = pytest.mark.anyio
 
@@ -65,27 +62,6 @@ def ladder_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleTy
         sys.path.remove(str(out.parent))
         for name in [n for n in sys.modules if n.split(".")[0] == "ladder_client"]:
             del sys.modules[name]
-
-
-@dataclass
-class Served:
-    base_url: str
-    token: str
-
-
-@pytest.fixture
-def served(database: Database, tmp_path: Path) -> Iterator[Served]:
-    """`ladder serve` on the test database, and a committed tenant with an admin key."""
-    env = app_env(database.app_url, LOAD_BUILTIN_FRAMEWORKS="false", WEBHOOKS_ENABLED="false")
-    owner_env = {**env, "DATABASE_URL": database.owner_url}
-    slug = f"client-{uuid.uuid4().hex[:8]}"
-    token = run_ladder(tmp_path, owner_env, "create-tenant", slug).strip().splitlines()[-1]
-    server = AppServer(tmp_path, env, tmp_path / "server.log")
-    try:
-        server.start()
-        yield Served(server.base_url, token)
-    finally:
-        server.stop()
 
 
 def _api(operation: str) -> Any:

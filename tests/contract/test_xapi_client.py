@@ -12,15 +12,10 @@ timestamps with their zone (`+00:00`) and adds `"version"` to statements, all of
 service accepts.
 """
 
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from tincan import (  # type: ignore[import-untyped]  # the library ships no type information
     Activity,
     Agent,
@@ -32,34 +27,12 @@ from tincan import (  # type: ignore[import-untyped]  # the library ships no typ
     Verb,
 )
 
-from tests.conftest import Database
-from tests.fault.appserver import AppServer, app_env, run_ladder
+from tests.contract.conftest import Served
 
 LMS = "https://lms.example.com"
 ADL = "http://adlnet.gov/expapi/verbs/"
 AS_OF = "2026-12-01T00:00:00Z"
 RATINGS = {"execution": 3, "technical_depth": 1, "customer_discovery": 2, "strategic_thinking": 2}
-
-
-@dataclass
-class Served:
-    base_url: str
-    token: str
-
-
-@pytest.fixture
-def served(database: Database, tmp_path: Path) -> Iterator[Served]:
-    """`ladder serve` on the test database, and a committed tenant with an admin key."""
-    env = app_env(database.app_url, LOAD_BUILTIN_FRAMEWORKS="false", WEBHOOKS_ENABLED="false")
-    owner_env = {**env, "DATABASE_URL": database.owner_url}
-    slug = f"xapi-{uuid.uuid4().hex[:8]}"
-    token = run_ladder(tmp_path, owner_env, "create-tenant", slug).strip().splitlines()[-1]
-    server = AppServer(tmp_path, env, tmp_path / "server.log")
-    try:
-        server.start()
-        yield Served(server.base_url, token)
-    finally:
-        server.stop()
 
 
 def _plan(api: httpx.Client) -> dict[str, Any]:
