@@ -1,0 +1,77 @@
+"""Shared look of every chart: a colour-blind-safe palette, tile sizes and the Vega-Lite config."""
+
+from typing import Any, Final
+
+VEGA_LITE_SCHEMA: Final = "https://vega.github.io/schema/vega-lite/v5.json"
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
+# deficiencies. Named by role so every chart means the same thing by the same colour.
+OKABE_ITO: Final[dict[str, str]] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+CATEGORY_RANGE: Final[list[str]] = [
+    OKABE_ITO["blue"],
+    OKABE_ITO["orange"],
+    OKABE_ITO["bluish_green"],
+    OKABE_ITO["vermillion"],
+    OKABE_ITO["sky_blue"],
+    OKABE_ITO["reddish_purple"],
+    OKABE_ITO["yellow"],
+    OKABE_ITO["black"],
+]
+ACTUAL_COLOR: Final = OKABE_ITO["blue"]
+REQUIRED_COLOR: Final = OKABE_ITO["orange"]
+SHORTFALL_COLOR: Final = OKABE_ITO["vermillion"]
+MET_COLOR: Final = OKABE_ITO["bluish_green"]
+THRESHOLD_COLOR: Final = OKABE_ITO["black"]
+# Diverging scale for "actual minus required" (below requirement → vermillion, above → blue),
+# light grey at zero; both ends stay apart for deuteranopes and protanopes.
+DIVERGING_RANGE: Final[list[str]] = [OKABE_ITO["vermillion"], "#F7F7F7", OKABE_ITO["blue"]]
+
+FONT: Final = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
+
+# A dashboard tile: wide enough for ~30 labelled bars, short enough to sit beside another tile.
+TILE_WIDTH_PX: Final = 560
+TILE_HEIGHT_PX: Final = 320
+BAND_STEP_PX: Final = 16
+
+
+def tile_size(*, rows: int | None = None) -> dict[str, Any]:
+    """Width and height of a tile; with `rows`, a height that gives each row a readable band."""
+    if rows is None:
+        return {"width": TILE_WIDTH_PX, "height": TILE_HEIGHT_PX}
+    return {"width": TILE_WIDTH_PX, "height": {"step": BAND_STEP_PX}}
+
+
+def base_config() -> dict[str, Any]:
+    """The Vega-Lite `config` every chart shares: font, palette, readable axes and legends."""
+    return {
+        "font": FONT,
+        "background": "#FFFFFF",
+        "padding": 8,
+        "view": {"stroke": None},
+        "range": {"category": CATEGORY_RANGE, "diverging": DIVERGING_RANGE},
+        "title": {"fontSize": 14, "anchor": "start", "subtitleFontSize": 11},
+        "axis": {"labelFontSize": 11, "titleFontSize": 12, "labelLimit": 180},
+        "legend": {"labelFontSize": 11, "titleFontSize": 12, "orient": "bottom"},
+    }
+
+
+def base_spec(*, title: str, subtitle: str | None, description: str) -> dict[str, Any]:
+    """The top of every spec: schema, title (what and as of when), description, config."""
+    title_block: dict[str, Any] = {"text": title}
+    if subtitle:
+        title_block["subtitle"] = subtitle
+    return {
+        "$schema": VEGA_LITE_SCHEMA,
+        "title": title_block,
+        "description": description,
+        "config": base_config(),
+    }
