@@ -108,6 +108,16 @@ class UnsupportedMediaType(AppError):
     slug, title = "unsupported-media-type", "Unsupported media type"
 
 
+class NotAcceptable(AppError):
+    """The Accept header names no representation the operation has; `available` lists them."""
+
+    slug, title = "not-acceptable", "Not acceptable"
+
+    def __init__(self, detail: str, *, available: Sequence[str]) -> None:
+        super().__init__(detail)
+        self.available = list(available)
+
+
 class Unavailable(AppError):
     slug, title = "unavailable", "Service unavailable"
 
@@ -143,6 +153,7 @@ STATUS_BY_ERROR: dict[type[AppError], int] = {
     Forbidden: 403,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
+    NotAcceptable: 406,
     Unavailable: 503,
     RateLimited: 429,
 }
@@ -195,11 +206,13 @@ def problem_response(
     detail: str | None,
     errors: Sequence[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    members: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    """Build an ``application/problem+json`` response."""
+    """Build an ``application/problem+json`` response (`members`: extension members)."""
     body: dict[str, Any] = {
         **problem_body(status, slug=slug, title=title, detail=detail),
         "instance": request.url.path,
+        **(members or {}),
     }
     if errors:
         body["errors"] = [e.model_dump() for e in errors]
@@ -236,6 +249,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
         headers = {"Retry-After": str(DB_RETRY_AFTER_SECONDS)}
     elif isinstance(exc, Unauthenticated):
         headers = {"WWW-Authenticate": 'Bearer realm="competency-ladder"'}
+    members = {"available": exc.available} if isinstance(exc, NotAcceptable) else None
     return problem_response(
         request,
         status,
@@ -244,6 +258,7 @@ async def _app_error(request: Request, exc: Exception) -> JSONResponse:
         detail=exc.detail,
         errors=exc.errors,
         headers=headers,
+        members=members,
     )
 
 
@@ -457,6 +472,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, malformed, unknown, expired or revoked API key.",
         403: "The API key lacks the scope this operation needs.",
         404: "No such resource in your tenant.",
+        406: "The Accept header names no representation this operation has; `available` "
+        "lists them.",
         409: "The request conflicts with the resource's current state.",
         412: "The If-Match ETag is stale.",
         413: "The request body is too large.",
