@@ -458,3 +458,160 @@ class XapiUnmapped(SQLModel, table=True):
     statements: int = Field(default=0)
     first_seen_at: datetime = _ts()
     last_seen_at: datetime = _ts()
+
+
+class CalibrationSession(SQLModel, table=True):
+    """A calibration meeting over a cohort: its snapshot's shared parts, and whether it closed.
+
+    The people it was taken over are ``calibration_member`` rows and the adjustments proposed
+    ``calibration_proposal`` rows, both going with the person on erasure.
+    """
+
+    __tablename__ = "calibration_session"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["framework_tenant_id", "framework_version_id"],
+            ["framework_version.tenant_id", "framework_version.id"],
+        ),
+        sa.Index(None, "tenant_id", "created_at"),
+        sa.CheckConstraint("status IN ('open', 'closed')", name="status"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(max_length=200)
+    framework_tenant_id: uuid.UUID
+    framework_version_id: uuid.UUID
+    framework_key: str = Field(max_length=64)
+    framework_version: int
+    as_of: datetime = Field(sa_type=UTCDateTime)
+    window_days: int
+    # The cohort filter it was taken with (ids and attribute values, never a person's ref).
+    scope: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    # The rater-effects answer at the snapshot, without its per-person parts (those are members).
+    rater_effects: dict[str, Any] = Field(default_factory=dict, sa_type=JSONDocument)
+    status: str = Field(default="open", max_length=16)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    closed_at: datetime | None = _ts(nullable=True)
+    closed_by: str | None = Field(default=None, max_length=200)
+    calibrated_ratings: int = Field(default=0)
+
+
+class CalibrationMember(SQLModel, table=True):
+    """One person of a session's snapshot: their score when it was taken."""
+
+    __tablename__ = "calibration_member"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "session_id"],
+            ["calibration_session.tenant_id", "calibration_session.id"],
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "subject_id"], ["subject.tenant_id", "subject.id"], ondelete="CASCADE"
+        ),
+        sa.Index(None, "tenant_id", "subject_id"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    session_id: uuid.UUID = Field(primary_key=True)
+    subject_id: uuid.UUID = Field(primary_key=True)
+    subject_ref: str = Field(max_length=200)
+    position: int
+    attained_level: str | None = Field(default=None, max_length=64)
+    next_level: str | None = Field(default=None, max_length=64)
+    level_index: float
+    # Readiness per level key, and a_c per competency in the version's order (null: unrated).
+    readiness: dict[str, float] = Field(default_factory=dict, sa_type=JSONDocument)
+    values: list[float | None] = Field(default_factory=list, sa_type=JSONDocument)
+    fair_values: list[float | None] = Field(default_factory=list, sa_type=JSONDocument)
+    fair_level_index: float | None = Field(default=None)
+
+
+class CalibrationProposal(SQLModel, table=True):
+    """A member's proposed value for one person's competency, with the reason, on the record.
+
+    One per (session, person, competency): proposing again replaces it (idempotent).
+    """
+
+    __tablename__ = "calibration_proposal"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "session_id", "subject_id"],
+            [
+                "calibration_member.tenant_id",
+                "calibration_member.session_id",
+                "calibration_member.subject_id",
+            ],
+            ondelete="CASCADE",
+        ),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    session_id: uuid.UUID = Field(primary_key=True)
+    subject_id: uuid.UUID = Field(primary_key=True)
+    competency_key: str = Field(primary_key=True, max_length=64)
+    value: int
+    reason: str = Field(max_length=4000)
+    proposer: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    withdrawn_at: datetime | None = _ts(nullable=True)
+
+
+class RaterEffectEstimate(SQLModel, table=True):
+    """A rater-effect fit an admin recorded for one framework version: the score path of a
+    framework with ``rater_adjustment`` uses the latest one, so scores move only when an estimate
+    is recorded (or erasure edits one: ``revision``), never when someone else is rated."""
+
+    __tablename__ = "rater_effect_estimate"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["framework_tenant_id", "framework_version_id"],
+            ["framework_version.tenant_id", "framework_version.id"],
+            ondelete="CASCADE",
+        ),
+        sa.Index(None, "tenant_id", "framework_version_id", "recorded_at"),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    framework_tenant_id: uuid.UUID
+    framework_version_id: uuid.UUID
+    framework_key: str = Field(max_length=200)
+    framework_version: int
+    as_of: datetime = _ts()
+    window_days: int
+    sigma: float | None = Field(default=None)
+    # Bumped whenever erasure removes a rater from it, so rendered scores made with it expire.
+    revision: int = Field(default=1)
+    recorded_at: datetime = _ts()
+
+
+class RaterEffectEstimateRater(SQLModel, table=True):
+    """One rater of a recorded estimate: effect, standard error, status and connected group."""
+
+    __tablename__ = "rater_effect_estimate_rater"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "estimate_id"],
+            ["rater_effect_estimate.tenant_id", "rater_effect_estimate.id"],
+            ondelete="CASCADE",
+        ),
+        sa.Index(None, "tenant_id", "rater_ref"),
+        sa.CheckConstraint(
+            "status IN ('ok', 'insufficient_data', 'not_comparable')", name="status"
+        ),
+    )
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    estimate_id: uuid.UUID = Field(primary_key=True)
+    role: str = Field(primary_key=True, max_length=16)
+    rater_ref: str = Field(primary_key=True, max_length=200)
+    status: str = Field(max_length=24)
+    effect: float | None = Field(default=None)
+    standard_error: float | None = Field(default=None)
+    group: int | None = Field(default=None)
