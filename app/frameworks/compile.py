@@ -18,6 +18,7 @@ def compile_framework(doc: FrameworkDocument, version: int) -> sm.Framework:
             {**sm.DEFAULT_ROLE_WEIGHTS, **{str(k): w for k, w in doc.settings.role_weights.items()}}
         ),
         gap_tolerance_mode=doc.settings.gap_tolerance_mode,
+        rater_adjustment=doc.settings.rater_adjustment,
     )
     return sm.Framework(
         key=doc.key,

@@ -68,6 +68,12 @@ class FrameworkSettings(Strict):
         description="Merged with the defaults (manager 3, peer 2, direct_report 2, external 2, "
         "self 1); only an explicit 0 drops a role.",
     )
+    rater_adjustment: Literal["none", "preview", "apply"] = Field(
+        default="none",
+        description="Rater effects in scores: none; preview (score responses also carry the "
+        "score with the latest recorded rater-effect estimate subtracted); apply (that adjusted "
+        "score is the score).",
+    )
     cumulative_indicators: bool = Field(
         default=False,
         description="Lower levels' criteria stay expected: gap items also list the indicators of "

@@ -13,6 +13,8 @@ from typing import Literal
 # How ``gap_tolerance`` reads: absolute points, steps of the scale, or a fraction of each
 # requirement.
 ToleranceMode = Literal["points", "steps", "fraction"]
+# Whether scores use the recorded rater effects: not at all, beside the plain score, or instead.
+RaterAdjustment = Literal["none", "preview", "apply"]
 
 RATER_ROLES = ("self", "manager", "peer", "direct_report", "external", "calibrated")
 
@@ -30,6 +32,7 @@ class ScoringSettings:
     window_days: int = 365
     role_weights: Mapping[str, float] = field(default_factory=lambda: DEFAULT_ROLE_WEIGHTS)
     gap_tolerance_mode: ToleranceMode = "points"
+    rater_adjustment: RaterAdjustment = "none"
 
 
 @dataclass(frozen=True, slots=True)
