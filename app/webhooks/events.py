@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assessments import repository as assessments_repo
+from app.frameworks import evolution
 from app.frameworks import repository as frameworks_repo
 from app.frameworks import service as frameworks
 from app.models import WebhookSubscription, utcnow
@@ -73,12 +73,17 @@ async def snapshot(
     fw = frameworks.compiled(resolved.version)
     now = utcnow()
     versions = await frameworks_repo.versions_of(session, resolved.framework)
-    ratings = await assessments_repo.load_ratings(
+    row = resolved.version  # ratings of older versions go through their maps, as in scores
+    chain = await evolution.chain_for(
+        session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
+    )
+    ratings = await evolution.cohort_ratings(
         session,
         tenant_id,
         ids,
         [(v.tenant_id, v.id) for v in versions],
         [c.key for c in fw.competencies],
+        chain,
         now - timedelta(days=fw.settings.window_days),
         now + timedelta(minutes=10),
     )

@@ -371,3 +371,55 @@ async def test_a_merge_carries_the_weighted_mean_into_scores_and_cohorts(
         assert values["engineering"] == pytest.approx((3 * coding + design) / 4)
         assert people[ref]["level_index"] == pytest.approx(score["level_index"])
         assert score["explanation"]["competency_maps"][0]["entries"][0]["kind"] == "merge"
+
+
+async def test_readiness_changed_counts_ratings_carried_through_a_map(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    allow_private: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The before/after of a readiness.changed event are the scores the API answers, so ratings
+    given under v1 and carried through v2's map count in both."""
+    h = tenant_a.headers
+    await setup_v1(client, tenant_a)
+    assert (await draft_v2(client, tenant_a, renamed_v2())).status_code == 201
+    assert (await client.post(f"{BASE}/versions/2/publish", headers=h)).status_code == 200
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["readiness.changed"]},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()["id"]
+
+    async def standing() -> dict[str, Any]:
+        r = await client.get(
+            "/v1/subjects/ann/score", params={"framework": "eng-ladder"}, headers=h
+        )
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    before = await standing()
+    assert before["attained_level"] is not None  # the carried coding rating counts in the API
+    r = await client.post(
+        "/v1/assessments",
+        json={
+            "subject_ref": "ann",
+            "framework": {"key": "eng-ladder", "version": 2},
+            "rater_ref": "m2",
+            "rater_role": "manager",
+            "assessed_at": "2026-11-01T00:00:00Z",
+            "ratings": [{"competency": "design", "proficiency": 3}],
+        },
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    after = await standing()
+    r = await client.get(f"/v1/webhooks/{hook}/deliveries", headers=h)
+    changes = [d["payload"]["data"] for d in r.json()["items"] if d["event"] == "readiness.changed"]
+    assert len(changes) == 1
+    change = changes[0]
+    assert change["subject_ref"] == "ann"
+    for name, score in (("before", before), ("after", after)):
+        assert change[name]["attained_level"] == score["attained_level"]["key"], name
+        assert change[name]["level_index"] == pytest.approx(score["level_index"], abs=1e-4), name
