@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen --no-progress
 CONTRACT_TOOLS := tests/contract/node/node_modules/.installed
 
-.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration clean
+.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration bench-impact clean
 
 run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
 	$(RUN) ladder dev
@@ -54,10 +54,13 @@ bench-observability: .venv/.synced  ## score reads with metrics and request logg
 bench-ratelimit: .venv/.synced  ## rate limiting per request: shared across workers (Postgres) vs in-process vs off (wrk, ~2 min)
 	$(RUN) python bench/ratelimit.py $(BENCH_ARGS)
 
+bench-impact: .venv/.synced  ## impact preview of a new framework version for 100,000 people vs their cohort evaluation (~6 min)
+	$(RUN) python bench/impact.py $(BENCH_ARGS)
+
 bench-xapi: .venv/.synced  ## xAPI statements per second in lists of 100 vs completed activities one at a time (~1 min)
 	$(RUN) python bench/xapi.py $(BENCH_ARGS)
 
-bench: bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration
+bench: bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration bench-impact
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
