@@ -1,4 +1,5 @@
-"""Domain events for webhooks: assessment.created and readiness.changed, and their payloads.
+"""Domain events for webhooks: assessment.created, readiness.changed and calibration.closed,
+and their payloads.
 
 readiness.changed compares each affected subject's score before and after the write, using the
 vectorized cohort path, so a bulk import costs two matrix evaluations, not one per person.
@@ -39,6 +40,24 @@ def assessment_created(
         "framework": {"key": resolved.framework.key, "version": resolved.version.version},
         "rater_role": rater_role,
         "assessed_at": assessed_at.isoformat(),
+        "ratings": ratings,
+    }
+
+
+def calibration_closed(
+    session_id: uuid.UUID,
+    resolved: frameworks.ResolvedVersion,
+    closed_at: datetime,
+    assessments: int,
+    ratings: int,
+) -> dict[str, Any]:
+    """The calibration.closed payload: the session's id and counts, naming no one (each
+    person's calibrated assessment has its own assessment.created event)."""
+    return {
+        "session_id": str(session_id),
+        "framework": {"key": resolved.framework.key, "version": resolved.version.version},
+        "closed_at": closed_at.isoformat(),
+        "assessments": assessments,
         "ratings": ratings,
     }
 

@@ -8,11 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.pagination import Page
 
-EventType = Literal["assessment.created", "readiness.changed", "framework.published"]
+EventType = Literal[
+    "assessment.created", "readiness.changed", "framework.published", "calibration.closed"
+]
 EVENT_TYPES: tuple[EventType, ...] = (
     "assessment.created",
     "readiness.changed",
     "framework.published",
+    "calibration.closed",
 )
 
 _PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
