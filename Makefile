@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen --no-progress
 CONTRACT_TOOLS := tests/contract/node/node_modules/.installed
 
-.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration bench-impact clean
+.PHONY: run test contract-tools lint openapi fault bench bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration bench-impact charts bench-charts clean
 
 run: .venv/.synced  ## run the service on the embedded SQLite store, with the built-in ladder
 	$(RUN) ladder dev
@@ -72,3 +72,9 @@ $(TOOLS)/bin/uv:
 
 clean:
 	rm -rf .venv $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis tests/contract/node/node_modules
+
+charts: .venv/.synced  ## the README's charts of the quickstart person (docs/charts/*.svg), from an in-process run
+	$(RUN) python -m tools.charts
+
+bench-charts: .venv/.synced  ## score chart rendered per request (SVG, PNG, spec) vs the JSON read of the same person (~1 min)
+	$(RUN) python bench/charts.py $(BENCH_ARGS)

@@ -59,7 +59,7 @@ def base_config() -> dict[str, Any]:
         "view": {"stroke": None},
         "range": {"category": CATEGORY_RANGE, "diverging": DIVERGING_RANGE},
         "title": {"fontSize": 14, "anchor": "start", "subtitleFontSize": 11},
-        "axis": {"labelFontSize": 11, "titleFontSize": 12, "labelLimit": 180},
+        "axis": {"labelFontSize": 11, "titleFontSize": 12, "labelLimit": 240},
         "legend": {"labelFontSize": 11, "titleFontSize": 12, "orient": "bottom"},
     }
 

@@ -1,14 +1,17 @@
 """HTTP routes that answer: where does this person stand, what is missing, what to do next."""
 
+import json
 import uuid
 from datetime import datetime
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 
 from app import idempotency
 from app.assessments.schemas import FrameworkRef
 from app.auth.dependencies import AnalyticsRead, AssessmentsWrite, SessionDep
+from app.charts import negotiate, person
 from app.errors import error_responses
 from app.idempotency import IdempotencyKey
 from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, next_page
@@ -50,6 +53,17 @@ TargetLevel = Annotated[
 ]
 
 
+ChartLevel = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        description="Charts only: the level whose requirements the chart compares against "
+        "(default: the next level). The JSON answer lists every level and ignores it.",
+    ),
+]
+
+
 def framework_choice(
     framework: FrameworkKey = None, version: Version = None
 ) -> FrameworkRef | None:
@@ -83,12 +97,18 @@ SCORE_ETAG = {
 }
 
 
+def _with_etag(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """Chart responses whose 200 also documents the score's ETag."""
+    ok = responses[200]
+    return {**responses, 200: {**ok, "headers": {**ok["headers"], "ETag": SCORE_ETAG}}}
+
+
 @router.get(
     "/v1/subjects/{ref}/score",
     summary="Score a subject",
     response_model=s.ScoreRead,
     responses={
-        200: {"headers": {"ETag": SCORE_ETAG}},
+        **_with_etag(negotiate.chart_responses()),
         304: {
             "description": "The score is unchanged since the ETag sent as If-None-Match.",
             "headers": {"ETag": SCORE_ETAG},
@@ -106,35 +126,59 @@ async def get_score(
         str | None,
         Header(max_length=2000, description="An ETag of an earlier score read: 304 if it holds."),
     ] = None,
+    level: ChartLevel = None,
 ) -> Response:
     """Readiness for every level, the attained level, the level index and confidence.
 
     `explanation` lists the settings, each rater's contribution and each level's weights, so
     every number can be recomputed by hand. The `ETag` changes whenever the score can; send it
     back as `If-None-Match` to poll cheaply (304 while nothing changed).
+
+    By `Accept`, the same score as a chart: actual vs required per competency for the next
+    level (or `level`), grouped by area, critical expectations and blind spots marked, and
+    readiness for each level of the track (Vega-Lite, SVG or PNG).
     """
+    media = negotiate.representation(request)
     # This worker's memo of rendered scores (created with the app); read here rather than
     # through a dependency of its own, which FastAPI would resolve on every read.
     memo: ScoreMemo = request.app.state.score_memo
-    answer = await service.read_score(session, principal, ref, query, memo, if_none_match)
-    headers = {"ETag": answer.etag, "Server-Timing": f'memo;desc="{answer.outcome}"'}
+    answer = await service.read_score(
+        session, principal, ref, query, memo, negotiate.json_if_none_match(if_none_match, media)
+    )
+    headers = {
+        "ETag": negotiate.representation_etag(answer.etag, media),
+        "Server-Timing": f'memo;desc="{answer.outcome}"',
+        **negotiate.VARY,
+    }
     if answer.body is None:
         return Response(status_code=304, headers=headers)
-    return Response(answer.body, media_type="application/json", headers=headers)
+    if media == negotiate.JSON:
+        return Response(answer.body, media_type="application/json", headers=headers)
+    return await negotiate.chart(
+        media, json.loads(answer.body), partial(person.build_score, level=level), headers
+    )
 
 
-@router.get("/v1/subjects/{ref}/gaps", summary="Gap analysis toward a level", responses=ERRORS)
+@router.get(
+    "/v1/subjects/{ref}/gaps",
+    summary="Gap analysis toward a level",
+    response_model=s.GapsRead,
+    responses={**negotiate.chart_responses(), **ERRORS},
+)
 async def get_gaps(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
     query: ScoreParams,
+    request: Request,
     target_level: TargetLevel = None,
-) -> s.GapsRead:
+) -> Response:
     """What stands between the subject and the target level, competency by competency.
 
     `readiness_points_lost` of all items adds up to 1 − readiness; critical gaps come first.
+    By `Accept`, a chart of the readiness points each competency costs, largest first.
     """
+    media = negotiate.representation(request)
     data, outcome, _ = await service.score_subject(
         session,
         principal,
@@ -146,30 +190,35 @@ async def get_gaps(
         parts="gaps",
     )
     assert outcome.gaps is not None
-    return present.gaps(data.framework, outcome.gaps, ref)
+    gaps = present.gaps(data.framework, outcome.gaps, ref)
+    return await negotiate.chart_or_json(request, gaps, person.build_gaps, media=media)
 
 
 @router.get(
     "/v1/subjects/{ref}/recommendations",
     summary="Development plan toward a level",
-    responses=ERRORS,
+    response_model=s.PlanRead,
+    responses={**negotiate.chart_responses(), **ERRORS},
 )
 async def get_recommendations(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
     query: ScoreParams,
+    request: Request,
     target_level: TargetLevel = None,
     budget_hours: Annotated[
         float | None, Query(ge=0, le=100_000, description="Hour budget.")
     ] = None,
     max_steps: Annotated[int | None, Query(ge=0, le=100)] = None,
-) -> s.PlanRead:
+) -> Response:
     """An ordered plan of development activities with the projected readiness after each step.
 
     Greedy by readiness gained per effort hour; stops when the target is met, the budget or
     step limit is reached, or nothing helps. Completed activities are not recommended again.
+    By `Accept`, a chart of the projected readiness against cumulative hours, with the threshold.
     """
+    media = negotiate.representation(request)
     data, outcome, _ = await service.score_subject(
         session,
         principal,
@@ -182,7 +231,11 @@ async def get_recommendations(
         max_steps=max_steps,
     )
     assert outcome.plan is not None
-    return present.plan(data.framework, outcome.plan, ref, data.completed)
+    plan = present.plan(data.framework, outcome.plan, ref, data.completed)
+    build = partial(
+        person.build_recommendations, threshold=data.framework.settings.readiness_threshold
+    )
+    return await negotiate.chart_or_json(request, plan, build, media=media)
 
 
 @router.post("/v1/subjects/{ref}/what-if", summary="What-if evaluation", responses=ERRORS)
@@ -210,17 +263,28 @@ async def what_if(
     return service.bundle(data.framework, outcome, ref, moment, data.completed)
 
 
-@router.get("/v1/subjects/{ref}/history", summary="Score history", responses=ERRORS)
+@router.get(
+    "/v1/subjects/{ref}/history",
+    summary="Score history",
+    response_model=s.HistoryRead,
+    responses={**negotiate.chart_responses(), **ERRORS},
+)
 async def get_history(
     ref: SubjectRef,
     principal: AnalyticsRead,
     session: SessionDep,
     query: HistoryParams,
-) -> s.HistoryRead:
-    """The score as of each assessment date, and the level index's velocity per 90 days."""
-    return await service.history(
+    request: Request,
+) -> Response:
+    """The score as of each assessment date, and the level index's velocity per 90 days.
+
+    By `Accept`, a chart of the level index over time with the velocity.
+    """
+    media = negotiate.representation(request)
+    history = await service.history(
         session, principal, ref, framework=query.framework, track=query.track
     )
+    return await negotiate.chart_or_json(request, history, person.build_history, media=media)
 
 
 @router.post(
