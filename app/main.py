@@ -24,6 +24,7 @@ from app.auth.keycache import KeyCache, start_key_listener, stop_key_listener
 from app.auth.ratelimit import make_limiter
 from app.auth.router import router as api_keys_router
 from app.calibration.router import router as calibration_router
+from app.calibration.sessions import router as calibration_sessions_router
 from app.cohorts.router import router as cohorts_router
 from app.config import Settings, get_settings
 from app.db import create_engine, make_sessionmaker, unit_of_work
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scores_router,
         cohorts_router,
         calibration_router,
+        calibration_sessions_router,
         api_keys_router,
         audit_router,
         webhooks_router,
