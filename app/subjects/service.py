@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit.repository import record
 from app.auth.principal import Principal
 from app.bulk import BulkMode, BulkRefusal, refuse_all, validation_errors
+from app.calibration import sessions_repository as calibration_sessions
 from app.errors import Conflict, FieldError, NotFound
 from app.etags import check_if_match, guarded_update, make_etag
 from app.models import Subject, utcnow
@@ -84,6 +85,10 @@ async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
     # they committed. Responses tied to the subject (single creates) cascade with the person.
     await repo.erase(session, subject)
     cancelled, redacted = await webhooks.forget_subject(session, principal.tenant_id, subject.id)
+    # Their snapshot entries and proposals cascaded; sessions' rater tables may name them.
+    sessions = await calibration_sessions.forget_subject(
+        session, principal.tenant_id, lambda text: without_ref(text, ref)
+    )
     reports = 0
     for stored in await repo.stored_responses_naming(session, principal.tenant_id, ref):
         body = without_ref(stored.body, ref)
@@ -101,6 +106,7 @@ async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
             "webhook_deliveries_cancelled": cancelled,
             "webhook_deliveries_redacted": redacted,
             "stored_responses_redacted": reports,
+            "calibration_sessions_redacted": sessions,
         },
     )
 
