@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from app import csv_output
 from app.auth.dependencies import AnalyticsRead, SessionDep
+from app.auth.service import require_scope
 from app.calibration import schemas as s
 from app.calibration import service
 from app.errors import error_responses
@@ -94,7 +95,12 @@ async def rater_effects(
 
     Raters are compared only inside a connected group (linked by people and competencies they
     both rated); effects sum to zero over a group's raters with enough evidence.
+
+    With `record: true` (admin scope) the raters' effects are stored as the framework version's
+    latest estimate: scores of a framework with `rater_adjustment` preview or apply use it.
     """
+    if body.record:
+        require_scope(principal, "admin")  # recording changes the scores that use it
     answer = await service.rater_effects(session, principal, body)
     if format == "json":
         # Serialized once as built: letting FastAPI validate 100,000 people again took seconds.

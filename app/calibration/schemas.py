@@ -58,6 +58,11 @@ class RaterEffectsRequest(BaseModel):
     include_fair_averages: bool = Field(
         default=True, description="Per person the values and level index with effects removed."
     )
+    record: bool = Field(
+        default=False,
+        description="Also store the raters' effects as this framework version's latest estimate "
+        "(admin scope): scores of a framework with rater_adjustment preview or apply use it.",
+    )
 
 
 class Flag(BaseModel):
@@ -135,6 +140,12 @@ class FairAverages(BaseModel):
     people: list[FairPerson]
 
 
+class RecordedEstimate(BaseModel):
+    id: str
+    recorded_at: datetime
+    raters: int = Field(description="Raters stored (all statuses; effects of ok ones only).")
+
+
 class RaterEffectsResponse(BaseModel):
     framework: FrameworkRef
     as_of: datetime
@@ -150,3 +161,6 @@ class RaterEffectsResponse(BaseModel):
     agreement: list[Agreement]
     self_ratings: SelfFacet
     fair_averages: FairAverages | None
+    estimate: RecordedEstimate | None = Field(
+        default=None, description="The estimate stored when the request asked to record it."
+    )

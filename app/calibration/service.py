@@ -9,10 +9,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assessments import repository as assessments_repo
 from app.assessments.schemas import FrameworkRef
+from app.audit.repository import record as audit
 from app.auth.principal import Principal
+from app.calibration import estimates
 from app.calibration import schemas as s
 from app.cohorts import service as cohorts
 from app.cohorts.schemas import CohortFilter
+from app.frameworks import service as frameworks
 from app.models import utcnow
 from app.scores import present
 from app.scoring import Framework
@@ -54,10 +57,14 @@ async def rater_effects(
     refs = cohort.subjects.refs
     raters = _raters(names, result)
     raters.sort(key=lambda r: (r.group is None, r.group or 0, r.role, r.rater_ref))
+    window_days = (as_of - cohort.window_start).days
+    recorded = None
+    if body.record:
+        recorded = await _record(session, principal, fw, as_of, window_days, result, raters)
     return s.RaterEffectsResponse(
         framework=FrameworkRef(key=fw.key, version=fw.version),
         as_of=as_of,
-        window_days=(as_of - cohort.window_start).days,
+        window_days=window_days,
         unknown_refs=cohort.unknown_refs,
         skipped=cohort.skipped,
         thresholds=body.thresholds,
@@ -96,7 +103,53 @@ async def rater_effects(
             ],
         ),
         fair_averages=fair,
+        estimate=recorded,
     )
+
+
+async def _record(
+    session: AsyncSession,
+    principal: Principal,
+    fw: Framework,
+    as_of: datetime,
+    window_days: int,
+    result: RaterEffects,
+    raters: list[s.RaterEffect],
+) -> s.RecordedEstimate:
+    """Store the fit as the framework version's latest estimate, with an audit event."""
+    resolved = await frameworks.resolve(session, principal, fw.key, fw.version)
+    row = await estimates.record(
+        session,
+        principal.tenant_id,
+        framework_tenant_id=resolved.version.tenant_id,
+        framework_version_id=resolved.version.id,
+        framework_key=fw.key,
+        framework_version=fw.version,
+        as_of=as_of,
+        window_days=window_days,
+        sigma=_number(result.sigma),
+        raters=[
+            {
+                "role": r.role,
+                "rater_ref": r.rater_ref,
+                "status": r.status,
+                "effect": r.effect,
+                "standard_error": r.standard_error,
+                "group": r.group,
+            }
+            for r in raters
+        ],
+    )
+    ok = sum(1 for r in raters if r.status == "ok")
+    audit(
+        session,
+        principal,
+        "calibration.estimate_recorded",
+        "rater_effect_estimate",
+        str(row.id),
+        {"framework": fw.key, "version": fw.version, "raters": len(raters), "ok_raters": ok},
+    )
+    return s.RecordedEstimate(id=str(row.id), recorded_at=row.recorded_at, raters=len(raters))
 
 
 def _column(values: Any) -> list[float | None]:

@@ -24,8 +24,9 @@ from app.observability import metrics
 from app.scoring import Rating
 
 # What the score depends on besides the moment: subject id and revision, assessments revision
-# (or digest), framework version id and revision.
-Fingerprint = tuple[uuid.UUID, int, int, uuid.UUID, int]
+# (or digest), framework version id and revision, and the latest rater-effect estimate recorded
+# for the version ("id:revision", None when there is none).
+Fingerprint = tuple[uuid.UUID, int, int, uuid.UUID, int, str | None]
 # What a request chooses besides the subject: framework key, version number, track.
 Variant = tuple[str | None, int | None, str | None]
 

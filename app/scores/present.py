@@ -1,11 +1,13 @@
 """Turn the engine's plain results into API models (no I/O, no decisions)."""
 
-from dataclasses import replace
+import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from app.assessments.schemas import FrameworkRef
 from app.scores import schemas as s
 from app.scoring import Evaluation, Framework, GapAnalysis, Plan, ScoringSettings
+from app.scoring.calibration import SubjectAdjustment
 
 INDEX_FORMULA = "rank(attained level, 0 if none) + min(0.99, readiness for the next level); the top level scores its rank"
 CONFIDENCE_FORMULA = "coverage × (1 − 0.5 ^ distinct raters)"
@@ -22,6 +24,71 @@ def merge_settings(base: ScoringSettings, override: s.SettingsOverride | None) -
     return replace(base, **changes)
 
 
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """Recorded rater effects for one person's score: the framework's mode, the estimate used
+    (None: none recorded, scored as rated) and the adjusted ratings."""
+
+    mode: str  # preview | apply
+    estimate_id: uuid.UUID | None
+    recorded_at: datetime | None
+    as_of: datetime | None
+    result: SubjectAdjustment | None
+
+
+def adjustment_note(adj: Adjustment) -> s.RaterAdjustmentNote:
+    """The explanation of what the recorded rater effects did to each rating."""
+    if adj.result is None:
+        note = (
+            "No rater-effect estimate is recorded for this framework version: scored as rated "
+            "(as with rater_adjustment none). An admin records one with POST "
+            "/v1/calibration/rater-effects and record: true."
+        )
+    elif adj.mode == "apply":
+        note = (
+            "The score uses each rating's value: rated − the rater's recorded effect, clamped "
+            "to the scale; ratings not adjusted say why."
+        )
+    else:
+        note = (
+            "The score uses the ratings as rated; fair is the same score with each rating's "
+            "value (rated − the rater's recorded effect, clamped to the scale)."
+        )
+    return s.RaterAdjustmentNote(
+        mode=adj.mode,  # type: ignore[arg-type]
+        estimate_id=str(adj.estimate_id) if adj.estimate_id else None,
+        estimate_recorded_at=adj.recorded_at,
+        estimate_as_of=adj.as_of,
+        group=adj.result.group if adj.result else None,
+        note=note,
+        ratings=[
+            s.AdjustedRatingRead(
+                competency=n.rating.competency,
+                rater_ref=n.rating.rater_ref,
+                role=n.rating.role,
+                assessed_at=n.rating.assessed_at,
+                rated=n.rating.proficiency,
+                effect=n.effect,
+                value=n.value,
+                clamped=n.clamped,
+                reason=n.reason,  # type: ignore[arg-type]
+            )
+            for n in (adj.result.notes if adj.result else ())
+        ],
+    )
+
+
+def fair_score(fw: Framework, ev: Evaluation) -> s.FairScore:
+    """The adjusted evaluation's headline numbers (rater_adjustment preview)."""
+    return s.FairScore(
+        attained_level=level_ref(fw, ev.attained_level),
+        next_level=level_ref(fw, ev.next_level),
+        level_index=ev.level_index,
+        readiness_next=ev.level(ev.next_level).readiness if ev.next_level else None,
+        values={c.key: ev.values.get(c.key) for c in fw.competencies},
+    )
+
+
 def level_ref(fw: Framework, key: str | None) -> s.LevelRef | None:
     """A level as every response names one: key, name, rank and track (None stays None)."""
     if key is None:
@@ -35,9 +102,15 @@ def _framework_ref(fw: Framework) -> FrameworkRef:
 
 
 def score(
-    fw: Framework, ev: Evaluation, subject_ref: str | None, as_of: datetime | None
+    fw: Framework,
+    ev: Evaluation,
+    subject_ref: str | None,
+    as_of: datetime | None,
+    adjustment: Adjustment | None = None,
+    fair: Evaluation | None = None,
 ) -> s.ScoreRead:
-    """The score response, with the explanation that reproduces it."""
+    """The score response, with the explanation that reproduces it (and, for a framework with
+    rater_adjustment, the adjustment and the fair score beside it)."""
     agg = ev.aggregation
     competencies = []
     contributions: dict[str, list[s.ContributionRead]] = {}
@@ -119,6 +192,7 @@ def score(
         confidence=ev.confidence,
         levels=levels,
         competencies=competencies,
+        fair=fair_score(fw, fair) if fair is not None else None,
         explanation=s.Explanation(
             settings=s.SettingsRead(
                 readiness_threshold=settings.readiness_threshold,
@@ -126,6 +200,7 @@ def score(
                 gap_tolerance_mode=settings.gap_tolerance_mode,
                 window_days=settings.window_days,
                 role_weights=dict(settings.role_weights),
+                rater_adjustment=settings.rater_adjustment,
             ),
             window_start=as_of - timedelta(days=settings.window_days) if as_of else None,
             as_of=as_of,
@@ -152,6 +227,7 @@ def score(
                 )
                 for carried in fw.carried_maps
             ],
+            rater_adjustment=adjustment_note(adjustment) if adjustment else None,
         ),
     )
 

@@ -24,7 +24,15 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.frameworks.repository import visible_to
-from app.models import SYSTEM_TENANT_ID, Assessment, Framework, FrameworkVersion, Rating, Subject
+from app.models import (
+    SYSTEM_TENANT_ID,
+    Assessment,
+    Framework,
+    FrameworkVersion,
+    RaterEffectEstimate,
+    Rating,
+    Subject,
+)
 from app.scores.memo import Fingerprint
 from app.scoring import Rating as EngineRating
 
@@ -51,6 +59,8 @@ class ScoreInputs:
     track: str | None
     version: VersionRow | None
     ratings: list[EngineRating] | None
+    # The latest rater-effect estimate recorded for the version, as "id:revision" (or None).
+    estimate: str | None = None
 
     @property
     def fingerprint(self) -> Fingerprint | None:
@@ -62,6 +72,7 @@ class ScoreInputs:
             self.assessments_revision,
             self.version.id,
             self.version.revision,
+            self.estimate,
         )
 
 
@@ -74,7 +85,12 @@ WITH s AS (
       FROM subject
      WHERE tenant_id = $1::uuid AND external_ref = $2::text
 ), v AS (
-    SELECT fv.tenant_id, fv.framework_id, fv.id, fv.revision, fv.version
+    SELECT fv.tenant_id, fv.framework_id, fv.id, fv.revision, fv.version,
+           (SELECT e.id::text || ':' || e.revision
+              FROM rater_effect_estimate e
+             WHERE e.tenant_id = s.tenant_id AND e.framework_version_id = fv.id
+             ORDER BY e.recorded_at DESC, e.id DESC
+             LIMIT 1) AS estimate
       FROM s
       JOIN framework f
         ON f.key = coalesce($3::text, s.latest_framework_key)
@@ -88,7 +104,7 @@ WITH s AS (
      LIMIT 1
 )
 SELECT s.id, s.revision, s.assessments_revision, s.track,
-       v.tenant_id, v.framework_id, v.id, v.revision, v.version,
+       v.tenant_id, v.framework_id, v.id, v.revision, v.version, v.estimate,
        r.competency_key, r.proficiency, a.rater_ref, a.rater_role, a.assessed_at, a.sequence
   FROM s
   LEFT JOIN v ON true
@@ -99,7 +115,8 @@ SELECT s.id, s.revision, s.assessments_revision, s.track,
     ON a.tenant_id = s.tenant_id AND a.subject_id = s.id
    AND afv.tenant_id = v.tenant_id AND afv.framework_id = v.framework_id
    AND NOT coalesce(s.id = $5::uuid AND s.revision = $6::int AND s.assessments_revision = $7::int
-                    AND v.id = $8::uuid AND v.revision = $9::int, false)
+                    AND v.id = $8::uuid AND v.revision = $9::int
+                    AND v.estimate IS NOT DISTINCT FROM $10::text, false)
  ORDER BY a.assessed_at, a.sequence, a.id, r.competency_key
 """  # noqa: S608
 
@@ -117,7 +134,7 @@ async def score_inputs(
     if conn.dialect.name == "postgresql":
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
-        k = known or (None, None, None, None, None)
+        k = known or (None, None, None, None, None, None)
         rows = await driver.fetch(_PG_QUERY, tenant_id, ref, framework_key, version, *k)
         return _inputs(rows, known, digest=False)
     rows = list((await conn.execute(_generic_query(tenant_id, ref, framework_key, version))).all())
@@ -129,7 +146,7 @@ def _inputs(rows: Any, known: Fingerprint | None, *, digest: bool) -> ScoreInput
         return None
     first = rows[0]
     version = None if first[6] is None else VersionRow(*first[4:9])
-    inputs = ScoreInputs(first[0], first[1], first[2], first[3], version, None)
+    inputs = ScoreInputs(first[0], first[1], first[2], first[3], version, None, first[9])
     if digest or known is None or inputs.fingerprint != known:
         ratings = [
             EngineRating(
@@ -171,6 +188,7 @@ def _generic_query(
 ) -> Any:
     """The Postgres query's twin in SQLAlchemy Core (ratings always sent)."""
     sb = Subject.__table__.c  # type: ignore[attr-defined]
+    e = RaterEffectEstimate.__table__.c  # type: ignore[attr-defined]
     f = Framework.__table__.c  # type: ignore[attr-defined]
     fv = FrameworkVersion.__table__.alias("fv")  # type: ignore[attr-defined]
     afv = FrameworkVersion.__table__.alias("afv")  # type: ignore[attr-defined]
@@ -182,8 +200,22 @@ def _generic_query(
         .cte("s")
     )
     chosen = fv.c.status == "published" if version is None else fv.c.version == version
+    estimate = (
+        sa.select(sa.cast(e.id, sa.String) + ":" + sa.cast(e.revision, sa.String))
+        .where(e.tenant_id == s.c.tenant_id, e.framework_version_id == fv.c.id)
+        .order_by(e.recorded_at.desc(), e.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     v = (
-        sa.select(fv.c.tenant_id, fv.c.framework_id, fv.c.id, fv.c.revision, fv.c.version)
+        sa.select(
+            fv.c.tenant_id,
+            fv.c.framework_id,
+            fv.c.id,
+            fv.c.revision,
+            fv.c.version,
+            estimate.label("estimate"),
+        )
         .select_from(s)
         .join(
             Framework.__table__,  # type: ignore[attr-defined]
@@ -213,6 +245,7 @@ def _generic_query(
             v.c.id,
             v.c.revision,
             v.c.version,
+            v.c.estimate,
             r.c.competency_key,
             r.c.proficiency,
             a.c.rater_ref,

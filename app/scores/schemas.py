@@ -32,6 +32,11 @@ class SettingsRead(BaseModel):
     role_weights: dict[str, float] = Field(
         description="The weights used: the defaults merged with the framework's and the request's."
     )
+    rater_adjustment: Literal["none", "preview", "apply"] = Field(
+        default="none",
+        description="The framework's use of recorded rater effects: none, preview (the fair "
+        "block beside the score) or apply (the adjusted score is the score).",
+    )
 
 
 class SettingsOverride(BaseModel):
@@ -121,6 +126,61 @@ class CompetencyMapNote(BaseModel):
     entries: list[MapEntryNote]
 
 
+class AdjustedRatingRead(BaseModel):
+    competency: str
+    rater_ref: str
+    role: str
+    assessed_at: datetime
+    rated: float = Field(description="The proficiency as rated.")
+    effect: float | None = Field(
+        description="The rater's recorded effect, subtracted; null when not adjusted."
+    )
+    value: float = Field(
+        description="rated − effect, clamped to the scale (rated if not adjusted)."
+    )
+    clamped: bool = Field(description="rated − effect lay outside the scale and was clamped.")
+    reason: Literal[
+        "adjusted",
+        "self",
+        "calibrated",
+        "not_in_estimate",
+        "insufficient_data",
+        "not_comparable",
+        "outside_group",
+    ] = Field(
+        description="adjusted, or why not: self ratings are a facet of their own, calibrated "
+        "ratings are decisions, the rater is not in the estimate, has too little evidence, "
+        "shares no person with another rater, or belongs to another connected group than the "
+        "person's (effects of different groups are not comparable)."
+    )
+
+
+class RaterAdjustmentNote(BaseModel):
+    """How recorded rater effects entered this score (frameworks with rater_adjustment)."""
+
+    mode: Literal["preview", "apply"]
+    estimate_id: str | None = Field(description="The estimate used; null: none recorded.")
+    estimate_recorded_at: datetime | None
+    estimate_as_of: datetime | None = Field(description="End of the window the estimate fit.")
+    group: int | None = Field(
+        description="The person's connected group: that of most of their adjustable ratings."
+    )
+    note: str
+    ratings: list[AdjustedRatingRead] = Field(
+        description="Every rating of the person, as rated and as adjusted."
+    )
+
+
+class FairScore(BaseModel):
+    """The score with the recorded rater effects subtracted (rater_adjustment preview)."""
+
+    attained_level: LevelRef | None
+    next_level: LevelRef | None
+    level_index: float
+    readiness_next: float | None
+    values: dict[str, float | None] = Field(description="a_c by competency, adjusted.")
+
+
 class Explanation(BaseModel):
     """The inputs that produced every number, so a person can redo the arithmetic."""
 
@@ -149,6 +209,11 @@ class Explanation(BaseModel):
         "oldest first: per assessment, each new competency gets Σ weight·factor·rating / "
         "Σ weight over the map's sources it rated.",
     )
+    rater_adjustment: RaterAdjustmentNote | None = Field(
+        default=None,
+        description="Frameworks with rater_adjustment preview or apply: the estimate used and "
+        "each rating's effect subtracted.",
+    )
 
 
 class ScoreRead(BaseModel):
@@ -166,6 +231,11 @@ class ScoreRead(BaseModel):
     confidence: float
     levels: list[LevelScore]
     competencies: list[CompetencyScore]
+    fair: FairScore | None = Field(
+        default=None,
+        description="rater_adjustment preview with an estimate recorded: the score with the "
+        "raters' effects subtracted, beside this one.",
+    )
     explanation: Explanation
 
 

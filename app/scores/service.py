@@ -20,6 +20,7 @@ from app.assessments import repository as assessments_repo
 from app.assessments.schemas import FrameworkRef
 from app.audit.repository import record
 from app.auth.principal import Principal
+from app.calibration import estimates
 from app.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.frameworks import evolution
 from app.frameworks import service as frameworks
@@ -55,6 +56,7 @@ from app.scoring import (
     recommend,
     velocity_per_90_days,
 )
+from app.scoring.calibration import adjust_subject_ratings
 from app.scoring.engine import format_number
 from app.subjects import service as subjects
 
@@ -82,6 +84,10 @@ class Outcome:
     evaluation: Evaluation
     gaps: GapAnalysis | None
     plan: Plan | None
+    # A framework with rater_adjustment: what the recorded effects did, and with preview the
+    # evaluation of the adjusted ratings beside the plain one.
+    adjustment: present.Adjustment | None = None
+    fair: Evaluation | None = None
 
 
 def run(
@@ -127,6 +133,75 @@ def run(
     return Outcome(ev, ga, pl)
 
 
+def run_adjusted(
+    fw: Framework,
+    ratings: Sequence[Rating],
+    adjustment: present.Adjustment | None,
+    *,
+    as_of: datetime,
+    track: str | None,
+    settings: ScoringSettings | None = None,
+    overrides: Mapping[str, float] | None = None,
+    target_level: str | None = None,
+    budget_hours: float | None = None,
+    max_steps: int | None = None,
+    completed: Collection[str] = (),
+    query: bool = True,
+    parts: Parts = "plan",
+) -> Outcome:
+    """``run`` on the ratings as the framework's rater_adjustment wants them: as rated (none,
+    or no estimate recorded), adjusted (apply), or as rated with the adjusted score beside
+    (preview)."""
+
+    def go(chosen: Sequence[Rating], what: Parts) -> Outcome:
+        return run(
+            fw,
+            chosen,
+            as_of=as_of,
+            track=track,
+            settings=settings,
+            overrides=overrides,
+            target_level=target_level,
+            budget_hours=budget_hours,
+            max_steps=max_steps,
+            completed=completed,
+            query=query,
+            parts=what,
+        )
+
+    if adjustment is None or adjustment.result is None:
+        return replace(go(ratings, parts), adjustment=adjustment)
+    adjusted = adjustment.result.ratings
+    if adjustment.mode == "apply":
+        return replace(go(adjusted, parts), adjustment=adjustment)
+    fair = go(adjusted, "score").evaluation
+    return replace(go(ratings, parts), adjustment=adjustment, fair=fair)
+
+
+async def rater_adjustment(
+    session: AsyncSession,
+    principal: Principal,
+    fw: Framework,
+    estimate: str | None,
+    ratings: Sequence[Rating],
+) -> present.Adjustment | None:
+    """The recorded rater effects a framework with rater_adjustment scores by: the estimate the
+    score inputs named (the version's latest), applied to this person's ratings."""
+    mode = fw.settings.rater_adjustment
+    if mode == "none":
+        return None
+    row = None
+    if estimate is not None:
+        row = await estimates.get(session, principal.tenant_id, uuid.UUID(estimate.split(":")[0]))
+    if row is None:
+        return present.Adjustment(mode, None, None, None, None)
+    effects = await estimates.effects_of(
+        session, principal.tenant_id, row.id, {(r.role, r.rater_ref) for r in ratings}
+    )
+    result = adjust_subject_ratings(ratings, effects, fw.scale_min, fw.scale_max)
+    return present.Adjustment(mode, row.id, row.recorded_at, row.as_of, result)
+
+
 @dataclass(frozen=True, slots=True)
 class SubjectData:
     subject_id: uuid.UUID
@@ -134,6 +209,7 @@ class SubjectData:
     framework: Framework
     ratings: list[Rating]
     completed: list[str]
+    adjustment: present.Adjustment | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +301,16 @@ async def load_subject(
         if with_completed
         else []
     )
+    adjustment = await rater_adjustment(
+        session, principal, loaded.framework, loaded.inputs.estimate, loaded.inputs.ratings
+    )
     return SubjectData(
         loaded.inputs.subject_id,
         loaded.inputs.track,
         loaded.framework,
         loaded.inputs.ratings,
         completed,
+        adjustment,
     )
 
 
@@ -268,9 +348,10 @@ async def score_subject(
     """Everything the score, gaps, recommendations and what-if routes need (and no more)."""
     data = await load_subject(session, principal, ref, framework, with_completed=parts == "plan")
     moment = as_of or utcnow()
-    outcome = run(
+    outcome = run_adjusted(
         data.framework,
         data.ratings,
+        data.adjustment,
         as_of=moment,
         track=track if track is not None else data.track,
         settings=present.merge_settings(data.framework.settings, settings),
@@ -355,9 +436,13 @@ async def read_score(
     etag = make_etag(fingerprint, variant, span)
     if etag_matches(if_none_match, etag):
         return ScoreAnswer(None, etag, "not-modified")
-    outcome = run(
+    adjustment = await rater_adjustment(
+        session, principal, loaded.framework, inputs.estimate, inputs.ratings
+    )
+    outcome = run_adjusted(
         loaded.framework,
         inputs.ratings,
+        adjustment,
         as_of=moment,
         track=query.track if query.track is not None else inputs.track,
         parts="score",
@@ -365,13 +450,18 @@ async def read_score(
     window = timedelta(days=settings.window_days)
     template = None
     if memo.enabled:
-        rendered = render(present.score(loaded.framework, outcome.evaluation, ref, SENTINEL))
+        rendered = render(scored(loaded.framework, outcome, ref, SENTINEL))
         template = Template.cut(rendered, window)
     if template is None:  # not remembered (or, with insane data, not cut): render at the moment
-        body = render(present.score(loaded.framework, outcome.evaluation, ref, moment))
+        body = render(scored(loaded.framework, outcome, ref, moment))
         return ScoreAnswer(body, etag, "miss")
     memo.put(key, variant, Entry(fingerprint, *span, etag, template, memo.clock()))
     return ScoreAnswer(template.fill(moment), etag, "miss")
+
+
+def scored(fw: Framework, outcome: Outcome, ref: str | None, as_of: datetime) -> s.ScoreRead:
+    """The score response of an outcome, with its rater adjustment and fair score if any."""
+    return present.score(fw, outcome.evaluation, ref, as_of, outcome.adjustment, outcome.fair)
 
 
 async def history(
@@ -386,10 +476,14 @@ async def history(
     data = await load_subject(session, principal, ref, framework)
     chosen_track = track if track is not None else data.track
     moments = sorted({r.assessed_at for r in data.ratings})
+    ratings: Sequence[Rating] = data.ratings
+    adj = data.adjustment
+    if adj is not None and adj.result is not None and adj.mode == "apply":
+        ratings = adj.result.ratings  # every point with the effects recorded now
     points = []
     with engine_errors({UnknownTrack: ["query", "track"]}):
         for moment in moments:
-            ev = evaluate(data.framework, data.ratings, as_of=moment, track=chosen_track)
+            ev = evaluate(data.framework, ratings, as_of=moment, track=chosen_track)
             points.append(
                 s.HistoryPoint(
                     as_of=moment,
@@ -480,7 +574,7 @@ def bundle(
     assert outcome.gaps is not None, "bundle needs the gaps"
     assert outcome.plan is not None, "bundle needs the plan"
     return s.EvaluationRead(
-        score=present.score(fw, outcome.evaluation, ref, as_of),
+        score=scored(fw, outcome, ref, as_of),
         gaps=present.gaps(fw, outcome.gaps, ref),
         plan=present.plan(fw, outcome.plan, ref, excluded),
     )

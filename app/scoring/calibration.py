@@ -14,22 +14,27 @@ are a facet of their own: they are compared with the others' fair consensus, nev
 """
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from app.scoring.cohort import CohortRatings
-from app.scoring.model import RATER_ROLES
+from app.scoring.model import RATER_ROLES, Rating
 
 __all__ = [
+    "AdjustedRating",
     "Agreement",
     "CalibrationThresholds",
     "RaterEffects",
     "RaterFlag",
+    "RecordedEffect",
     "SelfRating",
+    "SubjectAdjustment",
+    "adjust_subject_ratings",
     "adjusted_ratings",
     "krippendorff_alpha_interval",
     "rater_effects",
@@ -622,3 +627,76 @@ def adjusted_ratings(ratings: CohortRatings, effects: RaterEffects) -> CohortRat
         sequence=ratings.sequence,
         n_subjects=ratings.n_subjects,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEffect:
+    """One rater of a recorded estimate: status, effect (None unless ``ok``) and group."""
+
+    status: str
+    effect: float | None
+    group: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustedRating:
+    """One rating as rated and as scored, with the effect subtracted and why (or why not).
+
+    ``reason``: adjusted | self | calibrated | not_in_estimate | insufficient_data |
+    not_comparable | outside_group."""
+
+    rating: Rating
+    value: float
+    effect: float | None
+    clamped: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectAdjustment:
+    """A person's ratings with the recorded effects subtracted, each explained."""
+
+    ratings: tuple[Rating, ...]
+    notes: tuple[AdjustedRating, ...]
+    group: int | None  # the person's connected group: that of most of their adjustable ratings
+
+
+def adjust_subject_ratings(
+    ratings: Sequence[Rating],
+    effects: Mapping[tuple[str, str], RecordedEffect],
+    scale_min: float,
+    scale_max: float,
+) -> SubjectAdjustment:
+    """Subtract each rater's recorded effect (keyed by (role, rater_ref)) from their ratings,
+    clamped to the scale. Self and calibrated ratings, raters the estimate does not know or
+    gives no effect, and raters of another connected group than the person's (their effects are
+    centred elsewhere, so not comparable) are left as rated."""
+    votes: Counter[int] = Counter()
+    for rating in ratings:
+        known = effects.get((rating.role, rating.rater_ref))
+        if known is not None and known.status == OK and known.group is not None:
+            votes[known.group] += 1
+    group = min(votes, key=lambda g: (-votes[g], g)) if votes else None
+    adjusted: list[Rating] = []
+    notes: list[AdjustedRating] = []
+    for rating in ratings:
+        known = effects.get((rating.role, rating.rater_ref))
+        if rating.role in ("self", "calibrated"):
+            reason = rating.role
+        elif known is None:
+            reason = "not_in_estimate"
+        elif known.status != OK or known.effect is None:
+            reason = known.status
+        elif known.group != group:
+            reason = "outside_group"
+        else:
+            reason = "adjusted"
+        if reason != "adjusted" or known is None or known.effect is None:
+            adjusted.append(rating)
+            notes.append(AdjustedRating(rating, rating.proficiency, None, False, reason))
+            continue
+        raw = rating.proficiency - known.effect
+        value = min(scale_max, max(scale_min, raw))
+        adjusted.append(replace(rating, proficiency=value))
+        notes.append(AdjustedRating(rating, value, known.effect, value != raw, reason))
+    return SubjectAdjustment(tuple(adjusted), tuple(notes), group)

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit.repository import record
 from app.auth.principal import Principal
 from app.bulk import BulkMode, BulkRefusal, refuse_all, validation_errors
+from app.calibration import estimates as rater_estimates
 from app.calibration import sessions_repository as calibration_sessions
 from app.errors import Conflict, FieldError, NotFound
 from app.etags import check_if_match, guarded_update, make_etag
@@ -89,6 +90,8 @@ async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
     sessions = await calibration_sessions.forget_subject(
         session, principal.tenant_id, lambda text: without_ref(text, ref)
     )
+    # As a rater, the person leaves every recorded rater-effect estimate (issue 17).
+    await rater_estimates.forget_rater(session, principal.tenant_id, ref)
     reports = 0
     for stored in await repo.stored_responses_naming(session, principal.tenant_id, ref):
         body = without_ref(stored.body, ref)

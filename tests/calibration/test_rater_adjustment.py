@@ -1,0 +1,325 @@
+"""The framework setting rater_adjustment (issue 17): scores use the latest recorded rater-effect
+estimate of their framework version, on Postgres and SQLite.
+
+A hand-computable design on the small framework (scale 0-3): managers m1, m2 and m3 rate three
+people alike on every competency, m1 one point above the other two; m1 alone also rates Dee, a
+newcomer peer rates Dee's coding beside m1, and Dee rates herself. The fit is exact: m1's effect
+is +2/3 and m2's and m3's −1/3 (centred on the group), so Dee's ratings by m1 lose 2/3 of a point.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from app.db import remember_tenant
+from app.frameworks.compile import compile_framework
+from app.frameworks.document import FrameworkDocument
+from app.scoring import Rating, evaluate
+from app.scoring.calibration import RecordedEffect, adjust_subject_ratings
+from tests.conftest import Tenant
+from tests.factories import small_framework
+
+pytestmark = pytest.mark.anyio
+
+AS_OF = "2026-11-01T00:00:00Z"
+KEY = "eng-ladder"
+BASE = {
+    "p1": {"coding": 1, "design": 2, "influence": 1},
+    "p2": {"coding": 2, "design": 1, "influence": 2},
+    "p3": {"coding": 2, "design": 2, "influence": 1},
+}
+DEE_BY_M1 = {"coding": 3, "design": 2, "influence": 0}  # influence 0 − 2/3 is clamped to 0
+M1 = 2 / 3
+THRESHOLDS = {"min_ratings": 3, "min_subjects": 3}
+
+
+def _framework(mode: str | None) -> dict[str, Any]:
+    doc = small_framework()
+    if mode is not None:
+        doc["settings"] = {"rater_adjustment": mode}
+    return doc
+
+
+def _assessment(ref: str, rater: str, role: str, values: dict[str, int]) -> dict[str, Any]:
+    return {
+        "subject_ref": ref,
+        "framework": {"key": KEY},
+        "rater_ref": rater,
+        "rater_role": role,
+        "assessed_at": "2026-09-01T00:00:00Z",
+        "ratings": [{"competency": k, "proficiency": v} for k, v in values.items()],
+    }
+
+
+async def seed(client: httpx.AsyncClient, tenant: Tenant, mode: str | None) -> None:
+    """The framework (published, with the mode), the people and their ratings."""
+    h = tenant.headers
+    r = await client.post("/v1/frameworks", json=_framework(mode), headers=h)
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/v1/frameworks/{KEY}/versions/1/publish", headers=h)
+    assert r.status_code == 200, r.text
+    people = [{"external_ref": ref, "track": "ic"} for ref in [*BASE, "dee", "m1"]]
+    assert (await client.post("/v1/subjects/bulk", json=people, headers=h)).status_code == 201
+    body = []
+    for ref, values in BASE.items():
+        for rater in ("m1", "m2", "m3"):
+            lift = 1 if rater == "m1" else 0
+            body.append(
+                _assessment(ref, rater, "manager", {k: v + lift for k, v in values.items()})
+            )
+    body.append(_assessment("dee", "m1", "manager", DEE_BY_M1))
+    body.append(_assessment("dee", "newbie", "peer", {"coding": 2}))
+    body.append(_assessment("dee", "dee", "self", {"coding": 3, "design": 3, "influence": 3}))
+    r = await client.post("/v1/assessments/bulk", json=body, headers=h)
+    assert r.status_code == 201, r.text
+
+
+async def record(client: httpx.AsyncClient, tenant: Tenant, **extra: Any) -> httpx.Response:
+    body = {
+        "framework": {"key": KEY},
+        "as_of": AS_OF,
+        "thresholds": THRESHOLDS,
+        "include_fair_averages": False,
+        "record": True,
+        **extra,
+    }
+    return await client.post("/v1/calibration/rater-effects", json=body, headers=tenant.headers)
+
+
+async def score(
+    client: httpx.AsyncClient, tenant: Tenant, ref: str = "dee", etag: str | None = None
+) -> httpx.Response:
+    headers = {**tenant.headers, **({"If-None-Match": etag} if etag else {})}
+    return await client.get(
+        f"/v1/subjects/{ref}/score", params={"framework": KEY, "as_of": AS_OF}, headers=headers
+    )
+
+
+def _values(answer: dict[str, Any]) -> dict[str, float | None]:
+    return {c["key"]: c["value"] for c in answer["competencies"]}
+
+
+def _dee_coding(m1_value: float) -> float:
+    """Dee's coding: manager m1 (weight 3) and peer newbie (weight 2, rated 2); self excluded
+    from the others' mean but weighted 1 in the value: (3·m1 + 2·2 + 1·3) / 6."""
+    return (3 * m1_value + 2 * 2 + 1 * 3) / 6
+
+
+async def test_apply_subtracts_each_raters_recorded_effect(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    await seed(client, tenant_a, "apply")
+    before = await score(client, tenant_a)
+    assert before.status_code == 200, before.text
+    note = before.json()["explanation"]["rater_adjustment"]
+    assert note["mode"] == "apply" and note["estimate_id"] is None and note["ratings"] == []
+    assert "No rater-effect estimate" in note["note"]
+    assert _values(before.json())["coding"] == pytest.approx(_dee_coding(3))
+    # The memo holds the score: the second read is a hit with the same ETag.
+    again = await score(client, tenant_a)
+    assert again.headers["ETag"] == before.headers["ETag"]
+
+    r = await record(client, tenant_a)
+    assert r.status_code == 200, r.text
+    raters = {x["rater_ref"]: x for x in r.json()["raters"]}
+    assert raters["m1"]["effect"] == pytest.approx(M1)
+    assert raters["m2"]["effect"] == pytest.approx(-1 / 3)
+    assert raters["newbie"]["status"] == "insufficient_data"
+    estimate = r.json()["estimate"]
+    assert estimate["raters"] == len(raters)
+
+    after = await score(client, tenant_a, etag=before.headers["ETag"])
+    assert after.status_code == 200  # the old ETag no longer holds: no 304, no stale memo
+    assert after.headers["ETag"] != before.headers["ETag"]
+    answer = after.json()
+    values = _values(answer)
+    assert values["coding"] == pytest.approx(_dee_coding(3 - M1))
+    assert values["design"] == pytest.approx((3 * (2 - M1) + 3) / 4)
+    assert values["influence"] == pytest.approx((3 * 0 + 3) / 4)  # clamped at the scale's 0
+    note = answer["explanation"]["rater_adjustment"]
+    assert note["estimate_id"] == estimate["id"] and note["group"] == 0
+    rows = {(x["rater_ref"], x["competency"]): x for x in note["ratings"]}
+    coding = rows[("m1", "coding")]
+    assert coding["rated"] == 3 and coding["effect"] == pytest.approx(M1)
+    assert coding["value"] == pytest.approx(coding["rated"] - coding["effect"])
+    assert coding["reason"] == "adjusted" and not coding["clamped"]
+    influence = rows[("m1", "influence")]
+    assert influence["value"] == 0 and influence["clamped"]
+    assert rows[("dee", "coding")]["reason"] == "self"
+    assert rows[("newbie", "coding")]["reason"] == "insufficient_data"
+    assert rows[("newbie", "coding")]["value"] == 2
+    # The contributions the engine reports carry the adjusted values.
+    m1 = next(c for c in answer["explanation"]["contributions"]["coding"] if c["rater_ref"] == "m1")
+    assert m1["proficiency"] == pytest.approx(3 - M1)
+    # Gaps follow the adjusted values too.
+    gaps = await client.get(
+        "/v1/subjects/dee/gaps", params={"framework": KEY, "as_of": AS_OF}, headers=tenant_a.headers
+    )
+    actual = {i["competency"]: i["actual"] for i in gaps.json()["items"]}
+    assert actual["coding"] == pytest.approx(_dee_coding(3 - M1))
+    # A person every manager rated keeps their plain mean: the three effects cancel.
+    p1 = _values((await score(client, tenant_a, "p1")).json())
+    assert p1["coding"] == pytest.approx(BASE["p1"]["coding"] + 1 / 3)
+
+
+async def test_preview_shows_the_fair_score_beside_the_plain_one(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    await seed(client, tenant_a, "preview")
+    plain = (await score(client, tenant_a)).json()
+    assert plain["fair"] is None
+    assert (await record(client, tenant_a)).status_code == 200
+    answer = (await score(client, tenant_a)).json()
+    assert _values(answer) == _values(plain)
+    assert answer["level_index"] == plain["level_index"]
+    assert answer["fair"]["values"]["coding"] == pytest.approx(_dee_coding(3 - M1))
+    assert answer["fair"]["values"]["influence"] == pytest.approx(0.75)
+    assert answer["fair"]["level_index"] <= plain["level_index"]
+    assert answer["explanation"]["rater_adjustment"]["mode"] == "preview"
+    what_if = await client.post(
+        "/v1/subjects/dee/what-if",
+        json={"framework": {"key": KEY}, "as_of": AS_OF, "changes": {"design": 3}},
+        headers=tenant_a.headers,
+    )
+    assert what_if.status_code == 200, what_if.text
+    fair = what_if.json()["score"]["fair"]
+    assert fair["values"]["design"] == 3 and fair["values"]["coding"] == pytest.approx(
+        _dee_coding(3 - M1)
+    )
+
+
+async def test_none_is_unaffected_by_a_recorded_estimate(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    await seed(client, tenant_a, None)
+    before = (await score(client, tenant_a)).json()
+    assert before["explanation"]["settings"]["rater_adjustment"] == "none"
+    assert (await record(client, tenant_a)).status_code == 200
+    after = (await score(client, tenant_a)).json()
+    assert after == before
+    assert after["fair"] is None and after["explanation"]["rater_adjustment"] is None
+
+
+async def test_estimates_stay_in_their_tenant_and_need_admin(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    await seed(client, tenant_a, "apply")
+    await seed(client, tenant_b, "apply")
+    analyst = await tenant_a.key("analytics:read")
+    r = await client.post(
+        "/v1/calibration/rater-effects",
+        json={"framework": {"key": KEY}, "as_of": AS_OF, "record": True},
+        headers={"Authorization": f"Bearer {analyst}"},
+    )
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith("application/problem+json")
+    note = (await score(client, tenant_a)).json()["explanation"]["rater_adjustment"]
+    assert note["estimate_id"] is None  # the refused request stored nothing
+    assert (await record(client, tenant_a)).status_code == 200
+    assert (await score(client, tenant_a)).json()["explanation"]["rater_adjustment"]["estimate_id"]
+    other = (await score(client, tenant_b)).json()
+    assert other["explanation"]["rater_adjustment"]["estimate_id"] is None
+    assert _values(other)["coding"] == pytest.approx(_dee_coding(3))
+    events = (await client.get("/v1/audit-events", headers=tenant_a.headers)).json()["items"]
+    assert any(e["action"] == "calibration.estimate_recorded" for e in events)
+
+
+async def test_erasing_a_rater_removes_them_from_the_estimate(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    await seed(client, tenant_a, "apply")
+    assert (await record(client, tenant_a)).status_code == 200
+    adjusted = await score(client, tenant_a)
+    assert _values(adjusted.json())["coding"] == pytest.approx(_dee_coding(3 - M1))
+    r = await client.delete("/v1/subjects/m1", headers=tenant_a.headers)
+    assert r.status_code == 204, r.text
+    after = await score(client, tenant_a)
+    assert after.headers["ETag"] != adjusted.headers["ETag"]
+    rows = after.json()["explanation"]["rater_adjustment"]["ratings"]
+    assert all(x["reason"] != "adjusted" for x in rows if x["rater_ref"] == "m1")
+    assert _values(after.json())["coding"] == pytest.approx(_dee_coding(3))
+    async with tenant_a.sessionmaker() as session:
+        remember_tenant(session, tenant_a.id)
+        conn = await session.connection()
+        left = await conn.execute(
+            text("SELECT count(*) FROM rater_effect_estimate_rater WHERE rater_ref = 'm1'")
+        )
+        assert left.scalar_one() == 0
+
+
+async def test_the_setting_round_trips_through_file_and_diff(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    h = tenant_a.headers
+    assert (
+        await client.post("/v1/frameworks", json=_framework(None), headers=h)
+    ).status_code == 201
+    assert (await client.post(f"/v1/frameworks/{KEY}/versions/1/publish", headers=h)).is_success
+    r = await client.post(
+        "/v1/frameworks/import", json=_framework("apply"), headers=h, params={"publish": "false"}
+    )
+    assert r.is_success, r.text
+    version = r.json()["version"]
+    exported = await client.get(f"/v1/frameworks/{KEY}/versions/{version}/export", headers=h)
+    assert "rater_adjustment" in exported.text and "apply" in exported.text
+    diff = await client.get(
+        f"/v1/frameworks/{KEY}/diff", params={"from": 1, "to": version}, headers=h
+    )
+    changes = [c for c in diff.json()["changes"] if c.get("field") == "rater_adjustment"]
+    assert [(c["section"], c["before"], c["after"]) for c in changes] == [
+        ("settings", "none", "apply")
+    ]
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="rater_adjustment"):
+        FrameworkDocument.model_validate(_framework("sometimes"))
+
+
+FW = compile_framework(FrameworkDocument.model_validate(small_framework()), 1)
+ROLES = ["self", "manager", "peer", "direct_report", "external", "calibrated"]
+STATUSES = ["ok", "insufficient_data", "not_comparable"]
+
+
+@st.composite
+def _ratings(draw: st.DrawFn) -> list[Rating]:
+    n = draw(st.integers(0, 12))
+    return [
+        Rating(
+            competency=draw(st.sampled_from(["coding", "design", "influence"])),
+            proficiency=float(draw(st.integers(0, 3))),
+            rater_ref=draw(st.sampled_from(["a", "b", "c", "d"])),
+            role=draw(st.sampled_from(ROLES)),
+            assessed_at=datetime(2026, draw(st.integers(1, 10)), 1, tzinfo=UTC),
+            sequence=i,
+        )
+        for i in range(n)
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ratings=_ratings(),
+    statuses=st.dictionaries(
+        st.tuples(st.sampled_from(ROLES), st.sampled_from(["a", "b", "c", "d"])),
+        st.tuples(st.sampled_from(STATUSES), st.integers(0, 2)),
+    ),
+)
+def test_all_effects_zero_apply_equals_none(
+    ratings: list[Rating], statuses: dict[tuple[str, str], tuple[str, int]]
+) -> None:
+    effects = {
+        k: RecordedEffect(status, 0.0 if status == "ok" else None, group)
+        for k, (status, group) in statuses.items()
+    }
+    adjusted = adjust_subject_ratings(ratings, effects, FW.scale_min, FW.scale_max)
+    as_of = datetime(2026, 11, 1, tzinfo=UTC)
+    assert evaluate(FW, adjusted.ratings, as_of=as_of, track="ic") == evaluate(
+        FW, ratings, as_of=as_of, track="ic"
+    )
+    assert all(n.value == n.rating.proficiency for n in adjusted.notes)
