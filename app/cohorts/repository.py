@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.assessments.repository import CHUNK, load_ratings
 from app.models import Subject
 
-__all__ = ["CHUNK", "CohortSubjects", "load_ratings", "load_subjects"]
+__all__ = ["CHUNK", "CohortSubjects", "load_attribute", "load_ratings", "load_subjects"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +65,19 @@ async def load_subjects(
         tracks=[r[3] for r in rows],
         levels=[r[4] for r in rows],
     )
+
+
+async def load_attribute(
+    session: AsyncSession, tenant_id: uuid.UUID, refs: Sequence[str], key: str
+) -> dict[str, str | None]:
+    """Each listed subject's value of one free attribute (None for a subject without it)."""
+    value = col(Subject.attributes)[key].as_string()
+    found: dict[str, str | None] = {}
+    unique = sorted(set(refs))
+    for start in range(0, len(unique), CHUNK):
+        chunk = unique[start : start + CHUNK]
+        query = select(Subject.external_ref, value).where(  # type: ignore[call-overload]
+            col(Subject.tenant_id) == tenant_id, col(Subject.external_ref).in_(chunk)
+        )
+        found.update((await session.exec(query)).all())
+    return found

@@ -143,6 +143,13 @@ async def evaluate(
     return answer
 
 
+async def attribute_values(
+    session: AsyncSession, principal: Principal, refs: list[str], attribute: str
+) -> dict[str, str | None]:
+    """Each cohort member's value of one attribute (e.g. team): what a chart groups people by."""
+    return await repo.load_attribute(session, principal.tenant_id, refs, attribute)
+
+
 def _scorable(
     fw: Framework, tracks: set[str | None], subjects: repo.CohortSubjects
 ) -> tuple[repo.CohortSubjects, list[s.SkippedSubject]]:
