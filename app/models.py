@@ -193,6 +193,7 @@ class Assessment(SQLModel, table=True):
             ["framework_version.tenant_id", "framework_version.id"],
         ),
         sa.Index(None, "tenant_id", "subject_id", "assessed_at"),
+        sa.Index(None, "tenant_id", "statement_id"),
         sa.CheckConstraint(
             "rater_role IN ('self', 'manager', 'peer', 'direct_report', 'external', 'calibrated')",
             name="rater_role",
@@ -210,6 +211,9 @@ class Assessment(SQLModel, table=True):
     assessed_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = _ts()
     sequence: int = Field(default=0, sa_type=sa.BigInteger)
+    # Provenance of an assessment made from an xAPI statement's score (migration 0014):
+    # voiding the statement removes it.
+    statement_id: uuid.UUID | None = Field(default=None)
 
 
 class Rating(SQLModel, table=True):
@@ -384,6 +388,9 @@ class LearningRecordSettings(SQLModel, table=True):
 
     tenant_id: uuid.UUID = Field(primary_key=True)
     account_home_pages: list[str] = Field(default_factory=list, sa_type=JSONDocument)
+    # Opt-in (migration 0014): result.score.scaled of a statement about a framework activity
+    # becomes an external rating of the competencies the activity develops.
+    result_ratings: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     updated_at: datetime = _ts()
 
 
