@@ -12,6 +12,8 @@ from app.charts import style
 from app.errors import InvalidInput
 
 LEVEL_INDEX_PER_90_DAYS: Final = "level index per 90 days"
+# Bar panels: the tile less the room their competency labels take.
+PANEL_WIDTH_PX: Final = style.TILE_WIDTH_PX - 200
 
 
 def _moment(value: str | None) -> str:
@@ -160,7 +162,7 @@ def _competency_panel(rows: list[dict[str, Any]], target_name: str) -> dict[str,
         },
         "resolve": {"scale": {"y": "independent"}},
         "spec": {
-            "width": style.TILE_WIDTH_PX - 200,
+            "width": PANEL_WIDTH_PX,
             "height": {"step": style.BAND_STEP_PX},
             "encoding": {"y": y},
             "layer": [
@@ -207,7 +209,7 @@ def _competency_panel(rows: list[dict[str, Any]], target_name: str) -> dict[str,
 def _readiness_panel(levels: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
     order = [lv["name"] for lv in levels]
     return {
-        "width": style.TILE_WIDTH_PX - 200,
+        "width": PANEL_WIDTH_PX,
         "height": {"step": style.BAND_STEP_PX},
         "layer": [
             {
@@ -304,7 +306,7 @@ def build_gaps(body: dict[str, Any]) -> dict[str, Any]:
     spec.update(
         {
             "data": {"values": rows},
-            "width": style.TILE_WIDTH_PX - 200,
+            "width": PANEL_WIDTH_PX,
             "height": {"step": style.BAND_STEP_PX},
             "mark": {"type": "bar"},
             "encoding": {
