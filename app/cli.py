@@ -586,6 +586,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown")
     p.set_defaults(func=_cmd_impact)
 
+    # ladder calibration export-grid | rater-effects | import-proposals
+    from app.calibration.commands import add_parser as add_calibration_commands
+
+    add_calibration_commands(sub)
+
     args = parser.parse_args(argv)
     args.func(args)
 

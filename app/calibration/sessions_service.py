@@ -315,6 +315,7 @@ async def _record_proposals(
     principal: Principal,
     row: CalibrationSession,
     items: Sequence[tuple[list[str | int], s.ProposalCreate]],
+    default_proposer: str | None = None,
 ) -> list[tuple[CalibrationProposal, CalibrationMember, bool]]:
     """Validate every item, then upsert each on (person, competency); nothing on any error."""
     resolved, fw = await _framework(session, principal, row)
@@ -327,14 +328,16 @@ async def _record_proposals(
             f"{len(errors)} invalid field(s) in the proposals; nothing was stored.",
             errors=errors[:1000],
         )
+    existing = {
+        (p.subject_id, p.competency_key): p
+        for p, _ in await repo.proposals(session, principal.tenant_id, row.id)
+    }
     now = utcnow()
     stored = []
     for _, item in items:
         member = members[item.subject_ref]
-        proposer = item.proposer or _actor(principal)
-        found = await repo.proposal(
-            session, principal.tenant_id, row.id, member.subject_id, item.competency
-        )
+        proposer = item.proposer or default_proposer or _actor(principal)
+        found = existing.get((member.subject_id, item.competency))
         created = found is None
         if found is None:
             found = CalibrationProposal(
@@ -358,14 +361,21 @@ async def _record_proposals(
             found.withdrawn_at, found.updated_at = None, now
         session.add(found)
         stored.append((found, member, created))
-        record(
-            session,
-            principal,
-            "calibration_proposal.recorded",
-            "calibration_session",
-            str(row.id),
-            {"subject_id": str(member.subject_id), "competency": item.competency},
-        )
+    # Ids and counts only: the reason is about the person and goes with them.
+    details: dict[str, Any] = {"proposals": len(stored)}
+    if len(stored) == 1:
+        details |= {
+            "subject_id": str(stored[0][1].subject_id),
+            "competency": items[0][1].competency,
+        }
+    record(
+        session,
+        principal,
+        "calibration_proposal.recorded",
+        "calibration_session",
+        str(row.id),
+        details,
+    )
     await session.flush()
     return stored
 
@@ -401,14 +411,19 @@ async def propose(
 
 
 async def import_proposals(
-    session: AsyncSession, principal: Principal, session_id: uuid.UUID, raw: bytes
+    session: AsyncSession,
+    principal: Principal,
+    session_id: uuid.UUID,
+    raw: bytes,
+    default_proposer: str | None = None,
 ) -> s.ProposalImport:
-    """Proposals from a CSV grid: every row with a proposed value, all or nothing."""
+    """Proposals from a CSV grid: every row with a proposed value, all or nothing (rows
+    without a proposer are the caller's: ``default_proposer``, else the API key's id)."""
     row = await _session(session, principal, session_id, lock="share")
     _open(row)
     items, rows = parse_csv(raw)
     if items:
-        await _record_proposals(session, principal, row, items)
+        await _record_proposals(session, principal, row, items, default_proposer)
     return s.ProposalImport(rows=rows, proposed=len(items), unchanged=rows - len(items))
 
 
