@@ -1,16 +1,22 @@
-"""HTTP routes of calibration (JSON, or CSV for the rater-effects and fair-averages tables)."""
+"""HTTP routes of calibration (JSON, CSV for the rater-effects and fair-averages tables, or a
+chart of the raters)."""
 
 import io
+import json
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from app import csv_output
 from app.auth.dependencies import AnalyticsRead, SessionDep
 from app.auth.service import require_scope
 from app.calibration import schemas as s
 from app.calibration import service
+from app.charts import calibration as calibration_chart
+from app.charts import negotiate
 from app.errors import error_responses
 
 router = APIRouter(prefix="/v1/calibration", tags=["calibration"])
@@ -29,6 +35,12 @@ RATER_COLUMNS = (
     "between_ratio",
     "within_ratio",
 )
+
+
+CHART_RESPONSES = negotiate.chart_responses(
+    "Rater effects as JSON, one table as CSV (`format=csv`), or a chart of the same numbers."
+)
+CHART_RESPONSES[200]["content"]["text/csv"] = {"schema": {"type": "string"}}
 
 
 def _cell(value: Any) -> Any:
@@ -74,19 +86,20 @@ def _csv(answer: s.RaterEffectsResponse, table: str) -> str:
     "/rater-effects",
     summary="Measure rater effects",
     response_model=s.RaterEffectsResponse,
-    responses={
-        **error_responses(401, 403, 404, 413, 422, 429, 503),
-        200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}},
-    },
+    responses={**error_responses(401, 403, 404, 413, 422, 429, 503), **CHART_RESPONSES},
 )
 async def rater_effects(
     principal: AnalyticsRead,
     session: SessionDep,
+    request: Request,
     body: Annotated[s.RaterEffectsRequest, Body()],
     format: Annotated[Literal["json", "csv"], Query(description="csv returns one table.")] = "json",
     table: Annotated[
         Literal["raters", "fair_averages"], Query(description="Which table as CSV.")
     ] = "raters",
+    chart: Annotated[
+        calibration_chart.Chart, Query(description="Which chart, when Accept asks for one.")
+    ] = "distributions",
 ) -> Response:
     """Each rater's leniency (+) or severity (−) in scale points with its standard error, from
     an additive model fitted by least squares (rating = person's level on the competency + rater
@@ -98,13 +111,21 @@ async def rater_effects(
 
     With `record: true` (admin scope) the raters' effects are stored as the framework version's
     latest estimate: scores of a framework with `rater_adjustment` preview or apply use it.
+
+    By `Accept` (with `format=json`), a chart (`chart`): each rater's distribution of ratings
+    beside the cohort's, or each rater's effect with its interval.
     """
+    media = negotiate.representation(request) if format == "json" else None
     if body.record:
         require_scope(principal, "admin")  # recording changes the scores that use it
     answer = await service.rater_effects(session, principal, body)
-    if format == "json":
+    if media == negotiate.JSON:
         # Serialized once as built: letting FastAPI validate 100,000 people again took seconds.
-        return Response(answer.model_dump_json(), media_type="application/json")
+        return Response(answer.model_dump_json(), media_type=media, headers=negotiate.VARY)
+    if media is not None:
+        decoded = await run_in_threadpool(json.loads, answer.model_dump_json())
+        build = partial(calibration_chart.build, chart=chart)
+        return await negotiate.chart(media, decoded, build)
     return Response(
         _csv(answer, table),
         media_type="text/csv",
