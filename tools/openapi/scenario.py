@@ -698,6 +698,82 @@ async def _evolution_and_calibration(rec: Recorder) -> None:
             "as_of": AS_OF,
         },
     )
+    await _calibration_session(rec)
+
+
+async def _calibration_session(rec: Recorder) -> None:
+    opened = await rec.call(
+        "POST",
+        "/v1/calibration/sessions",
+        "The product department's Q4 calibration: the snapshot is taken",
+        body={
+            "name": "Q4 product calibration",
+            "framework": LADDER,
+            "filter": {"attributes": {"department": "product"}},
+            "as_of": AS_OF,
+        },
+    )
+    session = {"session_id": opened.json()["id"]}
+    await rec.call("GET", "/v1/calibration/sessions", "Calibration sessions, newest first")
+    await rec.call(
+        "GET", "/v1/calibration/sessions/{session_id}", "The session and its snapshot", path=session
+    )
+    await rec.call(
+        "GET",
+        "/v1/calibration/sessions/{session_id}/rater-effects",
+        "Rater effects when the snapshot was taken",
+        path=session,
+    )
+    proposals = "/v1/calibration/sessions/{session_id}/proposals"
+    await rec.call(
+        "POST",
+        proposals,
+        "The panel raises Ada's stakeholder management, with its reason",
+        path=session,
+        body={
+            "subject_ref": "ada",
+            "competency": "stakeholder_management",
+            "value": 4,
+            "reason": "Led the pricing change through legal, sales and finance",
+            "proposer": "Product leadership panel",
+        },
+        alternatives={
+            "text/csv": "subject_ref,competency,proposed_value,reason\n"
+            "ada,stakeholder_management,4,Led the pricing change through legal and sales\n"
+        },
+    )
+    await rec.call(
+        "POST",
+        proposals,
+        "A proposal for Grace, withdrawn below",
+        path=session,
+        body={
+            "subject_ref": "grace",
+            "competency": "execution",
+            "value": 2,
+            "reason": "Two launches slipped this half",
+        },
+        record=False,
+    )
+    await rec.call(
+        "DELETE",
+        proposals + "/{subject_ref}/{competency}",
+        "The panel withdraws the proposal for Grace",
+        path={**session, "subject_ref": "grace", "competency": "execution"},
+    )
+    await rec.call("GET", proposals, "Proposals, standing and withdrawn", path=session)
+    await rec.call(
+        "GET",
+        "/v1/calibration/sessions/{session_id}/grid",
+        "The grid: people × competencies with the proposals (also as CSV)",
+        path=session,
+    )
+    await rec.call(
+        "POST",
+        "/v1/calibration/sessions/{session_id}/close",
+        "Close: the standing proposal becomes Ada's calibrated rating",
+        path=session,
+    )
 
 
 XAPI = {"X-Experience-API-Version": "1.0.3"}
