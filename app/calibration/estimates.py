@@ -67,6 +67,20 @@ async def get(
     return (await session.exec(stmt)).first()
 
 
+async def latest(
+    session: AsyncSession, tenant_id: uuid.UUID, framework_version_id: uuid.UUID
+) -> RaterEffectEstimate | None:
+    """The tenant's latest estimate for a framework version (what the score path uses)."""
+    e = RaterEffectEstimate
+    stmt = (
+        select(e)
+        .where(col(e.tenant_id) == tenant_id, col(e.framework_version_id) == framework_version_id)
+        .order_by(col(e.recorded_at).desc(), col(e.id).desc())
+        .limit(1)
+    )
+    return (await session.exec(stmt)).first()
+
+
 async def effects_of(
     session: AsyncSession,
     tenant_id: uuid.UUID,

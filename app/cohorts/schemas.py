@@ -1,7 +1,7 @@
 """API models of cohort evaluation."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -98,6 +98,13 @@ class SkippedSubject(BaseModel):
     reason: str = Field(max_length=500, description="Why the person could not be scored.")
 
 
+class CohortRaterAdjustment(BaseModel):
+    mode: Literal["preview", "apply"]
+    estimate_id: str | None = Field(description="null: none recorded, scored as rated.")
+    estimate_recorded_at: datetime | None
+    note: str
+
+
 class CohortResponse(BaseModel):
     framework: FrameworkRef
     as_of: datetime
@@ -111,3 +118,8 @@ class CohortResponse(BaseModel):
     summary: CohortSummary
     people: list[CohortPerson] | None
     heatmap: Heatmap | None
+    rater_adjustment: CohortRaterAdjustment | None = Field(
+        default=None,
+        description="Frameworks with rater_adjustment: the estimate used. With apply every "
+        "number above is scored from the adjusted ratings, exactly as each person's score is.",
+    )

@@ -22,6 +22,7 @@ from app.frameworks import service as frameworks
 from app.models import utcnow
 from app.observability import metrics
 from app.scores import present
+from app.scores import service as scores
 from app.scores.service import engine_errors
 from app.scoring import Framework, UnknownLevel
 from app.scoring.cohort import (
@@ -131,16 +132,30 @@ async def evaluate(
         as_of,
     )
     fw, subjects = cohort.framework, cohort.subjects
+    adjustment = await scores.cohort_rater_adjustment(
+        session, principal, fw, cohort.ratings, subjects.ids, (cohort.window_start, as_of)
+    )
+    ratings = adjustment.ratings if adjustment else cohort.ratings
     with engine_errors({UnknownLevel: ["body", "target_level"]}):
         scoring_started = time.perf_counter()
-        result = score_cohort(fw, cohort.ratings, as_of=as_of, tracks=subjects.tracks)
+        result = score_cohort(fw, ratings, as_of=as_of, tracks=subjects.tracks)
         metrics.record_scoring("cohort", time.perf_counter() - scoring_started)
         target_index = _targets(fw, result, body.target_level)
     answer = _respond(
         fw, body, subjects, cohort.unknown_refs, cohort.skipped, result, target_index, as_of
     )
     metrics.record_cohort(len(subjects.refs), time.perf_counter() - started)
-    return answer
+    if adjustment is None:
+        return answer
+    note = s.CohortRaterAdjustment(
+        mode=adjustment.mode,  # type: ignore[arg-type]
+        estimate_id=str(adjustment.estimate_id) if adjustment.estimate_id else None,
+        estimate_recorded_at=adjustment.recorded_at,
+        note=adjustment.note,
+    )
+    return CohortAnswer(
+        answer.response.model_copy(update={"rater_adjustment": note}), answer.people
+    )
 
 
 async def attribute_values(

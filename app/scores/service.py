@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+import numpy as np
 from pydantic import TypeAdapter
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -56,7 +57,8 @@ from app.scoring import (
     recommend,
     velocity_per_90_days,
 )
-from app.scoring.calibration import adjust_subject_ratings
+from app.scoring.calibration import adjust_cohort_ratings, adjust_subject_ratings
+from app.scoring.cohort import CohortRatings
 from app.scoring.engine import format_number
 from app.subjects import service as subjects
 
@@ -184,9 +186,11 @@ async def rater_adjustment(
     fw: Framework,
     estimate: str | None,
     ratings: Sequence[Rating],
+    window: tuple[datetime, datetime] | None,
 ) -> present.Adjustment | None:
     """The recorded rater effects a framework with rater_adjustment scores by: the estimate the
-    score inputs named (the version's latest), applied to this person's ratings."""
+    score inputs named (the version's latest), applied to this person's ratings (their group
+    voted over the ratings inside ``window``)."""
     mode = fw.settings.rater_adjustment
     if mode == "none":
         return None
@@ -198,7 +202,7 @@ async def rater_adjustment(
     effects = await estimates.effects_of(
         session, principal.tenant_id, row.id, {(r.role, r.rater_ref) for r in ratings}
     )
-    result = adjust_subject_ratings(ratings, effects, fw.scale_min, fw.scale_max)
+    result = adjust_subject_ratings(ratings, effects, fw.scale_min, fw.scale_max, window)
     return present.Adjustment(mode, row.id, row.recorded_at, row.as_of, result)
 
 
@@ -209,7 +213,7 @@ class SubjectData:
     framework: Framework
     ratings: list[Rating]
     completed: list[str]
-    adjustment: present.Adjustment | None = None
+    estimate: str | None = None  # the version's latest rater-effect estimate ("id:revision")
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,16 +305,13 @@ async def load_subject(
         if with_completed
         else []
     )
-    adjustment = await rater_adjustment(
-        session, principal, loaded.framework, loaded.inputs.estimate, loaded.inputs.ratings
-    )
     return SubjectData(
         loaded.inputs.subject_id,
         loaded.inputs.track,
         loaded.framework,
         loaded.inputs.ratings,
         completed,
-        adjustment,
+        loaded.inputs.estimate,
     )
 
 
@@ -348,13 +349,18 @@ async def score_subject(
     """Everything the score, gaps, recommendations and what-if routes need (and no more)."""
     data = await load_subject(session, principal, ref, framework, with_completed=parts == "plan")
     moment = as_of or utcnow()
+    merged = present.merge_settings(data.framework.settings, settings)
+    window = (moment - timedelta(days=merged.window_days), moment)
+    adjustment = await rater_adjustment(
+        session, principal, data.framework, data.estimate, data.ratings, window
+    )
     outcome = run_adjusted(
         data.framework,
         data.ratings,
-        data.adjustment,
+        adjustment,
         as_of=moment,
         track=track if track is not None else data.track,
-        settings=present.merge_settings(data.framework.settings, settings),
+        settings=merged,
         overrides=overrides,
         target_level=target_level,
         budget_hours=budget_hours,
@@ -437,7 +443,12 @@ async def read_score(
     if etag_matches(if_none_match, etag):
         return ScoreAnswer(None, etag, "not-modified")
     adjustment = await rater_adjustment(
-        session, principal, loaded.framework, inputs.estimate, inputs.ratings
+        session,
+        principal,
+        loaded.framework,
+        inputs.estimate,
+        inputs.ratings,
+        (moment - timedelta(days=settings.window_days), moment),
     )
     outcome = run_adjusted(
         loaded.framework,
@@ -459,6 +470,62 @@ async def read_score(
     return ScoreAnswer(template.fill(moment), etag, "miss")
 
 
+@dataclass(frozen=True, slots=True)
+class CohortAdjustment:
+    """A cohort's ratings as its framework's rater_adjustment scores them, and the estimate."""
+
+    ratings: CohortRatings
+    mode: str
+    estimate_id: uuid.UUID | None
+    recorded_at: datetime | None
+
+    @property
+    def note(self) -> str:
+        """What the estimate did to the cohort's numbers, in a sentence."""
+        if self.estimate_id is None:
+            return "No rater-effect estimate is recorded for this framework version: as rated."
+        if self.mode == "apply":
+            return "Each rating minus its rater's recorded effect, as each person's score uses."
+        return "As rated (preview): each person's score carries the fair score beside it."
+
+
+async def cohort_rater_adjustment(
+    session: AsyncSession,
+    principal: Principal,
+    fw: Framework,
+    ratings: CohortRatings,
+    subject_ids: Sequence[uuid.UUID],
+    window: tuple[datetime, datetime],
+) -> CohortAdjustment | None:
+    """The cohort's ratings with the version's latest recorded effects subtracted (apply; as
+    rated with preview or none recorded), row by row as each person's score subtracts them."""
+    mode = fw.settings.rater_adjustment
+    if mode == "none":
+        return None
+    resolved = await frameworks.resolve(session, principal, fw.key, fw.version)
+    row = await estimates.latest(session, principal.tenant_id, resolved.version.id)
+    if row is None:
+        return CohortAdjustment(ratings, mode, None, None)
+    if mode != "apply":
+        return CohortAdjustment(ratings, mode, row.id, row.recorded_at)
+    names = await assessments_repo.rater_names(
+        session, principal.tenant_id, subject_ids, window[0], window[1]
+    )
+    known = await estimates.effects_of(session, principal.tenant_id, row.id, names.values())
+    ids, inverse = np.unique(ratings.rater, return_inverse=True)
+    effect = np.full(ids.size, np.nan)
+    group = np.full(ids.size, -1, dtype=np.int64)
+    for i, rater_id in enumerate(ids.tolist()):
+        found = known.get(names.get(rater_id, ("", "")))
+        if found is not None and found.status == "ok" and found.effect is not None:
+            effect[i] = found.effect
+            group[i] = -1 if found.group is None else found.group
+    adjusted = adjust_cohort_ratings(
+        ratings, effect[inverse], group[inverse], fw.scale_min, fw.scale_max
+    )
+    return CohortAdjustment(adjusted, mode, row.id, row.recorded_at)
+
+
 def scored(fw: Framework, outcome: Outcome, ref: str | None, as_of: datetime) -> s.ScoreRead:
     """The score response of an outcome, with its rater adjustment and fair score if any."""
     return present.score(fw, outcome.evaluation, ref, as_of, outcome.adjustment, outcome.fair)
@@ -477,9 +544,12 @@ async def history(
     chosen_track = track if track is not None else data.track
     moments = sorted({r.assessed_at for r in data.ratings})
     ratings: Sequence[Rating] = data.ratings
-    adj = data.adjustment
+    adj = await rater_adjustment(
+        session, principal, data.framework, data.estimate, data.ratings, None
+    )
     if adj is not None and adj.result is not None and adj.mode == "apply":
-        ratings = adj.result.ratings  # every point with the effects recorded now
+        # Every point with the effects recorded now, the group voted over all the ratings.
+        ratings = adj.result.ratings
     points = []
     with engine_errors({UnknownTrack: ["query", "track"]}):
         for moment in moments:

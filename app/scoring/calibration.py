@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "RecordedEffect",
     "SelfRating",
     "SubjectAdjustment",
+    "adjust_cohort_ratings",
     "adjust_subject_ratings",
     "adjusted_ratings",
     "krippendorff_alpha_interval",
@@ -666,13 +668,20 @@ def adjust_subject_ratings(
     effects: Mapping[tuple[str, str], RecordedEffect],
     scale_min: float,
     scale_max: float,
+    window: tuple[datetime, datetime] | None = None,
 ) -> SubjectAdjustment:
     """Subtract each rater's recorded effect (keyed by (role, rater_ref)) from their ratings,
     clamped to the scale. Self and calibrated ratings, raters the estimate does not know or
     gives no effect, and raters of another connected group than the person's (their effects are
-    centred elsewhere, so not comparable) are left as rated."""
+    centred elsewhere, so not comparable) are left as rated. The person's group is that of most
+    of their ratings with an effect (the smaller group number on a tie), counted over the
+    ratings inside ``window`` (start, end] when given, as the cohort path counts them."""
     votes: Counter[int] = Counter()
     for rating in ratings:
+        if window is not None and not window[0] < rating.assessed_at <= window[1]:
+            continue
+        if rating.role in ("self", "calibrated"):
+            continue
         known = effects.get((rating.role, rating.rater_ref))
         if known is not None and known.status == OK and known.group is not None:
             votes[known.group] += 1
@@ -700,3 +709,32 @@ def adjust_subject_ratings(
         adjusted.append(replace(rating, proficiency=value))
         notes.append(AdjustedRating(rating, value, known.effect, value != raw, reason))
     return SubjectAdjustment(tuple(adjusted), tuple(notes), group)
+
+
+def adjust_cohort_ratings(
+    ratings: CohortRatings,
+    effect: Floats,
+    group: Int64s,
+    scale_min: float,
+    scale_max: float,
+) -> CohortRatings:
+    """``adjust_subject_ratings`` for many people at once: ``effect`` and ``group`` give each
+    row its rater's recorded effect (NaN: none, or not ok) and connected group (-1: none). The
+    person's group is voted over the rows given (the cohort's window), as the subject path
+    votes over the same window."""
+    role = ratings.role
+    eligible = np.isfinite(effect) & (group >= 0) & (role != _SELF) & (role != _CALIBRATED)
+    subject = ratings.subject_index.astype(np.int64)
+    person_group = np.full(max(ratings.n_subjects, 1), -1, dtype=np.int64)
+    if eligible.any():
+        n_groups = int(group[eligible].max()) + 1
+        pairs, votes = np.unique(subject[eligible] * n_groups + group[eligible], return_counts=True)
+        who, which = pairs // n_groups, pairs % n_groups
+        order = np.lexsort((which, -votes, who))  # most votes first, then the smaller group
+        first = np.ones(order.size, dtype=np.bool_)
+        first[1:] = who[order][1:] != who[order][:-1]
+        person_group[who[order][first]] = which[order][first]
+    applies = eligible & (group == person_group[subject])
+    proficiency = ratings.proficiency.copy()
+    proficiency[applies] = np.clip(proficiency[applies] - effect[applies], scale_min, scale_max)
+    return replace(ratings, proficiency=proficiency)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,12 @@ from app.db import remember_tenant
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import FrameworkDocument
 from app.scoring import Rating, evaluate
-from app.scoring.calibration import RecordedEffect, adjust_subject_ratings
+from app.scoring.calibration import (
+    RecordedEffect,
+    adjust_cohort_ratings,
+    adjust_subject_ratings,
+)
+from app.scoring.cohort import CohortRatings
 from tests.conftest import Tenant
 from tests.factories import small_framework
 
@@ -123,6 +129,7 @@ async def test_apply_subtracts_each_raters_recorded_effect(
     # The memo holds the score: the second read is a hit with the same ETag.
     again = await score(client, tenant_a)
     assert again.headers["ETag"] == before.headers["ETag"]
+    assert 'memo;desc="hit"' in again.headers["Server-Timing"]
 
     r = await record(client, tenant_a)
     assert r.status_code == 200, r.text
@@ -136,6 +143,7 @@ async def test_apply_subtracts_each_raters_recorded_effect(
     after = await score(client, tenant_a, etag=before.headers["ETag"])
     assert after.status_code == 200  # the old ETag no longer holds: no 304, no stale memo
     assert after.headers["ETag"] != before.headers["ETag"]
+    assert 'memo;desc="miss"' in after.headers["Server-Timing"]
     answer = after.json()
     values = _values(answer)
     assert values["coding"] == pytest.approx(_dee_coding(3 - M1))
@@ -162,6 +170,20 @@ async def test_apply_subtracts_each_raters_recorded_effect(
     )
     actual = {i["competency"]: i["actual"] for i in gaps.json()["items"]}
     assert actual["coding"] == pytest.approx(_dee_coding(3 - M1))
+    # The cohort evaluation scores the same adjusted ratings: each person as their score says.
+    cohort = await client.post(
+        "/v1/cohorts/evaluate",
+        json={"framework": {"key": KEY}, "as_of": AS_OF},
+        headers=tenant_a.headers,
+    )
+    assert cohort.status_code == 200, cohort.text
+    assert cohort.json()["rater_adjustment"]["estimate_id"] == estimate["id"]
+    for person in cohort.json()["people"]:
+        alone = (await score(client, tenant_a, person["subject_ref"])).json()
+        assert person["level_index"] == pytest.approx(alone["level_index"])
+        assert person["coverage"] == pytest.approx(alone["coverage"])
+    dee = next(p for p in cohort.json()["people"] if p["subject_ref"] == "dee")
+    assert dee["level_index"] == pytest.approx(answer["level_index"])
     # A person every manager rated keeps their plain mean: the three effects cancel.
     p1 = _values((await score(client, tenant_a, "p1")).json())
     assert p1["coding"] == pytest.approx(BASE["p1"]["coding"] + 1 / 3)
@@ -323,3 +345,51 @@ def test_all_effects_zero_apply_equals_none(
         FW, ratings, as_of=as_of, track="ic"
     )
     assert all(n.value == n.rating.proficiency for n in adjusted.notes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    people=st.lists(_ratings(), min_size=1, max_size=4),
+    recorded=st.dictionaries(
+        st.tuples(st.sampled_from(ROLES), st.sampled_from(["a", "b", "c", "d"])),
+        st.tuples(st.sampled_from(STATUSES), st.integers(0, 2), st.integers(-4, 4)),
+    ),
+)
+def test_the_cohort_adjusts_each_rating_as_the_person_path_does(
+    people: list[list[Rating]], recorded: dict[tuple[str, str], tuple[str, int, int]]
+) -> None:
+    effects = {
+        k: RecordedEffect(status, effect / 2 if status == "ok" else None, group)
+        for k, (status, group, effect) in recorded.items()
+    }
+    pairs = sorted({(r.role, r.rater_ref) for person in people for r in person})
+    rows = [(i, r) for i, person in enumerate(people) for r in person]
+    ids = [pairs.index((r.role, r.rater_ref)) for _, r in rows]
+    found = [effects.get(pair) for pair in pairs]
+    effect = np.array(
+        [f.effect if f is not None and f.effect is not None else np.nan for f in found]
+    )
+    group = np.array([f.group if f is not None and f.effect is not None else -1 for f in found])
+    cohort = CohortRatings(
+        subject_index=np.array([i for i, _ in rows], dtype=np.int32),
+        competency_index=np.array(
+            [[c.key for c in FW.competencies].index(r.competency) for _, r in rows],
+            dtype=np.int32,
+        ),
+        proficiency=np.array([r.proficiency for _, r in rows]),
+        role=np.array([ROLES.index(r.role) for _, r in rows], dtype=np.int8),
+        rater=np.array(ids, dtype=np.int64),
+        assessed_at=np.zeros(len(rows), dtype=np.int64),
+        sequence=np.array([r.sequence for _, r in rows], dtype=np.int64),
+        n_subjects=len(people),
+    )
+    index = np.array(ids, dtype=np.int64)
+    together = adjust_cohort_ratings(
+        cohort, effect[index] if rows else effect, group[index] if rows else group, 0, 3
+    )
+    alone = [
+        r.proficiency
+        for person in people
+        for r in adjust_subject_ratings(person, effects, 0, 3).ratings
+    ]
+    assert together.proficiency.tolist() == pytest.approx(alone)
