@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             post(admin, "/v1/subjects/bulk", json.dumps(people).encode())
             r = admin.put("/v1/learning-records/settings", json={"account_home_pages": [LMS]})
             r.raise_for_status()
+        w.db.analyze()  # statistics, as a database in service has them
         with httpx.Client(base_url=server.url, headers=lrs_headers, timeout=600) as lrs:
             for body in warm:
                 lrs.post("/xapi/statements", content=body).raise_for_status()

@@ -1,17 +1,20 @@
 """Queries for learning records: statements, actor mappings, the unmapped report."""
 
+import json
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, delete, update
+import sqlalchemy as sa
+from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.models import (
     SYSTEM_TENANT_ID,
+    Assessment,
     CompletedActivity,
     FrameworkVersion,
     LearningRecordAgent,
@@ -27,52 +30,85 @@ async def settings(session: AsyncSession, tenant_id: uuid.UUID) -> LearningRecor
     return await session.get(LearningRecordSettings, tenant_id)
 
 
-async def published_versions(
-    session: AsyncSession, tenant_id: uuid.UUID
-) -> list[tuple[uuid.UUID, uuid.UUID, int]]:
-    """(owner, version id, revision) of every published version the tenant sees: its own and
-    the built-in ones."""
-    stmt = select(FrameworkVersion.tenant_id, FrameworkVersion.id, FrameworkVersion.revision).where(
-        col(FrameworkVersion.tenant_id).in_([tenant_id, SYSTEM_TENANT_ID]),
-        FrameworkVersion.status == "published",
+@dataclass
+class Setup:
+    """What a list of statements needs to know of the tenant, read in one round trip."""
+
+    home_pages: set[str] = field(default_factory=set)
+    result_ratings: bool = False
+    by_ref: dict[str, uuid.UUID] = field(default_factory=dict)
+    by_mbox: dict[str, uuid.UUID] = field(default_factory=dict)
+    # (owner, version id, revision) of every published version the tenant sees: its own and
+    # the built-in ones.
+    versions: list[tuple[uuid.UUID, uuid.UUID, int]] = field(default_factory=list)
+
+
+def _row(kind: str, text: Any, first: Any, second: Any, number: Any) -> list[Any]:
+    return [sa.literal(kind, sa.String).label("kind"), text, first, second, number]
+
+
+async def setup(
+    session: AsyncSession, tenant_id: uuid.UUID, refs: Collection[str], sums: Collection[str]
+) -> Setup:
+    """The tenant's settings, the subjects these account names and mailbox sums name, and the
+    published framework versions, as one UNION ALL query."""
+    no_text, no_id, no_number = (
+        sa.cast(sa.null(), sa.String),
+        sa.cast(sa.null(), sa.Uuid),
+        sa.cast(sa.null(), sa.Integer),
     )
-    return [(owner, vid, revision) for owner, vid, revision in (await session.exec(stmt)).all()]
+    saved = LearningRecordSettings.__table__.c  # type: ignore[attr-defined]
+    version = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
+    parts = [
+        sa.select(
+            *_row(
+                "settings",
+                sa.cast(saved.account_home_pages, sa.String),
+                no_id,
+                no_id,
+                sa.cast(saved.result_ratings, sa.Integer),
+            )
+        ).where(saved.tenant_id == tenant_id),
+        sa.select(*_row("version", no_text, version.id, version.tenant_id, version.revision)).where(
+            version.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]), version.status == "published"
+        ),
+    ]
+    if refs:
+        subject = Subject.__table__.c  # type: ignore[attr-defined]
+        parts.append(
+            sa.select(*_row("ref", subject.external_ref, subject.id, no_id, no_number)).where(
+                subject.tenant_id == tenant_id, subject.external_ref.in_(list(refs))
+            )
+        )
+    if sums:
+        agent = LearningRecordAgent.__table__.c  # type: ignore[attr-defined]
+        parts.append(
+            sa.select(*_row("mbox", agent.mbox_sha1sum, agent.subject_id, no_id, no_number)).where(
+                agent.tenant_id == tenant_id, agent.mbox_sha1sum.in_(list(sums))
+            )
+        )
+    out = Setup()
+    for kind, text, first, second, number in await session.exec(sa.union_all(*parts)):
+        if kind == "settings":
+            out.home_pages = set(json.loads(text))
+            out.result_ratings = bool(number)
+        elif kind == "version":
+            out.versions.append((second, first, number))
+        elif kind == "ref":
+            out.by_ref[text] = first
+        else:
+            out.by_mbox[text] = first
+    return out
 
 
-async def activities_of(
+async def framework_content(
     session: AsyncSession, owner: uuid.UUID, version_id: uuid.UUID
-) -> list[dict[str, Any]]:
-    """The activities of one stored framework version, as stored."""
+) -> dict[str, Any]:
+    """One stored framework version's document."""
     stmt = select(FrameworkVersion.content).where(
         FrameworkVersion.tenant_id == owner, FrameworkVersion.id == version_id
     )
-    content = (await session.exec(stmt)).one()
-    return list(content.get("activities", []))
-
-
-async def subjects_by_ref(
-    session: AsyncSession, tenant_id: uuid.UUID, refs: Collection[str]
-) -> dict[str, uuid.UUID]:
-    """Subject ids by external ref, for the refs that exist."""
-    if not refs:
-        return {}
-    stmt = select(Subject.external_ref, Subject.id).where(
-        Subject.tenant_id == tenant_id, col(Subject.external_ref).in_(list(refs))
-    )
-    return {ref: sid for ref, sid in (await session.exec(stmt)).all()}
-
-
-async def subjects_by_mbox(
-    session: AsyncSession, tenant_id: uuid.UUID, sums: Collection[str]
-) -> dict[str, uuid.UUID]:
-    """Subject ids by the SHA-1 of a registered mailbox."""
-    if not sums:
-        return {}
-    stmt = select(LearningRecordAgent.mbox_sha1sum, LearningRecordAgent.subject_id).where(
-        LearningRecordAgent.tenant_id == tenant_id,
-        col(LearningRecordAgent.mbox_sha1sum).in_(list(sums)),
-    )
-    return {s: sid for s, sid in (await session.exec(stmt)).all()}
+    return dict((await session.exec(stmt)).one())
 
 
 async def agents_of(
@@ -121,38 +157,35 @@ async def statement(
     return await session.get(XapiStatement, (tenant_id, statement_id))
 
 
-async def completed_pairs(
-    session: AsyncSession, tenant_id: uuid.UUID, subject_ids: Collection[uuid.UUID]
-) -> set[tuple[uuid.UUID, str]]:
-    """(subject, activity key) of every completed activity of these subjects."""
-    if not subject_ids:
-        return set()
-    stmt = select(CompletedActivity.subject_id, CompletedActivity.activity_key).where(
-        CompletedActivity.tenant_id == tenant_id,
-        col(CompletedActivity.subject_id).in_(list(subject_ids)),
-    )
-    return {(sid, key) for sid, key in (await session.exec(stmt)).all()}
-
-
-async def add_new(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert many rows in one executemany statement, skipping any whose key a concurrent
-    request stored first (checked before, so only a race meets one)."""
+async def add_new(
+    session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]], returning: str
+) -> list[Any]:
+    """Insert many rows in one multi-row statement, skipping any whose key is stored already
+    (by a concurrent request, or earlier in the same list); answers ``returning`` of each row
+    that went in."""
     if not rows:
-        return
+        return []
     conn = await session.connection()
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table.__table__).on_conflict_do_nothing()
-    await conn.execute(stmt, list(rows))
+    columns = table.__table__.c
+    stmt = dialect.insert(table.__table__).on_conflict_do_nothing().returning(columns[returning])
+    return list((await conn.execute(stmt, list(rows))).scalars())
 
 
 async def void(session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[uuid.UUID]) -> int:
-    """Mark statements voided and remove the completions they recorded; how many went."""
+    """Mark statements voided and remove the completions and assessments they recorded; how
+    many completions went."""
     if not ids:
         return 0
     await session.exec(
         update(XapiStatement)
         .where(col(XapiStatement.tenant_id) == tenant_id, col(XapiStatement.id).in_(list(ids)))
         .values(voided=True)
+    )
+    await session.exec(
+        delete(Assessment).where(
+            col(Assessment.tenant_id) == tenant_id, col(Assessment.statement_id).in_(list(ids))
+        )
     )
     result = await session.exec(
         delete(CompletedActivity).where(
@@ -173,31 +206,22 @@ async def unmapped(session: AsyncSession, tenant_id: uuid.UUID) -> list[XapiUnma
     return list((await session.exec(stmt)).all())
 
 
-async def unmapped_counts(
-    session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[str]
-) -> dict[str, int]:
-    """How many statements each of these report lines has counted, for those that exist."""
-    stmt = select(XapiUnmapped.id, XapiUnmapped.statements).where(
-        XapiUnmapped.tenant_id == tenant_id, col(XapiUnmapped.id).in_(list(ids))
-    )
-    return {line_id: count for line_id, count in await session.exec(stmt)}
-
-
-async def count_more(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Add to the counts of existing report lines and move their last-seen times, in one
-    executemany."""
+async def count_unmapped(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Add report lines, or add to the counts of existing ones and move their last-seen
+    times, in one statement."""
     if not rows:
         return
-    table = XapiUnmapped.__table__  # type: ignore[attr-defined]
-    stmt = (
-        update(table)
-        .where(
-            table.c.tenant_id == bindparam("t"),
-            table.c.id == bindparam("line"),
-        )
-        .values(statements=table.c.statements + bindparam("more"), last_seen_at=bindparam("seen"))
-    )
     conn = await session.connection()
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    table = XapiUnmapped.__table__  # type: ignore[attr-defined]
+    stmt = dialect.insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.tenant_id, table.c.id],
+        set_={
+            "statements": table.c.statements + stmt.excluded.statements,
+            "last_seen_at": stmt.excluded.last_seen_at,
+        },
+    )
     await conn.execute(stmt, list(rows))
 
 

@@ -7,11 +7,13 @@ with them is the 400 xAPI clients expect, never a 422.
 
 import json
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Header, Query, Request, Response, Security
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.security.http import HTTPBase
 
 from app.auth.dependencies import (
@@ -24,10 +26,12 @@ from app.auth.dependencies import (
 )
 from app.config import Settings
 from app.errors import PROBLEM_JSON, BadRequest, FieldError, Problem, error_responses
+from app.models import LearningRecordSettings
 from app.subjects.router import SubjectRef
 from app.xapi import schemas as s
 from app.xapi import service
 from app.xapi.statements import (
+    answer_version,
     check_version_header,
     mbox_sha1,
     parse_batch,
@@ -45,8 +49,44 @@ basic = HTTPBase(
     "name).",
 )
 
+
+class XapiRoute(APIRoute):
+    """A route of /xapi: every answer carries X-Experience-API-Version, as the xAPI
+    specification requires of an LRS, problems included."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                response = await _problem(request, exc)
+            response.headers[VERSION_HEADER] = answer_version(request.headers.get(VERSION_HEADER))
+            return response
+
+        return answer
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    """The answer the app's own error handlers give ``exc``; unexpected errors are left to
+    the handler of last resort (it logs them)."""
+    handlers = request.app.exception_handlers
+    for kind in type(exc).__mro__:
+        if kind is Exception:
+            break
+        if kind in handlers:
+            return cast(Response, await handlers[kind](request, exc))
+    raise exc
+
+
 router = APIRouter(tags=["learning records"])
-xapi = APIRouter(prefix="/xapi", tags=["learning records"], dependencies=[Security(basic)])
+xapi = APIRouter(
+    prefix="/xapi",
+    tags=["learning records"],
+    dependencies=[Security(basic)],
+    route_class=XapiRoute,
+)
 
 BAD_STATEMENT: dict[int | str, dict[str, Any]] = {
     400: {
@@ -116,7 +156,7 @@ async def post_statements(
     """One statement or a list; answers their ids in order. A statement id sent before with
     the same content is a no-op, with other content 409 (and nothing of the request is kept).
     Completion verbs on a known activity IRI record the activity as completed."""
-    answer_version = check_version_header(version)
+    check_version_header(version)
     body = await _json_body(request)
     settings: Settings = request.app.state.settings
     most = settings.xapi_max_statements
@@ -128,7 +168,7 @@ async def post_statements(
     outcome = await service.receive(
         session, principal, parse_batch(body), unmapped_limit=settings.xapi_unmapped_limit
     )
-    return JSONResponse([str(i) for i in outcome.ids], headers={VERSION_HEADER: answer_version})
+    return JSONResponse([str(i) for i in outcome.ids])
 
 
 @xapi.put(
@@ -148,7 +188,7 @@ async def put_statement(
     version: VersionHeader = None,
 ) -> Response:
     """Store the statement under ``statementId``; 204 whether it is new or a replay."""
-    answer_version = check_version_header(version)
+    check_version_header(version)
     wanted = _statement_id(statement_id, "statementId")
     if wanted is None:
         raise BadRequest(
@@ -158,7 +198,7 @@ async def put_statement(
     statement = parse_statement(await _json_body(request), wanted)
     limit = request.app.state.settings.xapi_unmapped_limit
     await service.receive(session, principal, [statement], unmapped_limit=limit)
-    return Response(status_code=204, headers={VERSION_HEADER: answer_version})
+    return Response(status_code=204)
 
 
 @xapi.get(
@@ -177,7 +217,7 @@ async def get_statement(
     """A statement by ``statementId`` (404 once voided), or a voided one by
     ``voidedStatementId``. Only statements about a mapped person are kept; queries over many
     statements are not offered."""
-    answer_version = check_version_header(version)
+    check_version_header(version)
     wanted = _statement_id(statement_id, "statementId")
     voided = _statement_id(voided_statement_id, "voidedStatementId")
     if voided is None and wanted is not None:
@@ -190,9 +230,12 @@ async def get_statement(
             errors=[FieldError(loc=["query"], msg="exactly one id", type="missing")],
         )
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    return JSONResponse(
-        content,
-        headers={VERSION_HEADER: answer_version, "X-Experience-API-Consistent-Through": now},
+    return JSONResponse(content, headers={"X-Experience-API-Consistent-Through": now})
+
+
+def _settings_read(saved: LearningRecordSettings) -> s.LearningRecordSettingsRead:
+    return s.LearningRecordSettingsRead(
+        account_home_pages=list(saved.account_home_pages), result_ratings=saved.result_ratings
     )
 
 
@@ -202,9 +245,10 @@ async def get_statement(
     responses=error_responses(401, 403, 429, 503),
 )
 async def read_settings(principal: Admin, session: SessionDep) -> s.LearningRecordSettingsRead:
-    """The account homePages statements' actors are mapped by."""
+    """The account homePages statements' actors are mapped by, and whether results become
+    ratings."""
     saved = await service.get_settings(session, principal)
-    return s.LearningRecordSettingsRead(account_home_pages=list(saved.account_home_pages))
+    return _settings_read(saved)
 
 
 @router.put(
@@ -215,11 +259,14 @@ async def read_settings(principal: Admin, session: SessionDep) -> s.LearningReco
 async def write_settings(
     principal: Admin, session: SessionDep, body: s.LearningRecordSettingsUpdate
 ) -> s.LearningRecordSettingsRead:
-    """Replace the account homePages: an actor ``account`` with one of them and ``name`` equal
-    to a subject's external_ref is that subject."""
+    """Replace the settings: an actor ``account`` with one of these homePages and ``name``
+    equal to a subject's external_ref is that subject; ``result_ratings`` opts in to
+    ratings from ``result.score.scaled``."""
     pages = list(dict.fromkeys(body.account_home_pages))
-    saved = await service.put_settings(session, principal, pages)
-    return s.LearningRecordSettingsRead(account_home_pages=list(saved.account_home_pages))
+    saved = await service.put_settings(
+        session, principal, pages, result_ratings=body.result_ratings
+    )
+    return _settings_read(saved)
 
 
 @router.post(

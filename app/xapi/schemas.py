@@ -26,10 +26,19 @@ class LearningRecordSettingsUpdate(BaseModel):
         description="An actor `account` with one of these homePages maps to the subject whose "
         "external_ref is the account's `name`.",
     )
+    result_ratings: bool = Field(
+        default=False,
+        description="Opt-in: a statement's `result.score.scaled` about an activity a framework "
+        "names becomes an `external` rating (rater `xapi:<statement id>`) of each competency "
+        "the activity develops: min + scaled × (max − min) of the framework's scale, rounded "
+        "to the nearest scale value; a negative score counts as 0. Voiding the statement "
+        "removes it.",
+    )
 
 
 class LearningRecordSettingsRead(BaseModel):
     account_home_pages: list[str]
+    result_ratings: bool
 
 
 class MboxRegistration(BaseModel):

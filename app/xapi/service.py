@@ -9,6 +9,7 @@ what the voided statement recorded; every other verb (``failed`` among them) rec
 """
 
 import hashlib
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,9 +23,11 @@ from app.audit.repository import record
 from app.auth.principal import Principal
 from app.errors import Conflict, NotFound
 from app.models import (
+    Assessment,
     CompletedActivity,
     LearningRecordAgent,
     LearningRecordSettings,
+    Rating,
     XapiStatement,
     XapiUnmapped,
     utcnow,
@@ -36,9 +39,22 @@ from app.xapi.statements import COMPLETION_VERBS, VOIDED, Actor, Statement
 # The authority the service names on statements it stores: the API key that sent them.
 AUTHORITY_HOME_PAGE = "https://competency-ladder.dev/api-keys"
 
-# Activity IRI -> activity keys, per (framework version id, revision): a revision never changes.
-_IRI_INDEX: "OrderedDict[tuple[uuid.UUID, int], dict[str, frozenset[str]]]" = OrderedDict()
-_IRI_INDEX_MAX = 256
+# What the activities of a framework version stand for, per (version id, revision): a
+# revision never changes.
+_CATALOGUES: "OrderedDict[tuple[uuid.UUID, int], dict[str, tuple[Aligned, ...]]]" = OrderedDict()
+_CATALOGUES_MAX = 256
+RESULT_RATER_ROLE = "external"
+
+
+@dataclass(frozen=True, slots=True)
+class Aligned:
+    """A framework version's activity that an IRI names: what it develops, on which scale."""
+
+    owner: uuid.UUID
+    version_id: uuid.UUID
+    activity: str
+    competencies: tuple[str, ...]
+    scale: tuple[int, ...]  # the version's scale values, ascending
 
 
 @dataclass
@@ -51,6 +67,7 @@ class Outcome:
     completed: int = 0
     voided: int = 0
     unmapped: int = 0
+    ratings: int = 0
     completions_removed: int = 0
 
 
@@ -61,53 +78,59 @@ class _Unmapped:
     seen: list[datetime] = field(default_factory=list)
 
 
-def _index(activities: Sequence[dict[str, Any]]) -> dict[str, frozenset[str]]:
-    out: dict[str, set[str]] = {}
-    for act in activities:
+def _catalogue(
+    owner: uuid.UUID, version_id: uuid.UUID, content: dict[str, Any]
+) -> dict[str, tuple[Aligned, ...]]:
+    scale = tuple(sorted(int(point["value"]) for point in content.get("scale", [])))
+    out: dict[str, list[Aligned]] = {}
+    for act in content.get("activities", []):
+        aligned = Aligned(owner, version_id, act["key"], tuple(sorted(act["develops"])), scale)
         for iri in [act.get("iri"), *act.get("alternative_iris", [])]:
             if iri:
-                out.setdefault(iri, set()).add(act["key"])
-    return {iri: frozenset(keys) for iri, keys in out.items()}
+                out.setdefault(iri, []).append(aligned)
+    return {iri: tuple(found) for iri, found in out.items()}
 
 
-async def activity_index(session: AsyncSession, tenant_id: uuid.UUID) -> dict[str, set[str]]:
-    """Every activity IRI the tenant's published frameworks (and the built-in ones) name, with
-    the activity keys it stands for; documents are read only for versions not seen before."""
-    merged: dict[str, set[str]] = {}
-    for owner, version_id, revision in await repo.published_versions(session, tenant_id):
+async def activity_index(
+    session: AsyncSession, versions: Sequence[tuple[uuid.UUID, uuid.UUID, int]]
+) -> dict[str, list[Aligned]]:
+    """Every activity IRI these published versions name, with the activities it stands for;
+    documents are read only for versions not seen before."""
+    merged: dict[str, list[Aligned]] = {}
+    for owner, version_id, revision in versions:
         cache_key = (version_id, revision)
-        index = _IRI_INDEX.get(cache_key)
-        if index is None:
-            index = _index(await repo.activities_of(session, owner, version_id))
-            _IRI_INDEX[cache_key] = index
-            if len(_IRI_INDEX) > _IRI_INDEX_MAX:
-                _IRI_INDEX.popitem(last=False)
+        catalogue = _CATALOGUES.get(cache_key)
+        if catalogue is None:
+            content = await repo.framework_content(session, owner, version_id)
+            catalogue = _CATALOGUES[cache_key] = _catalogue(owner, version_id, content)
+            if len(_CATALOGUES) > _CATALOGUES_MAX:
+                _CATALOGUES.popitem(last=False)
         else:
-            _IRI_INDEX.move_to_end(cache_key)
-        for iri, keys in index.items():
-            merged.setdefault(iri, set()).update(keys)
+            _CATALOGUES.move_to_end(cache_key)
+        for iri, found in catalogue.items():
+            merged.setdefault(iri, []).extend(found)
     return merged
 
 
-async def _subjects_for(
-    session: AsyncSession, tenant_id: uuid.UUID, actors: list[Actor | None]
-) -> dict[Actor, uuid.UUID]:
+def scaled_to_scale(scaled: float, scale: Sequence[int]) -> int:
+    """A scaled score as a value of the scale: min + scaled × (max − min), then the nearest
+    scale value (a tie goes to the higher one). A negative score (xAPI allows −1..1) counts as
+    0, the scale's lowest value."""
+    low, high = scale[0], scale[-1]
+    target = low + max(scaled, 0.0) * (high - low)
+    return min(scale, key=lambda value: (abs(value - target), -value))
+
+
+def _subjects_for(setup: repo.Setup, actors: list[Actor | None]) -> dict[Actor, uuid.UUID]:
     """The subject each actor maps to, for those that map."""
-    saved = await repo.settings(session, tenant_id)
-    home_pages = set(saved.account_home_pages) if saved else set()
-    accounts = {a for a in actors if a and a.kind == "account" and a.home_page in home_pages}
-    mailboxes = {a for a in actors if a and a.mbox_sha1sum is not None}
-    by_ref = await repo.subjects_by_ref(session, tenant_id, {a.value for a in accounts})
-    by_sum = await repo.subjects_by_mbox(
-        session, tenant_id, {a.mbox_sha1sum for a in mailboxes if a.mbox_sha1sum}
-    )
     out: dict[Actor, uuid.UUID] = {}
-    for a in accounts:
-        if a.value in by_ref:
-            out[a] = by_ref[a.value]
-    for a in mailboxes:
-        if a.mbox_sha1sum in by_sum:
-            out[a] = by_sum[a.mbox_sha1sum]
+    for a in actors:
+        if a is None:
+            continue
+        if a.kind == "account" and a.home_page in setup.home_pages and a.value in setup.by_ref:
+            out[a] = setup.by_ref[a.value]
+        elif a.mbox_sha1sum is not None and a.mbox_sha1sum in setup.by_mbox:
+            out[a] = setup.by_mbox[a.mbox_sha1sum]
     return out
 
 
@@ -135,6 +158,17 @@ def _line_id(reason: str, actor: Actor | None, iri: str | None) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _refuse_changed(batch: Sequence[Statement], heads: dict[uuid.UUID, repo.StatementHead]) -> None:
+    """409 for a statement id stored before with other content."""
+    for st in batch:
+        seen = heads.get(st.id)
+        if seen is not None and seen.digest != st.digest:
+            raise Conflict(
+                f"Statement {st.id} was stored before with other content; a statement never "
+                "changes (void it and send a new one)."
+            )
+
+
 async def receive(
     session: AsyncSession, principal: Principal, batch: list[Statement], *, unmapped_limit: int
 ) -> Outcome:
@@ -146,34 +180,59 @@ async def receive(
     # The batch's ids and the statements it voids, in one look.
     referenced = {st.id for st in batch} | {st.voids for st in batch if st.voids}
     heads = await repo.statement_heads(session, tenant_id, referenced)
-    known = {st.id: heads[st.id] for st in batch if st.id in heads}
-    for st in batch:
-        seen = known.get(st.id)
-        if seen is not None and seen.digest != st.digest:
-            raise Conflict(
-                f"Statement {st.id} was stored before with other content; a statement never "
-                "changes (void it and send a new one)."
-            )
-    fresh = [st for st in batch if st.id not in known]
+    _refuse_changed(batch, heads)
+    fresh = [st for st in batch if st.id not in heads]
     outcome.replayed = len(batch) - len(fresh)
     if not fresh:
         return outcome
-    mapped = await _subjects_for(session, tenant_id, [st.actor for st in fresh])
-    actionable = [
-        st for st in fresh if st.verb in COMPLETION_VERBS and st.object_type == "Activity"
-    ]
-    actionable_ids = {st.id for st in actionable}
-    index = await activity_index(session, tenant_id) if actionable else {}
-    done = await repo.completed_pairs(
-        session, tenant_id, {mapped[st.actor] for st in actionable if st.actor in mapped}
+    actors = [st.actor for st in fresh]
+    setup = await repo.setup(
+        session,
+        tenant_id,
+        {a.value for a in actors if a and a.kind == "account"},
+        {a.mbox_sha1sum for a in actors if a and a.mbox_sha1sum},
     )
+    mapped = _subjects_for(setup, actors)
     now = utcnow()
-    statement_rows: list[dict[str, Any]] = []
+    statement_rows = [
+        {
+            "tenant_id": tenant_id,
+            "id": st.id,
+            "digest": st.digest,
+            "subject_id": mapped.get(st.actor) if st.actor else None,
+            "verb": st.verb,
+            "voids": st.voids,
+            "voided": False,
+            # Nothing of a statement about nobody known is kept but its id and digest.
+            "content": _stored_form(st, principal, now) if st.actor in mapped else None,
+            "stored_at": now,
+        }
+        for st in fresh
+    ]
+    stored = set(await repo.add_new(session, XapiStatement, statement_rows, "id"))
+    if len(stored) < len(fresh):
+        # A concurrent request stored some of these ids after our look: the insert waited for
+        # it to commit, so its rows are visible now. Same content is a replay, other a 409.
+        raced = {st.id for st in fresh} - stored
+        _refuse_changed(fresh, await repo.statement_heads(session, tenant_id, raced))
+        fresh = [st for st in fresh if st.id in stored]
+        outcome.replayed = len(batch) - len(fresh)
+    outcome.stored = len(fresh)
+    rating = setup.result_ratings
+    acting = [
+        st
+        for st in fresh
+        if st.object_type == "Activity"
+        and (st.verb in COMPLETION_VERBS or (rating and st.scaled_score is not None))
+    ]
+    index = await activity_index(session, setup.versions) if acting else {}
     completion_rows: list[dict[str, Any]] = []
+    assessment_rows: list[dict[str, Any]] = []
+    rating_rows: list[dict[str, Any]] = []
     to_void: set[uuid.UUID] = set()
     lines: dict[str, _Unmapped] = {}
 
-    def note(reason: str, actor: Actor | None, iri: str | None, at: datetime) -> None:
+    def note(reason: str, actor: Actor | None, iri: str | None) -> None:
         line_id = _line_id(reason, actor, iri)
         entry = lines.get(line_id)
         if entry is None:
@@ -189,111 +248,112 @@ async def receive(
                 }
             )
         entry.count += 1
-        entry.seen.append(at)
+        entry.seen.append(now)
         outcome.unmapped += 1
 
     batch_verbs = {st.id: st.verb for st in fresh}
     for st in fresh:
-        subject_id = mapped.get(st.actor) if st.actor else None
-        statement_rows.append(
-            {
-                "tenant_id": tenant_id,
-                "id": st.id,
-                "digest": st.digest,
-                "subject_id": subject_id,
-                "verb": st.verb,
-                "voids": st.voids,
-                "voided": False,
-                # Nothing of a statement about nobody known is kept but its id and digest.
-                "content": _stored_form(st, principal, now) if subject_id else None,
-                "stored_at": now,
-            }
-        )
         if st.voids is not None:
             target = heads.get(st.voids)
             target_verb = target.verb if target else batch_verbs.get(st.voids)
             # A voiding statement cannot itself be voided; a statement is voided once.
             if target_verb is not None and target_verb != VOIDED and not (target and target.voided):
                 to_void.add(st.voids)
-            continue
-        if st.id not in actionable_ids:
-            continue
+    for st in acting:
         assert st.object_id is not None  # an Activity's IRI
-        if subject_id is None:
-            note("unknown_actor", st.actor, st.object_id, now)
+        completes = st.verb in COMPLETION_VERBS
+        subject_id = mapped.get(st.actor) if st.actor else None
+        aligned = index.get(st.object_id, [])
+        if completes and subject_id is None:
+            note("unknown_actor", st.actor, st.object_id)
+        elif completes and not aligned:
+            note("unknown_activity", None, st.object_id)
+        if subject_id is None or not aligned:
             continue
-        keys = index.get(st.object_id)
-        if not keys:
-            note("unknown_activity", None, st.object_id, now)
-            continue
-        for key in sorted(keys):
-            if (subject_id, key) in done:
-                continue  # already recorded: the first record keeps its provenance
-            done.add((subject_id, key))
-            completion_rows.append(
+        at = st.timestamp or now
+        if completes:
+            # Skipped when already recorded: the first record keeps its provenance.
+            completion_rows.extend(
                 {
                     "tenant_id": tenant_id,
                     "subject_id": subject_id,
                     "activity_key": key,
-                    "completed_at": st.timestamp or now,
+                    "completed_at": at,
                     "created_at": now,
                     "statement_id": st.id,
                 }
+                for key in sorted({a.activity for a in aligned})
             )
-            outcome.completed += 1
-    await repo.add_new(session, XapiStatement, statement_rows)
-    await repo.add_new(session, CompletedActivity, completion_rows)
+        if rating and st.scaled_score is not None:
+            for a in aligned:
+                assessment_id = uuid.uuid4()
+                assessment_rows.append(
+                    {
+                        "tenant_id": tenant_id,
+                        "id": assessment_id,
+                        "subject_id": subject_id,
+                        "framework_tenant_id": a.owner,
+                        "framework_version_id": a.version_id,
+                        "rater_ref": f"xapi:{st.id}",
+                        "rater_role": RESULT_RATER_ROLE,
+                        # An assessment never lies in the future, whatever a clock said.
+                        "assessed_at": min(at, now),
+                        "created_at": now,
+                        "sequence": time.time_ns() + len(assessment_rows),
+                        "statement_id": st.id,
+                    }
+                )
+                proficiency = scaled_to_scale(st.scaled_score, a.scale)
+                rating_rows.extend(
+                    {
+                        "tenant_id": tenant_id,
+                        "assessment_id": assessment_id,
+                        "competency_key": key,
+                        "proficiency": proficiency,
+                        "evidence": f"xAPI statement {st.id}: result.score.scaled "
+                        f"{st.scaled_score:g} on activity {a.activity}",
+                        "confidence": None,
+                    }
+                    for key in a.competencies
+                )
+    outcome.completed = len(
+        await repo.add_new(session, CompletedActivity, completion_rows, "activity_key")
+    )
+    await repo.add_new(session, Assessment, assessment_rows, "id")
+    outcome.ratings = len(await repo.add_new(session, Rating, rating_rows, "competency_key"))
     outcome.completions_removed = await repo.void(session, tenant_id, to_void)
     outcome.voided = len(to_void)
-    outcome.stored = len(fresh)
     if lines:
-        await _report(session, tenant_id, lines, unmapped_limit)
+        await repo.count_unmapped(
+            session,
+            [
+                {
+                    **entry.line,
+                    "statements": entry.count,
+                    "first_seen_at": min(entry.seen),
+                    "last_seen_at": max(entry.seen),
+                }
+                for entry in lines.values()
+            ],
+        )
+        await repo.trim_unmapped(session, tenant_id, unmapped_limit)
     record(
         session,
         principal,
         "xapi.statements_received",
         "xapi_statement",
-        str(fresh[0].id),
+        str(fresh[0].id) if fresh else str(batch[0].id),
         {
             "stored": outcome.stored,
             "replayed": outcome.replayed,
             "completed": outcome.completed,
+            "ratings": outcome.ratings,
             "voided": outcome.voided,
             "unmapped": outcome.unmapped,
         },
     )
     await session.flush()
     return outcome
-
-
-async def _report(
-    session: AsyncSession, tenant_id: uuid.UUID, lines: dict[str, _Unmapped], limit: int
-) -> None:
-    counted = await repo.unmapped_counts(session, tenant_id, set(lines))
-    more = [
-        {
-            "t": tenant_id,
-            "line": line_id,
-            "more": entry.count,
-            "seen": max(entry.seen),
-        }
-        for line_id, entry in lines.items()
-        if line_id in counted
-    ]
-    new_rows = [
-        {
-            **entry.line,
-            "statements": entry.count,
-            "first_seen_at": min(entry.seen),
-            "last_seen_at": max(entry.seen),
-        }
-        for line_id, entry in lines.items()
-        if line_id not in counted
-    ]
-    await repo.count_more(session, more)
-    if new_rows:
-        await repo.add_new(session, XapiUnmapped, new_rows)
-        await repo.trim_unmapped(session, tenant_id, limit)
 
 
 async def statement(
@@ -313,17 +373,21 @@ async def statement(
 async def get_settings(session: AsyncSession, principal: Principal) -> LearningRecordSettings:
     """The tenant's settings (none saved: empty)."""
     saved = await repo.settings(session, principal.tenant_id)
-    return saved or LearningRecordSettings(tenant_id=principal.tenant_id, account_home_pages=[])
+    return saved or LearningRecordSettings(
+        tenant_id=principal.tenant_id, account_home_pages=[], result_ratings=False
+    )
 
 
 async def put_settings(
-    session: AsyncSession, principal: Principal, home_pages: list[str]
+    session: AsyncSession, principal: Principal, home_pages: list[str], *, result_ratings: bool
 ) -> LearningRecordSettings:
-    """Replace the account homePages actors are mapped by."""
+    """Replace the account homePages actors are mapped by, and the opt-in to ratings from
+    results."""
     saved = await repo.settings(session, principal.tenant_id)
     if saved is None:
         saved = LearningRecordSettings(tenant_id=principal.tenant_id)
     saved.account_home_pages = home_pages
+    saved.result_ratings = result_ratings
     saved.updated_at = utcnow()
     session.add(saved)
     record(
@@ -332,7 +396,7 @@ async def put_settings(
         "learning_records.settings_changed",
         "tenant",
         str(principal.tenant_id),
-        {"account_home_pages": len(home_pages)},
+        {"account_home_pages": len(home_pages), "result_ratings": result_ratings},
     )
     await session.flush()
     return saved

@@ -381,4 +381,11 @@ def check_version_header(value: str | None) -> str:
                 )
             ],
         )
-    return "2.0.0" if value.strip().startswith("2") else "1.0.3"
+    return answer_version(value)
+
+
+def answer_version(value: str | None) -> str:
+    """The X-Experience-API-Version of an answer to a request that sent ``value``: 2.0.0 to a
+    2.0.x client, 1.0.3 to every other (error answers included)."""
+    sent = (value or "").strip()
+    return "2.0.0" if SUPPORTED_VERSIONS.match(sent) and sent.startswith("2") else "1.0.3"

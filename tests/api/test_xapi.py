@@ -472,7 +472,7 @@ async def test_tenants_are_isolated(
     assert r.status_code == 200
     assert len(await completed(client, tenant_a)) == 1
     r = await client.get("/v1/learning-records/settings", headers=tenant_b.headers)
-    assert r.json() == {"account_home_pages": []}
+    assert r.json() == {"account_home_pages": [], "result_ratings": False}
 
 
 async def test_erasure_removes_statements_and_report_lines(
