@@ -91,6 +91,16 @@ def cohort_body(n: int, *, seed_value: int = 7, include_people: bool = True) -> 
     return body
 
 
+def json_cells(heatmap: dict[str, Any]) -> dict[tuple[str, str], float]:
+    """The JSON heatmap's values by (person, competency), where something is required."""
+    return {
+        (ref, c): v
+        for ref, row in zip(heatmap["subject_refs"], heatmap["values"], strict=True)
+        for c, v in zip(heatmap["competencies"], row, strict=True)
+        if v is not None
+    }
+
+
 def rows_of(svg: bytes, row_title: str) -> dict[tuple[str, str], dict[str, str]]:
     return {(m[row_title], m["Competency"]): m for m in marks(svg, "rect mark")}
 
@@ -101,13 +111,7 @@ def test_heatmap_draws_one_cell_per_person_and_competency_with_the_json_value() 
     assert_valid_spec(spec)
     svg = render.render(spec, "svg")
     drawn = rows_of(svg, "Person")
-    heatmap = body["heatmap"]
-    expected = {
-        (ref, c): v
-        for ref, row in zip(heatmap["subject_refs"], heatmap["values"], strict=True)
-        for c, v in zip(heatmap["competencies"], row, strict=True)
-        if v is not None
-    }
+    expected = json_cells(body["heatmap"])
     assert len(marks(svg, "rect mark")) == len(expected)
     assert set(drawn) == set(expected)
     for cell, value in expected.items():
@@ -246,13 +250,7 @@ async def test_cohort_route_answers_the_heatmap_as_svg_with_the_json_numbers(
     assert r.headers["content-type"].startswith(SVG)
     assert "accept" in r.headers["vary"].lower()
     drawn = rows_of(r.content, "Person")
-    heatmap = answer["heatmap"]
-    expected = {
-        (ref, c): v
-        for ref, row in zip(heatmap["subject_refs"], heatmap["values"], strict=True)
-        for c, v in zip(heatmap["competencies"], row, strict=True)
-        if v is not None
-    }
+    expected = json_cells(answer["heatmap"])
     assert expected and set(drawn) == set(expected)
     for cell, value in expected.items():
         assert number(drawn[cell]["Actual − required (points)"]) == pytest.approx(value, abs=1e-9)
@@ -295,12 +293,9 @@ async def test_cohort_route_levels_readiness_and_group_by_team(
     teams = {ref: team for ref, (_, _, team, _) in PEOPLE.items()} | {"frank": "growth"}
     by_team = await client.post(URL, json=BODY, headers=h, params={"group_by": "team"})
     assert by_team.status_code == 200, by_team.text
-    heatmap = answer["heatmap"]
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for ref, row in zip(heatmap["subject_refs"], heatmap["values"], strict=True):
-        for c, v in zip(heatmap["competencies"], row, strict=True):
-            if v is not None:
-                groups[teams[ref], c].append(v)
+    for (ref, c), v in json_cells(answer["heatmap"]).items():
+        groups[teams[ref], c].append(v)
     size = {t: list(teams.values()).count(t) for t in set(teams.values())}
     drawn_cells = rows_of(by_team.content, "Team")
     assert len(drawn_cells) == len(groups)
