@@ -305,6 +305,12 @@ async def test_cohort_route_levels_readiness_and_group_by_team(
             statistics.fmean(values), abs=1e-9
         )
 
+    # An attribute nobody has (its key may hold dots and dashes): one row for everyone.
+    nobody = await client.post(URL, json=BODY, headers=h, params={"group_by": "cost.centre-1"})
+    assert nobody.status_code == 200, nobody.text
+    rows = {row for row, _ in rows_of(nobody.content, "Cost.centre-1")}
+    assert rows == {f"(no cost.centre-1) ({len(teams)})"}
+
 
 @pytest.mark.anyio
 async def test_cohort_route_refuses_what_it_cannot_draw(
