@@ -98,6 +98,8 @@ async def list_sessions(
 async def get_session(
     principal: AnalyticsRead, session: SessionDep, session_id: SessionId
 ) -> Response:
+    """Its status and counts, each member's score when the snapshot was taken (a person
+    erased since is gone from it), and the rater effects of that moment."""
     answer = await service.get(session, principal, session_id)
     return Response(answer.model_dump_json(), media_type="application/json")
 

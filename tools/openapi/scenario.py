@@ -725,22 +725,30 @@ async def _calibration_session(rec: Recorder) -> None:
         path=session,
     )
     proposals = "/v1/calibration/sessions/{session_id}/proposals"
+    ada = {
+        "subject_ref": "ada",
+        "competency": "stakeholder_management",
+        "value": 4,
+        "reason": "Led the pricing change through legal, sales and finance",
+        "proposer": "Product leadership panel",
+    }
     await rec.call(
         "POST",
         proposals,
         "The panel raises Ada's stakeholder management, with its reason",
         path=session,
-        body={
-            "subject_ref": "ada",
-            "competency": "stakeholder_management",
-            "value": 4,
-            "reason": "Led the pricing change through legal, sales and finance",
-            "proposer": "Product leadership panel",
-        },
+        body=ada,
         alternatives={
             "text/csv": "subject_ref,competency,proposed_value,reason\n"
             "ada,stakeholder_management,4,Led the pricing change through legal and sales\n"
         },
+    )
+    await rec.call(
+        "POST",
+        proposals,
+        "The same proposal again changes nothing (200)",
+        path=session,
+        body=ada,
     )
     await rec.call(
         "POST",
