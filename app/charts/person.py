@@ -16,7 +16,7 @@ LEVEL_INDEX_PER_90_DAYS: Final = "level index per 90 days"
 PANEL_WIDTH_PX: Final = style.TILE_WIDTH_PX - 200
 
 
-def _moment(value: str | None) -> str:
+def moment_text(value: str | None) -> str:
     """An ISO timestamp as a short UTC date and time for a subtitle."""
     if not value:
         return "now"
@@ -123,7 +123,7 @@ def build_score(body: dict[str, Any], level: str | None = None) -> dict[str, Any
     below = sum(1 for r in rows if r["status"] != "meets the requirement")
     spec = style.base_spec(
         title=f"{_who(body)}: competencies against {target_name}",
-        subtitle=f"{_framework(body)} · as of {_moment(body.get('as_of'))} · "
+        subtitle=f"{_framework(body)} · as of {moment_text(body.get('as_of'))} · "
         f"level index {body['level_index']:.2f} · ◆ critical · ◐ blind spot",
         description=(
             f"Bars show {_who(body)}'s proficiency in each of {len(rows)} competencies expected "
@@ -428,7 +428,7 @@ def build_history(body: dict[str, Any]) -> dict[str, Any]:
             "as_of": point["as_of"],
             "level_index": point["level_index"],
             "attained": point["attained_level"]["name"] if point["attained_level"] else "none",
-            "aria": f"{_moment(point['as_of'])}: level index {point['level_index']:.2f}",
+            "aria": f"{moment_text(point['as_of'])}: level index {point['level_index']:.2f}",
         }
         for point in body["points"]
     ]
@@ -437,7 +437,7 @@ def build_history(body: dict[str, Any]) -> dict[str, Any]:
     last = points[-1]["as_of"] if points else None
     spec = style.base_spec(
         title=f"{_who(body)}: level index over time",
-        subtitle=f"{_framework(body)} · {len(points)} assessment dates up to {_moment(last)} · "
+        subtitle=f"{_framework(body)} · {len(points)} assessment dates up to {moment_text(last)} · "
         f"velocity {pace} {LEVEL_INDEX_PER_90_DAYS}",
         description=(
             f"{_who(body)}'s level index (attained level's rank plus readiness for the next) "

@@ -42,7 +42,8 @@ def accessible_svg(svg: str, spec: dict[str, Any]) -> str:
     """
     title = title_text(spec)
     desc = str(spec.get("description") or "")
-    digest = hashlib.blake2b(f"{title}\n{desc}".encode(), digest_size=4).hexdigest()
+    # From the description only: the subtitle's moment may be filled in after rendering.
+    digest = hashlib.blake2b(desc.encode(), digest_size=4).hexdigest()
     title_id, desc_id = f"chart-{digest}-title", f"chart-{digest}-desc"
     head_end = svg.index(">", svg.index("<svg")) + 1
     head = svg[:head_end]

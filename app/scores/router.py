@@ -11,8 +11,9 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from app import idempotency
 from app.assessments.schemas import FrameworkRef
 from app.auth.dependencies import AnalyticsRead, AssessmentsWrite, SessionDep
+from app.charts import memo as chart_memo
 from app.charts import negotiate, person
-from app.errors import error_responses
+from app.errors import NotFound, error_responses
 from app.idempotency import IdempotencyKey
 from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, next_page
 from app.schemas import Timestamp
@@ -142,21 +143,26 @@ async def get_score(
     # This worker's memo of rendered scores (created with the app); read here rather than
     # through a dependency of its own, which FastAPI would resolve on every read.
     memo: ScoreMemo = request.app.state.score_memo
-    answer = await service.read_score(
-        session, principal, ref, query, memo, negotiate.json_if_none_match(if_none_match, media)
-    )
-    headers = {
-        "ETag": negotiate.representation_etag(answer.etag, media),
-        "Server-Timing": f'memo;desc="{answer.outcome}"',
-        **negotiate.VARY,
-    }
+    charts = chart_memo.memo_of(request.app)
+    try:
+        answer = await service.read_score(
+            session, principal, ref, query, memo, negotiate.json_if_none_match(if_none_match, media)
+        )
+    except NotFound:
+        charts.forget((principal.tenant_id, ref))  # erased (or never there): keep nothing
+        raise
+    etag = negotiate.representation_etag(answer.etag, media)
+    headers = {"ETag": etag, "Server-Timing": f'memo;desc="{answer.outcome}"', **negotiate.VARY}
     if answer.body is None:
         return Response(status_code=304, headers=headers)
     if media == negotiate.JSON:
         return Response(answer.body, media_type="application/json", headers=headers)
-    return await negotiate.chart(
-        media, json.loads(answer.body), partial(person.build_score, level=level), headers
-    )
+    build = partial(person.build_score, level=level)
+    if media == negotiate.VEGA_LITE:
+        return await negotiate.chart(media, json.loads(answer.body), build, headers)
+    key = (principal.tenant_id, ref, answer.etag, level)
+    content = await chart_memo.image(charts, key, media, json.loads(answer.body), build)
+    return Response(content, media_type=media, headers=headers)
 
 
 @router.get(

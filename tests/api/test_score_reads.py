@@ -426,7 +426,7 @@ async def test_the_score_route_declares_etag_and_304(app: Any) -> None:
     }
     # The shared query parameters keep their names and order on every score read.
     names = [p["name"] for p in op["parameters"]]
-    assert names == ["ref", "framework", "version", "as_of", "track", "if-none-match"]
+    assert names == ["ref", "level", "framework", "version", "as_of", "track", "if-none-match"]
     expected = {
         "gaps": ["ref", "target_level", "framework", "version", "as_of", "track"],
         "recommendations": [

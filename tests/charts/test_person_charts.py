@@ -12,9 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.charts.memo import memo_of
 from app.charts.negotiate import CHART_TYPES, PNG, SVG, VEGA_LITE
 from app.charts.person import PANEL_WIDTH_PX
+from app.config import Settings
+from tests.api.test_score_reads import make_app
 from tests.api.test_scores import seed_pm
 from tests.charts.svg_marks import SVG_NS, assert_valid_spec, parse
 from tests.conftest import Tenant
@@ -245,3 +250,38 @@ async def test_each_representation_has_its_own_etag(
             if other != media:
                 r = await client.get(url, headers={**h, "Accept": other, "If-None-Match": etag})
                 assert r.status_code == 200, (media, other)
+
+
+async def test_remembered_svg_is_a_fresh_rendering_at_the_new_moment(
+    client: httpx.AsyncClient,
+    app: Any,
+    seeded: Tenant,
+    settings: Settings,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Two moments with the same numbers: the second SVG comes from the memo with its own
+    "as of", and is byte for byte what a worker without memo renders."""
+    h = {**seeded.headers, "Accept": SVG}
+    first = await client.get(PATHS["score"], params={"as_of": "2026-11-01T00:00:00Z"}, headers=h)
+    second = await client.get(PATHS["score"], params={"as_of": "2026-11-02T08:30:00Z"}, headers=h)
+    assert first.headers["etag"] == second.headers["etag"]  # the same numbers
+    assert "2026-11-02 08:30 UTC" in second.text and "2026-11-01" not in second.text
+    cold = make_app(settings, engine, sessionmaker, score_cache_mb=0)
+    transport = httpx.ASGITransport(app=cold)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as fresh:
+        again = await fresh.get(PATHS["score"], params={"as_of": "2026-11-02T08:30:00Z"}, headers=h)
+    assert again.content == second.content
+    assert len(memo_of(app)) == 1
+    assert len(memo_of(cold)) == 0
+
+
+async def test_erasing_the_subject_forgets_its_charts(
+    client: httpx.AsyncClient, seeded: Tenant, app: Any
+) -> None:
+    r = await client.get(PATHS["score"], headers={**seeded.headers, "Accept": SVG})
+    assert r.status_code == 200 and len(memo_of(app)) == 1
+    assert (await client.delete("/v1/subjects/emp-1", headers=seeded.headers)).status_code == 204
+    r = await client.get(PATHS["score"], headers={**seeded.headers, "Accept": SVG})
+    assert r.status_code == 404
+    assert len(memo_of(app)) == 0
