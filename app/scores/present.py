@@ -232,7 +232,21 @@ def score(
     )
 
 
-def gaps(fw: Framework, ga: GapAnalysis, subject_ref: str | None) -> s.GapsRead:
+def fair_gaps(ga: GapAnalysis | None) -> s.FairGaps | None:
+    """The adjusted gap analysis's headline numbers (rater_adjustment preview)."""
+    if ga is None:
+        return None
+    return s.FairGaps(
+        readiness=ga.readiness,
+        meets=ga.meets,
+        gap_count=ga.gap_count,
+        critical_gap_count=ga.critical_gap_count,
+    )
+
+
+def gaps(
+    fw: Framework, ga: GapAnalysis, subject_ref: str | None, fair: GapAnalysis | None = None
+) -> s.GapsRead:
     """The gap analysis response."""
     return s.GapsRead(
         subject_ref=subject_ref,
@@ -264,10 +278,17 @@ def gaps(fw: Framework, ga: GapAnalysis, subject_ref: str | None) -> s.GapsRead:
         strengths=list(ga.strengths),
         blind_spots=list(ga.blind_spots),
         hidden_strengths=list(ga.hidden_strengths),
+        fair=fair_gaps(fair),
     )
 
 
-def plan(fw: Framework, p: Plan, subject_ref: str | None, excluded: list[str]) -> s.PlanRead:
+def plan(
+    fw: Framework,
+    p: Plan,
+    subject_ref: str | None,
+    excluded: list[str],
+    fair: GapAnalysis | None = None,
+) -> s.PlanRead:
     """The development plan response."""
     iris = {a.key: a.iri for a in fw.activities}
     return s.PlanRead(
@@ -298,4 +319,5 @@ def plan(fw: Framework, p: Plan, subject_ref: str | None, excluded: list[str]) -
         stop_reason=p.stop_reason,
         message=p.message,
         excluded_activities=excluded,
+        fair=fair_gaps(fair),
     )

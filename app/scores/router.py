@@ -196,7 +196,7 @@ async def get_gaps(
         parts="gaps",
     )
     assert outcome.gaps is not None
-    gaps = present.gaps(data.framework, outcome.gaps, ref)
+    gaps = present.gaps(data.framework, outcome.gaps, ref, outcome.fair_gaps)
     return await negotiate.chart_or_json(request, gaps, person.build_gaps, media=media)
 
 
@@ -237,7 +237,7 @@ async def get_recommendations(
         max_steps=max_steps,
     )
     assert outcome.plan is not None
-    plan = present.plan(data.framework, outcome.plan, ref, data.completed)
+    plan = present.plan(data.framework, outcome.plan, ref, data.completed, outcome.fair_gaps)
     build = partial(
         person.build_recommendations, threshold=data.framework.settings.readiness_threshold
     )

@@ -255,6 +255,15 @@ class GapItemRead(BaseModel):
     spread: float
 
 
+class FairGaps(BaseModel):
+    """Readiness toward the target with the recorded rater effects subtracted (preview)."""
+
+    readiness: float | None
+    meets: bool | None
+    gap_count: int
+    critical_gap_count: int
+
+
 class GapsRead(BaseModel):
     subject_ref: str | None
     framework: FrameworkRef
@@ -268,6 +277,11 @@ class GapsRead(BaseModel):
     strengths: list[str]
     blind_spots: list[str]
     hidden_strengths: list[str]
+    fair: FairGaps | None = Field(
+        default=None,
+        description="rater_adjustment preview with an estimate recorded: the same toward the "
+        "target with the raters' effects subtracted.",
+    )
 
 
 class PlanStepRead(BaseModel):
@@ -301,6 +315,11 @@ class PlanRead(BaseModel):
     excluded_activities: list[str] = Field(
         description="Completed activities not recommended again."
     )
+    fair: FairGaps | None = Field(
+        default=None,
+        description="rater_adjustment preview with an estimate recorded: where the subject "
+        "stands toward the target with the raters' effects subtracted (the plan is as rated).",
+    )
 
 
 class EvaluationRead(BaseModel):
@@ -318,6 +337,11 @@ class HistoryPoint(BaseModel):
     level_index: float
     readiness_next: float | None
     confidence: float
+    fair_level_index: float | None = Field(
+        default=None,
+        description="rater_adjustment preview with an estimate recorded: the level index with "
+        "the latest estimate's effects subtracted.",
+    )
 
 
 class HistoryRead(BaseModel):

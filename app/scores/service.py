@@ -90,6 +90,7 @@ class Outcome:
     # evaluation of the adjusted ratings beside the plain one.
     adjustment: present.Adjustment | None = None
     fair: Evaluation | None = None
+    fair_gaps: GapAnalysis | None = None
 
 
 def run(
@@ -176,8 +177,10 @@ def run_adjusted(
     adjusted = adjustment.result.ratings
     if adjustment.mode == "apply":
         return replace(go(adjusted, parts), adjustment=adjustment)
-    fair = go(adjusted, "score").evaluation
-    return replace(go(ratings, parts), adjustment=adjustment, fair=fair)
+    fair = go(adjusted, "score" if parts == "score" else "gaps")
+    return replace(
+        go(ratings, parts), adjustment=adjustment, fair=fair.evaluation, fair_gaps=fair.gaps
+    )
 
 
 async def rater_adjustment(
@@ -547,13 +550,22 @@ async def history(
     adj = await rater_adjustment(
         session, principal, data.framework, data.estimate, data.ratings, None
     )
-    if adj is not None and adj.result is not None and adj.mode == "apply":
+    fair_ratings: Sequence[Rating] | None = None
+    if adj is not None and adj.result is not None:
         # Every point with the effects recorded now, the group voted over all the ratings.
-        ratings = adj.result.ratings
+        if adj.mode == "apply":
+            ratings = adj.result.ratings
+        else:
+            fair_ratings = adj.result.ratings
     points = []
     with engine_errors({UnknownTrack: ["query", "track"]}):
         for moment in moments:
             ev = evaluate(data.framework, ratings, as_of=moment, track=chosen_track)
+            fair = (
+                evaluate(data.framework, fair_ratings, as_of=moment, track=chosen_track)
+                if fair_ratings is not None
+                else None
+            )
             points.append(
                 s.HistoryPoint(
                     as_of=moment,
@@ -562,6 +574,7 @@ async def history(
                     level_index=ev.level_index,
                     readiness_next=ev.level(ev.next_level).readiness if ev.next_level else None,
                     confidence=ev.confidence,
+                    fair_level_index=fair.level_index if fair else None,
                 )
             )
     return s.HistoryRead(
@@ -645,8 +658,8 @@ def bundle(
     assert outcome.plan is not None, "bundle needs the plan"
     return s.EvaluationRead(
         score=scored(fw, outcome, ref, as_of),
-        gaps=present.gaps(fw, outcome.gaps, ref),
-        plan=present.plan(fw, outcome.plan, ref, excluded),
+        gaps=present.gaps(fw, outcome.gaps, ref, outcome.fair_gaps),
+        plan=present.plan(fw, outcome.plan, ref, excluded, outcome.fair_gaps),
     )
 
 

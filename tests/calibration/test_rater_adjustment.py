@@ -193,6 +193,7 @@ async def test_preview_shows_the_fair_score_beside_the_plain_one(
     client: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:
     await seed(client, tenant_a, "preview")
+    h = tenant_a.headers
     plain = (await score(client, tenant_a)).json()
     assert plain["fair"] is None
     assert (await record(client, tenant_a)).status_code == 200
@@ -203,6 +204,15 @@ async def test_preview_shows_the_fair_score_beside_the_plain_one(
     assert answer["fair"]["values"]["influence"] == pytest.approx(0.75)
     assert answer["fair"]["level_index"] <= plain["level_index"]
     assert answer["explanation"]["rater_adjustment"]["mode"] == "preview"
+    params = {"framework": KEY, "as_of": AS_OF}
+    gaps = (await client.get("/v1/subjects/dee/gaps", params=params, headers=h)).json()
+    assert gaps["fair"]["readiness"] < gaps["readiness"]  # m1's leniency lifted Dee
+    plan = (await client.get("/v1/subjects/dee/recommendations", params=params, headers=h)).json()
+    assert plan["fair"] == gaps["fair"] and plan["readiness_now"] == gaps["readiness"]
+    history = await client.get("/v1/subjects/dee/history", params={"framework": KEY}, headers=h)
+    last = history.json()["points"][-1]
+    assert last["level_index"] == pytest.approx(answer["level_index"])
+    assert last["fair_level_index"] == pytest.approx(answer["fair"]["level_index"])
     what_if = await client.post(
         "/v1/subjects/dee/what-if",
         json={"framework": {"key": KEY}, "as_of": AS_OF, "changes": {"design": 3}},
