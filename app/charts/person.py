@@ -75,7 +75,8 @@ def competency_rows(body: dict[str, Any], level: str | None) -> list[dict[str, A
                 "competency": weight["competency"],
                 "name": name,
                 # Marks lead the label, so a long name cut short never hides them.
-                "label": "".join("◆ " if m == "critical" else "◐ " for m in marks) + name,
+                "label": "".join("◆ " if m == "critical" else "◐ " for m in marks)
+                + style.short_label(name),
                 "area": weight["area"],
                 "actual": actual,
                 "actual_drawn": 0.0 if actual is None else actual,
@@ -109,7 +110,7 @@ def build_score(body: dict[str, Any], level: str | None = None) -> dict[str, Any
     levels = [
         {
             "level": by_key[key]["level"],
-            "name": by_key[key]["name"],
+            "name": style.short_label(by_key[key]["name"]),
             "order": i,
             "readiness": by_key[key]["readiness"],
             "meets": "met" if by_key[key]["meets"] else "not met",
@@ -134,7 +135,7 @@ def build_score(body: dict[str, Any], level: str | None = None) -> dict[str, Any
     )
     spec["vconcat"] = [_competency_panel(rows, target_name), _readiness_panel(levels, threshold)]
     spec["resolve"] = {"scale": {"color": "independent"}}
-    return spec
+    return style.unmeasured_labels(spec)
 
 
 def _competency_panel(rows: list[dict[str, Any]], target_name: str) -> dict[str, Any]:
@@ -275,7 +276,7 @@ def build_gaps(body: dict[str, Any]) -> dict[str, Any]:
     rows = [
         {
             "competency": item["competency"],
-            "name": ("◆ " if item["critical"] else "") + item["name"],
+            "name": ("◆ " if item["critical"] else "") + style.short_label(item["name"]),
             "area": item["area"],
             "points_lost": item["readiness_points_lost"],
             "required": item["required"],
@@ -342,7 +343,7 @@ def build_gaps(body: dict[str, Any]) -> dict[str, Any]:
             },
         }
     )
-    return spec
+    return style.unmeasured_labels(spec)
 
 
 def build_recommendations(body: dict[str, Any], threshold: float) -> dict[str, Any]:
