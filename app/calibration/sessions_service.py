@@ -120,7 +120,8 @@ async def create(
         principal,
         RaterEffectsRequest(
             framework=ref,
-            subject_refs=cohort.subjects.refs,
+            subject_refs=body.subject_refs,
+            filter=body.filter,
             as_of=as_of,
             window_days=body.window_days,
             thresholds=body.thresholds,
@@ -456,10 +457,15 @@ def parse_csv(raw: bytes) -> tuple[list[tuple[list[str | int], s.ProposalCreate]
             if not value:
                 continue
             loc: list[str | int] = ["body", "row", line]
+            number = _whole(value)
+            if isinstance(number, str):
+                msg = f"{value!r} is not a whole number on the scale"
+                errors.append(FieldError(loc=[*loc, "proposed_value"], msg=msg, type="not_whole"))
+                continue
             data: dict[str, Any] = {
                 "subject_ref": (record_.get("subject_ref") or "").strip(),
                 "competency": (record_.get("competency") or "").strip(),
-                "value": _whole(value),
+                "value": number,
                 "reason": _undefused(record_.get("reason") or ""),
             }
             proposer = _undefused((record_.get("proposer") or "").strip())

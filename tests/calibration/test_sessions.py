@@ -402,8 +402,13 @@ async def test_grid_csv_round_trip(client: httpx.AsyncClient, tenant_a: Tenant) 
             ],
         ),
         (
-            "subject_ref,competency,proposed_value,reason\npm-1,execution,4,\npm-2,execution,x,y\n",
-            [["body", "row", 2, "reason"], ["body", "row", 3, "proposed_value"]],
+            "subject_ref,competency,proposed_value,reason\n"
+            "pm-1,execution,4,\npm-2,execution,x,y\npm-3,execution,2.5,z\n",
+            [
+                ["body", "row", 2, "reason"],
+                ["body", "row", 3, "proposed_value"],
+                ["body", "row", 4, "proposed_value"],
+            ],
         ),
         (
             "subject_ref,competency,proposed_value,reason\npm-1,execution,4,a\npm-1,execution,3,b\n",
