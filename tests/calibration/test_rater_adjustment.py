@@ -403,3 +403,17 @@ def test_the_cohort_adjusts_each_rating_as_the_person_path_does(
         for r in adjust_subject_ratings(person, effects, 0, 3).ratings
     ]
     assert together.proficiency.tolist() == pytest.approx(alone)
+
+
+async def test_an_estimate_of_a_built_in_framework_is_the_tenants_own(
+    client: httpx.AsyncClient, tenant_a: Tenant, tenant_b: Tenant
+) -> None:
+    r = await record(client, tenant_a, framework={"key": "product-management"})
+    assert r.status_code == 200, r.text
+    assert r.json()["estimate"]["raters"] == 0  # nobody rated yet: an empty estimate
+    async with tenant_b.sessionmaker() as session:
+        remember_tenant(session, tenant_b.id)
+        conn = await session.connection()
+        if conn.dialect.name == "postgresql":  # row-level security: b sees none of a's
+            seen = await conn.execute(text("SELECT count(*) FROM rater_effect_estimate"))
+            assert seen.scalar_one() == 0
