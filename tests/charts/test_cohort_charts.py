@@ -169,7 +169,7 @@ def test_a_large_cohort_by_an_attribute_and_many_groups_merged() -> None:
     assert distinct > cohort.GROUP_CAP
     assert merged.startswith(f"({distinct - (cohort.GROUP_CAP - 1)} other groups)")
     assert len(marks(svg, "rect mark")) <= cohort.GROUP_CAP * len(COMPETENCIES)
-    assert len(svg) < 400_000
+    assert len(svg) < 250_000
     # The largest group (the people without a team) keeps its own row, with its own mean.
     no_team = [i for i, ref in enumerate(refs) if groups[ref] is None]
     label = f"(no team) ({len(no_team)})"
