@@ -48,6 +48,7 @@ OTHER = "kept-1"
 BULK_EVIDENCE = "SECRET-BULK-EVIDENCE-456"
 OTHER_EVIDENCE = "evidence that stays"
 TEAM = "team-of-the-erased"
+REASON = "SECRET-CALIBRATION-REASON-789"
 
 
 class Receiver:
@@ -177,6 +178,21 @@ async def test_erasure_leaves_the_person_in_no_column_of_any_table(
     assert f"subject '{REF}' already exists" in subjects_report.text
     # A score read (remembered by the score cache where it runs).
     assert (await client.get(f"/v1/subjects/{REF}/score", headers=a)).status_code == 200
+    # A calibration session with the person in its snapshot and a proposal about them.
+    session_id = (
+        await post(
+            "/v1/calibration/sessions",
+            {
+                "name": "Q4",
+                "framework": {"key": "product-management"},
+                "subject_refs": [REF, OTHER],
+            },
+        )
+    ).json()["id"]
+    await post(
+        f"/v1/calibration/sessions/{session_id}/proposals",
+        {"subject_ref": REF, "competency": "execution", "value": 4, "reason": REASON},
+    )
 
     # Deliver what is queued so far, then queue more that stays pending.
     assert await dispatch(sessionmaker, settings, receiver) > 0
@@ -210,7 +226,7 @@ async def test_erasure_leaves_the_person_in_no_column_of_any_table(
     others = {i for i, d in log.items() if d["payload"]["data"].get("subject_ref") == OTHER}
     statuses = {log[i]["status"] for i in about}
     assert statuses == {"delivered", "pending"}, statuses  # both kinds exist before the erasure
-    needles = [REF, DISPLAY_NAME, TEAM, EVIDENCE, BULK_EVIDENCE]
+    needles = [REF, DISPLAY_NAME, TEAM, EVIDENCE, BULK_EVIDENCE, REASON]
     before = await scan(connection, tenant_a.id, needles)
     # Positive control: the scan sees each piece of personal data where it is kept.
     assert {"subject.external_ref", "webhook_delivery.payload", "idempotency_record.body"} <= (
@@ -220,6 +236,8 @@ async def test_erasure_leaves_the_person_in_no_column_of_any_table(
     assert {"subject.attributes", "idempotency_record.body"} <= before[TEAM]
     assert {"rating.evidence", "idempotency_record.body"} <= before[EVIDENCE]
     assert "rating.evidence" in before[BULK_EVIDENCE]
+    assert "calibration_member.subject_ref" in before[REF]
+    assert "calibration_proposal.reason" in before[REASON]
 
     assert (await client.delete(f"/v1/subjects/{REF}", headers=a)).status_code == 204
 
@@ -286,6 +304,7 @@ async def test_erasure_leaves_the_person_in_no_column_of_any_table(
         "webhook_deliveries_cancelled": sum(1 for i in about if log[i]["status"] == "pending"),
         "webhook_deliveries_redacted": len(about),
         "stored_responses_redacted": 2,
+        "calibration_sessions_redacted": 0,
     }
     # The other tenant's person with the same ref is untouched.
     assert (await client.get(f"/v1/subjects/{REF}", headers=b)).status_code == 200
