@@ -14,6 +14,7 @@ from tests.api.test_scores import AS_OF
 from tests.api.test_subjects_assessments import subject
 from tests.api.test_webhooks import allow_private  # noqa: F401 - a fixture
 from tests.conftest import Tenant
+from tests.factories import small_framework
 
 pytestmark = pytest.mark.anyio
 
@@ -486,3 +487,15 @@ async def test_sessions_list_in_pages(client: httpx.AsyncClient, tenant_a: Tenan
         if cursor is None:
             break
     assert seen == made[::-1]
+
+
+async def test_a_draft_version_is_refused(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    h = tenant_a.headers
+    assert (
+        await client.post("/v1/frameworks", json=small_framework(), headers=h)
+    ).status_code == 201
+    body = {"name": "Q4", "framework": {"key": "eng-ladder", "version": 1}}
+    problem = _problem(await client.post(BASE, json=body, headers=h), 422)
+    assert [(e["loc"], e["type"]) for e in problem["errors"]] == [
+        (["body", "framework", "version"], "draft")
+    ]
