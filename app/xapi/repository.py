@@ -88,7 +88,8 @@ async def setup(
             )
         )
     out = Setup()
-    for kind, text, first, second, number in await session.exec(sa.union_all(*parts)):
+    conn = await session.connection()
+    for kind, text, first, second, number in await conn.execute(sa.union_all(*parts)):
         if kind == "settings":
             out.home_pages = set(json.loads(text))
             out.result_ratings = bool(number)
