@@ -207,11 +207,12 @@ async def unmapped(session: AsyncSession, tenant_id: uuid.UUID) -> list[XapiUnma
     return list((await session.exec(stmt)).all())
 
 
-async def count_unmapped(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+async def count_unmapped(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> bool:
     """Add report lines, or add to the counts of existing ones and move their last-seen
-    times, in one statement."""
+    times, in one statement; True if a line is new (the report may have grown past its
+    bound)."""
     if not rows:
-        return
+        return False
     conn = await session.connection()
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     table = XapiUnmapped.__table__  # type: ignore[attr-defined]
@@ -222,8 +223,10 @@ async def count_unmapped(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
             "statements": table.c.statements + stmt.excluded.statements,
             "last_seen_at": stmt.excluded.last_seen_at,
         },
-    )
-    await conn.execute(stmt, list(rows))
+    ).returning(table.c.id, table.c.statements)
+    sent = {row["id"]: row["statements"] for row in rows}
+    # A line that counts no more than this request added is one this request made.
+    return any(count <= sent[line] for line, count in await conn.execute(stmt, list(rows)))
 
 
 async def trim_unmapped(session: AsyncSession, tenant_id: uuid.UUID, keep: int) -> None:

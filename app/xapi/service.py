@@ -324,7 +324,7 @@ async def receive(
     outcome.completions_removed = await repo.void(session, tenant_id, to_void)
     outcome.voided = len(to_void)
     if lines:
-        await repo.count_unmapped(
+        grown = await repo.count_unmapped(
             session,
             [
                 {
@@ -336,7 +336,8 @@ async def receive(
                 for entry in lines.values()
             ],
         )
-        await repo.trim_unmapped(session, tenant_id, unmapped_limit)
+        if grown:
+            await repo.trim_unmapped(session, tenant_id, unmapped_limit)
     record(
         session,
         principal,
