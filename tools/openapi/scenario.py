@@ -803,11 +803,14 @@ async def _learning_records(rec: Recorder) -> None:
     await rec.call(
         "PUT",
         "/v1/learning-records/settings",
-        "Acme's LMS accounts are people: account.name is the external_ref",
-        body={"account_home_pages": [LMS]},
+        "Acme's LMS accounts are people: account.name is the external_ref; quiz scores "
+        "become external ratings",
+        body={"account_home_pages": [LMS], "result_ratings": True},
     )
     await rec.call(
-        "GET", "/v1/learning-records/settings", "The account homePages actors are mapped by"
+        "GET",
+        "/v1/learning-records/settings",
+        "The account homePages actors are mapped by, and whether scores become ratings",
     )
     await rec.call(
         "POST",
