@@ -1,5 +1,5 @@
-"""Request-level guards and measurements: body size limit, invalid Unicode, response headers,
-server timing."""
+"""Request-level guards and measurements, in one middleware: response headers, body size
+limit, invalid Unicode, server timing."""
 
 import time
 
@@ -53,11 +53,28 @@ def replaying(whole: bytes, receive: Receive) -> Receive:
     return replay
 
 
-class BodySizeLimit:
-    """Refuse bodies over ``max_bytes`` with 413, with or without a Content-Length.
+# Every response: browsers must not guess a type (a JSON error rendered as HTML). Responses of
+# the API carry personal data (names, ratings, levels), so no cache keeps them; the docs, the
+# OpenAPI document, the static assets and the health probes may be cached.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+NO_STORE = (b"cache-control", b"no-store")
+PRIVATE_PREFIXES = ("/v1/", "/ims/")
 
-    Bodies are read in full before the app runs (they are small by contract), so a chunked
-    body that grows past the limit is refused just like one that declares its size.
+
+class RequestGuards:
+    """The guards and response headers of every request, in one layer (one frame and one
+    ``send`` wrapper per request instead of four):
+
+    - ``X-Content-Type-Options: nosniff`` on every response, ``Cache-Control: no-store`` on the
+      API's (whatever the app set);
+    - bodies over ``max_bytes`` (or the path's override) refused with 413, with or without a
+      Content-Length: bodies are read in full before the app runs (they are small by contract),
+      so a chunked body that grows past the limit is refused like one that declares its size;
+    - 422 for a query or body holding text UTF-8 cannot encode, before any route: such text
+      would make storing or answering fail, possibly after the request's transaction committed
+      (also for routes that read the raw body: bulk NDJSON, framework files, CASE packages);
+    - ``Server-Timing: app;dur=<ms>``: the time the app spent once the body was read, for
+      clients and benchmarks.
     """
 
     def __init__(
@@ -68,118 +85,6 @@ class BodySizeLimit:
         self.overrides = overrides or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in BODYLESS_METHODS:
-            await self.app(scope, receive, send)
-            return
-        limit = self.overrides.get(scope["path"], self.max_bytes)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            try:
-                too_big = int(declared) > limit
-            except ValueError:
-                too_big = False
-            if too_big:
-                await self._refuse(scope, send, limit)
-                return
-        try:
-            whole = await read_body(receive, limit)
-        except _TooLarge:
-            await self._refuse(scope, send, limit)
-            return
-        if whole is not None:
-            await self.app(scope, replaying(whole, receive), send)
-
-    async def _refuse(self, scope: Scope, send: Send, limit: int) -> None:
-        problem = problem_body(
-            413,
-            slug="payload-too-large",
-            title="Payload too large",
-            detail=f"The request body exceeds {limit} bytes.",
-        )
-        await send_problem(send, {**problem, "instance": scope.get("path", "")})
-
-
-class ServerTiming:
-    """Add ``Server-Timing: app;dur=<ms>``: the time the service spent, for clients and benchmarks."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-
-        async def timed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                headers = list(message.get("headers", []))
-                headers.append((b"server-timing", f"app;dur={elapsed_ms:.1f}".encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, timed)
-
-
-class RefuseInvalidUnicode:
-    """422 for a request whose query or body holds text UTF-8 cannot encode, before any route.
-
-    One place for every route, including those that read the raw body (bulk NDJSON, framework
-    files, CASE packages): such text would make storing or answering fail, possibly after the
-    request's transaction committed. It runs inside ``BodySizeLimit``, so the body it reads has
-    a bounded size and arrives as one message.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        try:
-            unicode.check_query(scope.get("query_string", b""))
-        except InvalidInput as exc:
-            await self._refuse(scope, receive, send, exc)
-            return
-        if scope["method"] in BODYLESS_METHODS:
-            await self.app(scope, receive, send)
-            return
-        whole = await read_body(receive)
-        if whole is None:
-            return
-        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
-        try:
-            unicode.check_body(whole, content_type)
-        except InvalidInput as exc:
-            await self._refuse(scope, receive, send, exc)
-            return
-        await self.app(scope, replaying(whole, receive), send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: InvalidInput) -> None:
-        if not any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes):
-            await self.app(scope, receive, send)  # no such route or method: its 404 or 405
-            return
-        response = await refuse_invalid_input(Request(scope), exc)
-        await response(scope, receive, send)
-
-
-# Every response: browsers must not guess a type (a JSON error rendered as HTML). Responses of
-# the API carry personal data (names, ratings, levels), so no cache keeps them; the docs, the
-# OpenAPI document, the static assets and the health probes may be cached.
-NOSNIFF = (b"x-content-type-options", b"nosniff")
-NO_STORE = (b"cache-control", b"no-store")
-PRIVATE_PREFIXES = ("/v1/", "/ims/")
-
-
-class ResponseHeaders:
-    """``X-Content-Type-Options: nosniff`` everywhere, ``Cache-Control: no-store`` on the API."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -188,19 +93,71 @@ class ResponseHeaders:
         if root and path.startswith(root):
             path = path[len(root) :]
         private = path.startswith(PRIVATE_PREFIXES)
+        started = 0.0  # set once the body is read: refusals before that carry no timing
 
-        async def send_with_headers(message: Message) -> None:
+        async def guarded(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [
                     (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() != b"x-content-type-options"
-                    and not (private and k.lower() == b"cache-control")
+                    for k, v in message.get("headers", ())
+                    if (name := k.lower()) != b"x-content-type-options"
+                    and not (private and name == b"cache-control")
                 ]
                 headers.append(NOSNIFF)
                 if private:
                     headers.append(NO_STORE)
+                if started:
+                    elapsed_ms = (time.perf_counter() - started) * 1000
+                    headers.append((b"server-timing", f"app;dur={elapsed_ms:.1f}".encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        if scope["method"] not in BODYLESS_METHODS:
+            limit = self.overrides.get(scope["path"], self.max_bytes)
+            declared = dict(scope["headers"]).get(b"content-length")
+            if declared is not None:
+                try:
+                    too_big = int(declared) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._refuse_size(scope, guarded, limit)
+                    return
+            try:
+                whole = await read_body(receive, limit)
+            except _TooLarge:
+                await self._refuse_size(scope, guarded, limit)
+                return
+            if whole is None:
+                return  # the client went away
+            receive = replaying(whole, receive)
+        else:
+            whole = None
+        started = time.perf_counter()
+        try:
+            unicode.check_query(scope.get("query_string", b""))
+            if whole is not None:
+                content_type = dict(scope["headers"]).get(b"content-type", b"")
+                unicode.check_body(whole, content_type.decode("latin-1"))
+        except InvalidInput as exc:
+            await self._refuse_invalid(scope, receive, guarded, exc)
+            return
+        await self.app(scope, receive, guarded)
+
+    async def _refuse_size(self, scope: Scope, send: Send, limit: int) -> None:
+        problem = problem_body(
+            413,
+            slug="payload-too-large",
+            title="Payload too large",
+            detail=f"The request body exceeds {limit} bytes.",
+        )
+        await send_problem(send, {**problem, "instance": scope.get("path", "")})
+
+    async def _refuse_invalid(
+        self, scope: Scope, receive: Receive, send: Send, exc: InvalidInput
+    ) -> None:
+        if not any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes):
+            await self.app(scope, receive, send)  # no such route or method: its 404 or 405
+            return
+        response = await refuse_invalid_input(Request(scope), exc)
+        await response(scope, receive, send)

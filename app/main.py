@@ -33,7 +33,7 @@ from app.frameworks import service as frameworks_service
 from app.frameworks.router import router as frameworks_router
 from app.health import router as health_router
 from app.interop.router import router as interop_router
-from app.limits import BodySizeLimit, RefuseInvalidUnicode, ResponseHeaders, ServerTiming
+from app.limits import RequestGuards
 from app.observability import metrics
 from app.observability.middleware import observed
 from app.observability.tracing import install_tracing, shutdown_tracing
@@ -136,17 +136,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.score_memo = ScoreMemo(settings.score_cache_mb * 1024 * 1024)
     app.state.key_cache = KeyCache(settings.api_key_cache_seconds)  # trusted while listening
     install_error_handlers(app, authenticate_first=refuse_unauthenticated)
-    app.add_middleware(ServerTiming)
-    app.add_middleware(RefuseInvalidUnicode)  # inside the size limit: reads a bounded body
+    # Response headers (nosniff, no-store), body size limit, invalid Unicode, Server-Timing:
+    # one layer, so a request pays for one frame and one send wrapper.
     app.add_middleware(
-        BodySizeLimit,
+        RequestGuards,
         max_bytes=settings.max_request_bytes,
         overrides={
             "/v1/assessments/bulk": settings.max_bulk_request_bytes,
             "/v1/subjects/bulk": settings.max_bulk_request_bytes,
         },
     )
-    app.add_middleware(ResponseHeaders)  # outermost: every response says nosniff (and no-store)
     # Traces (off unless OTEL_* asks for them) wrap Starlette's error handling; the request
     # log and metrics wrap them.
     app.state.tracer_provider = install_tracing(app)

@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import HTTPConnection
 
 from app.auth.keys import KEY_SHAPE
 from app.auth.principal import Principal
@@ -17,7 +18,18 @@ from app.content_types import require_declared_media_type
 from app.db import get_session
 from app.observability.context import note_caller
 
-bearer = HTTPBearer(
+
+class BearerToken(HTTPBearer):
+    """The ``Authorization: Bearer`` token as a string, or None (declared in OpenAPI as
+    HTTPBearer declares it). Read on every request, so it builds no credentials model."""
+
+    async def __call__(self, request: HTTPConnection) -> str | None:  # type: ignore[override]
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        return token if token and scheme.lower() == "bearer" else None
+
+
+bearer = BearerToken(
     auto_error=False,
     scheme_name="ApiKey",
     description=f"An API key: `Authorization: Bearer {KEY_SHAPE}`.",
@@ -42,13 +54,11 @@ def basic_password(request: Request) -> str | None:
     return password if colon else None
 
 
-async def _authenticate(
-    request: Request, session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
-) -> Principal:
+async def _authenticate(request: Request, session: AsyncSession, token: str | None) -> Principal:
     state = request.app.state
     return await authenticate(
         session,
-        credentials.credentials if credentials else basic_password(request),
+        token if token is not None else basic_password(request),
         prefix=state.settings.api_key_prefix,
         cache=state.key_cache,
     )
@@ -68,9 +78,9 @@ def scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         request: Request,
         session: SessionDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+        token: Annotated[str | None, Security(bearer)],
     ) -> Principal:
-        principal = await _authenticate(request, session, credentials)
+        principal = await _authenticate(request, session, token)
         note_caller(principal.tenant_id, principal.key_id)  # for the request's log line
         limiter: Limiter = request.app.state.rate_limiter
         if principal.key_id is not None:

@@ -135,11 +135,27 @@ RATE_LIMIT_REFUSALS = Counter(
 STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+# The counter and histogram series of each (route, method, status, tenant) seen, so a request
+# looks up one dict entry instead of resolving two label sets. Bounded: past the limit (many
+# tenants with the tenant label on), series are resolved per request as before.
+_REQUEST_SERIES: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+_MAX_REQUEST_SERIES = 10_000
+
+
 def record_request(route: str, method: str, status: int, seconds: float, tenant: str = "") -> None:
     """Count one answered request and its duration."""
-    method = method if method in STANDARD_METHODS else "other"
-    HTTP_REQUESTS.labels(route, method, str(status), tenant).inc()
-    HTTP_DURATION.labels(route, method).observe(seconds)
+    key = (route, method, status, tenant)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:
+        method = method if method in STANDARD_METHODS else "other"
+        series = (
+            HTTP_REQUESTS.labels(route, method, str(status), tenant),
+            HTTP_DURATION.labels(route, method),
+        )
+        if len(_REQUEST_SERIES) < _MAX_REQUEST_SERIES:
+            _REQUEST_SERIES[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
     if status == 429:  # only the rate limiter answers 429
         RATE_LIMIT_REFUSALS.inc()
 
