@@ -14,7 +14,7 @@ Three pictures, one per request (``chart``):
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -49,7 +49,7 @@ def build(
 
 def as_of_text(body: Mapping[str, Any]) -> str:
     """The answer's ``as_of`` as a reader writes it (UTC, to the minute)."""
-    when = datetime.fromisoformat(str(body["as_of"]).replace("Z", "+00:00"))
+    when = datetime.fromisoformat(body["as_of"]).astimezone(UTC)  # a request may give an offset
     return f"as of {when:%Y-%m-%d %H:%M} UTC"
 
 

@@ -222,6 +222,12 @@ def test_readiness_chart_counts_promotion_ready_and_below_level_per_official_lev
     assert f"{len(summary['promotion_ready'])} people attained a level above" in desc
 
 
+def test_titles_say_as_of_in_utc_whatever_offset_the_answer_carries() -> None:
+    body = cohort_body(3) | {"as_of": "2026-11-01T02:30:00+02:00"}
+    for chart in cohort.CHARTS:
+        assert "as of 2026-11-01 00:30 UTC" in cohort.build(body, chart=chart)["title"]["subtitle"]
+
+
 @pytest.mark.parametrize("chart", ["readiness", "heatmap"])
 def test_a_chart_drawn_from_people_left_out_is_refused(chart: cohort.Chart) -> None:
     body = cohort_body(cohort.HEATMAP_PEOPLE_CAP + 1, include_people=False)
