@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.models import RaterEffectEstimate, RaterEffectEstimateRater, utcnow
 from app.scoring.calibration import RecordedEffect
 
-CHUNK = 5_000  # rater rows per INSERT (a bound parameter per column each)
+CHUNK = 5_000  # rows per INSERT, refs per IN list (SQLite bounds a statement's parameters)
 
 
 def marker(estimate_id: uuid.UUID, revision: int) -> str:
@@ -92,16 +92,19 @@ async def effects_of(
     if not refs:
         return {}
     r = RaterEffectEstimateRater.__table__.c  # type: ignore[attr-defined]
-    stmt = sa.select(r.role, r.rater_ref, r.status, r.effect, r.group).where(
-        r.tenant_id == tenant_id, r.estimate_id == estimate_id, r.rater_ref.in_(refs)
-    )
     wanted = set(raters)
     conn = await session.connection()
-    return {
-        (role, ref): RecordedEffect(status, effect, group)
-        for role, ref, status, effect, group in (await conn.execute(stmt)).all()
-        if (role, ref) in wanted
-    }
+    found: dict[tuple[str, str], RecordedEffect] = {}
+    for start in range(0, len(refs), CHUNK):  # SQLite bounds the parameters of a statement
+        stmt = sa.select(r.role, r.rater_ref, r.status, r.effect, r.group).where(
+            r.tenant_id == tenant_id,
+            r.estimate_id == estimate_id,
+            r.rater_ref.in_(refs[start : start + CHUNK]),
+        )
+        for role, ref, status, effect, group in (await conn.execute(stmt)).all():
+            if (role, ref) in wanted:
+                found[role, ref] = RecordedEffect(status, effect, group)
+    return found
 
 
 async def forget_rater(session: AsyncSession, tenant_id: uuid.UUID, ref: str) -> int:

@@ -7,6 +7,7 @@ newcomer peer rates Dee's coding beside m1, and Dee rates herself. The fit is ex
 is +2/3 and m2's and m3's −1/3 (centred on the group), so Dee's ratings by m1 lose 2/3 of a point.
 """
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from app.calibration import estimates
 from app.db import remember_tenant
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import FrameworkDocument
@@ -417,3 +419,21 @@ async def test_an_estimate_of_a_built_in_framework_is_the_tenants_own(
         if conn.dialect.name == "postgresql":  # row-level security: b sees none of a's
             seen = await conn.execute(text("SELECT count(*) FROM rater_effect_estimate"))
             assert seen.scalar_one() == 0
+
+
+async def test_effects_are_read_in_chunks_of_refs(
+    client: httpx.AsyncClient, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(client, tenant_a, "apply")
+    estimate = (await record(client, tenant_a)).json()["estimate"]
+    wanted = [("manager", "m1"), ("manager", "m2"), ("peer", "newbie"), ("peer", "m1")]
+    async with tenant_a.sessionmaker() as session:
+        remember_tenant(session, tenant_a.id)
+        whole = await estimates.effects_of(session, tenant_a.id, uuid.UUID(estimate["id"]), wanted)
+        monkeypatch.setattr(estimates, "CHUNK", 1)
+        chunked = await estimates.effects_of(
+            session, tenant_a.id, uuid.UUID(estimate["id"]), wanted
+        )
+    assert chunked == whole
+    assert set(whole) == {("manager", "m1"), ("manager", "m2"), ("peer", "newbie")}
+    assert whole["manager", "m1"].effect == pytest.approx(M1)
