@@ -634,12 +634,25 @@ async def evaluate_stateless(
         )
     moment = body.as_of or utcnow()
     ratings = request_ratings(body.ratings, moment)
-    outcome = run(
+    merged = present.merge_settings(fw.settings, body.settings)
+    adjustment = None
+    if fw.settings.rater_adjustment != "none":  # the raters' recorded effects, as stored scores
+        latest = await estimates.latest(session, principal.tenant_id, resolved.version.id)
+        adjustment = await rater_adjustment(
+            session,
+            principal,
+            fw,
+            estimates.marker(latest.id, latest.revision) if latest else None,
+            ratings,
+            (moment - timedelta(days=merged.window_days), moment),
+        )
+    outcome = run_adjusted(
         fw,
         ratings,
+        adjustment,
         as_of=moment,
         track=body.track,
-        settings=present.merge_settings(fw.settings, body.settings),
+        settings=merged,
         overrides=body.changes or None,
         target_level=body.target_level,
         budget_hours=body.budget_hours,

@@ -172,6 +172,29 @@ async def test_apply_subtracts_each_raters_recorded_effect(
     )
     actual = {i["competency"]: i["actual"] for i in gaps.json()["items"]}
     assert actual["coding"] == pytest.approx(_dee_coding(3 - M1))
+    # The stateless evaluation of the same ratings gives the same adjusted answer.
+    stateless = await client.post(
+        "/v1/evaluate",
+        json={
+            "framework": {"key": KEY},
+            "as_of": AS_OF,
+            "track": "ic",
+            "ratings": [
+                {
+                    "competency": x["competency"],
+                    "proficiency": x["rated"],
+                    "rater_ref": x["rater_ref"],
+                    "rater_role": x["role"],
+                    "assessed_at": x["assessed_at"],
+                }
+                for x in note["ratings"]
+            ],
+        },
+        headers=tenant_a.headers,
+    )
+    assert stateless.status_code == 200, stateless.text
+    assert _values(stateless.json()["score"]) == pytest.approx(values)
+    assert stateless.json()["score"]["level_index"] == pytest.approx(answer["level_index"])
     # The cohort evaluation scores the same adjusted ratings: each person as their score says.
     cohort = await client.post(
         "/v1/cohorts/evaluate",
