@@ -23,7 +23,8 @@ from tests.conftest import Database, Tenant
 pytestmark = pytest.mark.anyio
 
 ROUNDS = 5
-LOSER = {"postgres": 409, "sqlite": 503}  # the status of the request that lost the race
+# The status of a request that overlapped the winner (on Postgres it waits, then sees the close).
+LOSER = {"postgres": 409, "sqlite": 503}
 
 
 @pytest.fixture
@@ -71,7 +72,9 @@ async def test_two_closes_one_wins(
         assert r.status_code == 201, r.text
         url = f"{BASE}/{session_id}/close"
         answers = await asyncio.gather(client.post(url, headers=h), client.post(url, headers=h))
-        assert sorted(a.status_code for a in answers) == [200, LOSER[database.backend]], n
+        won, lost = sorted(a.status_code for a in answers)
+        assert won == 200, n
+        assert lost in {409, LOSER[database.backend]}, n
         assert await _calibrated(client, tenant, session_id) == 1
         assert (await client.post(url, headers=h)).status_code == 409  # a retry, afterwards
 
@@ -94,7 +97,7 @@ async def test_a_proposal_racing_a_close_is_written_or_refused(
             assert late.status_code == 201, late.text
             closed = await client.post(f"{BASE}/{session_id}/close", headers=h)
         assert closed.status_code == 200, closed.text
-        assert late.status_code in (201, LOSER[database.backend]), late.text
+        assert late.status_code in {201, 409, LOSER[database.backend]}, late.text
         written = 2 if late.status_code == 201 else 1
         assert closed.json()["calibrated_ratings"] == written
         assert await _calibrated(client, tenant, session_id) == written
