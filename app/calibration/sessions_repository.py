@@ -16,15 +16,16 @@ from app.pagination import after_moment
 
 
 async def get(
-    session: AsyncSession, tenant_id: uuid.UUID, session_id: uuid.UUID, *, lock: str | None = None
+    session: AsyncSession, tenant_id: uuid.UUID, session_id: uuid.UUID, *, lock: bool = False
 ) -> CalibrationSession | None:
-    """A session of the tenant; ``lock`` "share" (proposals) or "update" (close) holds its row
-    until the transaction ends, so a close waits for proposals in flight and they for it."""
+    """A session of the tenant; with ``lock`` its row is held (FOR UPDATE) until the transaction
+    ends: writes to one session (proposals, withdrawals, the close) take turns, so a close waits
+    for proposals in flight and they for it, and two first proposals of one cell never collide."""
     stmt = select(CalibrationSession).where(
         CalibrationSession.tenant_id == tenant_id, CalibrationSession.id == session_id
     )
-    if lock is not None:
-        stmt = stmt.with_for_update(read=lock == "share")
+    if lock:
+        stmt = stmt.with_for_update()
     # populate_existing: a locked read must see the row as it is now, not as first loaded.
     return (await session.exec(stmt.execution_options(populate_existing=True))).first()
 

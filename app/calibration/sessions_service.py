@@ -68,7 +68,7 @@ def _number(value: float) -> float | None:
 
 
 async def _session(
-    session: AsyncSession, principal: Principal, session_id: uuid.UUID, lock: str | None = None
+    session: AsyncSession, principal: Principal, session_id: uuid.UUID, lock: bool = False
 ) -> CalibrationSession:
     """The tenant's session; another tenant's is a 404 like an unknown one."""
     row = await repo.get(session, principal.tenant_id, session_id, lock=lock)
@@ -402,7 +402,7 @@ async def propose(
     session: AsyncSession, principal: Principal, session_id: uuid.UUID, body: s.ProposalCreate
 ) -> tuple[s.ProposalRead, bool]:
     """Record (or replace) one proposal; returns it and whether it is new."""
-    row = await _session(session, principal, session_id, lock="share")
+    row = await _session(session, principal, session_id, lock=True)
     _open(row)
     [(stored, member, created)] = await _record_proposals(
         session, principal, row, [(["body"], body)]
@@ -420,7 +420,7 @@ async def import_proposals(
 ) -> s.ProposalImport:
     """Proposals from a CSV grid: every row with a proposed value, all or nothing (rows
     without a proposer are the caller's: ``default_proposer``, else the API key's id)."""
-    row = await _session(session, principal, session_id, lock="share")
+    row = await _session(session, principal, session_id, lock=True)
     _open(row)
     items, rows = parse_csv(raw)
     if items:
@@ -554,7 +554,7 @@ async def withdraw(
     competency: str,
 ) -> None:
     """Withdraw a standing proposal (it stays on the record as withdrawn)."""
-    row = await _session(session, principal, session_id, lock="share")
+    row = await _session(session, principal, session_id, lock=True)
     _open(row)
     member = (await repo.member_by_ref(session, principal.tenant_id, row.id, [subject_ref])).get(
         subject_ref
@@ -585,7 +585,7 @@ async def close(
     """Write every standing proposal as a ``calibrated`` rating, one assessment per person,
     in this one transaction; the session is closed for good. A second close gets 409: the row
     lock makes a concurrent one wait and then see the session closed."""
-    row = await _session(session, principal, session_id, lock="update")
+    row = await _session(session, principal, session_id, lock=True)
     _open(row)
     resolved, _ = await _framework(session, principal, row)
     standing = await repo.proposals(session, principal.tenant_id, row.id, standing_only=True)

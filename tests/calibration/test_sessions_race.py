@@ -101,3 +101,24 @@ async def test_a_proposal_racing_a_close_is_written_or_refused(
         written = 2 if late.status_code == 201 else 1
         assert closed.json()["calibrated_ratings"] == written
         assert await _calibrated(client, tenant, session_id) == written
+
+
+async def test_two_first_proposals_of_one_cell_make_one(
+    racing: tuple[httpx.AsyncClient, Tenant], database: Database
+) -> None:
+    client, tenant = racing
+    h = tenant.headers
+    allowed = {(200, 201)} | ({(201, LOSER["sqlite"])} if database.backend == "sqlite" else set())
+    for n in range(ROUNDS):
+        session_id = (await open_session(client, tenant, name=f"race {n}"))["id"]
+        url = f"{BASE}/{session_id}/proposals"
+        answers = await asyncio.gather(
+            client.post(url, json=proposal(value=3), headers=h),
+            client.post(url, json=proposal(value=4), headers=h),
+        )
+        codes = [a.status_code for a in answers]
+        assert tuple(sorted(codes)) in allowed, n
+        [standing] = (await client.get(url, headers=h)).json()["items"]
+        # The one that came second (200) replaced the first; alone (201 and 503), it stands.
+        last = answers[codes.index(200 if 200 in codes else 201)]
+        assert standing["value"] == last.json()["value"], n
