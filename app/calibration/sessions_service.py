@@ -102,13 +102,14 @@ async def create(
         session, principal, ref, body.subject_refs, filt, as_of, body.window_days
     )
     if cohort.unknown_refs:
-        msg = f"{len(cohort.unknown_refs)} unknown subject ref(s)"
+        unknown = set(cohort.unknown_refs)
         raise InvalidInput(
-            msg,
+            f"{len(unknown)} unknown subject ref(s); every ref of a session must be known.",
             errors=[
-                FieldError(loc=["body", "subject_refs"], msg=f"no subject {r!r}", type="unknown")
-                for r in cohort.unknown_refs[:100]
-            ],
+                FieldError(loc=["body", "subject_refs", i], msg=f"no subject {r!r}", type="unknown")
+                for i, r in enumerate(body.subject_refs or [])
+                if r in unknown
+            ][:1000],
         )
     if not cohort.subjects.ids:
         msg = "the scope holds nobody who can be scored against this version"

@@ -489,6 +489,13 @@ async def test_sessions_list_in_pages(client: httpx.AsyncClient, tenant_a: Tenan
     assert seen == made[::-1]
 
 
+async def test_unknown_refs_are_named(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
+    await seed(client, tenant_a)
+    body = {"name": "Q4", "framework": FRAMEWORK, "subject_refs": ["pm-1", "ghost", "pm-2"]}
+    problem = _problem(await client.post(BASE, json=body, headers=tenant_a.headers), 422)
+    assert [e["loc"] for e in problem["errors"]] == [["body", "subject_refs", 1]]
+
+
 async def test_a_draft_version_is_refused(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
     h = tenant_a.headers
     assert (
