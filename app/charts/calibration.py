@@ -13,7 +13,6 @@ Two pictures, one per request (``chart``):
 from typing import Any, Final, Literal
 
 from app.charts import style
-from app.charts.cohort import as_of_text
 
 Chart = Literal["distributions", "effects"]
 CHARTS: Final[tuple[Chart, ...]] = ("distributions", "effects")
@@ -42,7 +41,7 @@ def _subtitle(body: dict[str, Any]) -> str:
     fw = body["framework"]
     return (
         f"{fw['key']} v{fw['version']}, ratings of the {body['window_days']} days "
-        f"{as_of_text(body).replace('as of', 'up to')}"
+        f"up to {style.moment_text(body['as_of'])}"
     )
 
 

@@ -14,7 +14,6 @@ Three pictures, one per request (``chart``):
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -45,17 +44,6 @@ def build(
     if chart == "readiness":
         return readiness(body)
     return heatmap(body, groups=groups, group_by=group_by)
-
-
-def as_of_text(body: Mapping[str, Any]) -> str:
-    """The answer's ``as_of`` as a reader writes it (UTC, to the minute)."""
-    when = datetime.fromisoformat(body["as_of"]).astimezone(UTC)  # a request may give an offset
-    return f"as of {when:%Y-%m-%d %H:%M} UTC"
-
-
-def _framework_text(body: Mapping[str, Any]) -> str:
-    fw = body["framework"]
-    return f"{fw['key']} v{fw['version']}"
 
 
 def _target_text(body: Mapping[str, Any]) -> str:
@@ -134,7 +122,7 @@ def heatmap(
         tooltip.append({"field": "people", "type": "quantitative", "title": "People"})
     spec = style.base_spec(
         title=f"Actual minus required per competency, {shown}",
-        subtitle=f"{_framework_text(body)}, {_target_text(body)}, {as_of_text(body)}",
+        subtitle=f"{style.framework_text(body)}, {_target_text(body)}, as of {style.moment_text(body['as_of'])}",
         description=(
             f"Heatmap of actual minus required proficiency in scale points, {len(competencies)} "
             f"competencies by {row_title.lower()} ({shown}), {_target_text(body)}. Below zero "
@@ -232,7 +220,7 @@ def levels(body: dict[str, Any]) -> dict[str, Any]:
     rows = [{"level": level, "people": n} for level, n in distribution.items()]
     spec = style.base_spec(
         title=f"Attained level of {summary['subjects']} people",
-        subtitle=f"{_framework_text(body)}, {as_of_text(body)}",
+        subtitle=f"{style.framework_text(body)}, as of {style.moment_text(body['as_of'])}",
         description=(
             f"Bar chart of how many of the cohort's {summary['subjects']} people attained each "
             "level, in the ladder's order; 'none' counts people who attained no level."
@@ -308,7 +296,7 @@ def readiness(body: dict[str, Any]) -> dict[str, Any]:
     )
     spec = style.base_spec(
         title=f"Attained vs official level of {placed} people",
-        subtitle=f"{_framework_text(body)}, {as_of_text(body)}",
+        subtitle=f"{style.framework_text(body)}, as of {style.moment_text(body['as_of'])}",
         description=(
             f"Stacked bars per official level: {len(ready)} people attained a level above their "
             f"official one (promotion-ready), {len(below)} below it, the rest at it{left_out}."

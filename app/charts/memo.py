@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.charts import render
 from app.charts.negotiate import SVG
-from app.charts.person import moment_text
+from app.charts.style import moment_text
 
 # A moment no score is read at in practice; when one is, filling in changes nothing.
 PLACEHOLDER_AS_OF: Final = "1900-01-01T00:00:00+00:00"

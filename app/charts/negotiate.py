@@ -122,7 +122,8 @@ async def chart(
 ) -> Response:
     """The chart of `body` in a chart media type: the spec, or its rendering off the event loop."""
     answer_headers = {**VARY, **(headers or {})}
-    spec = build(body)
+    # A cohort's spec is built from tens of megabytes of answer: off the event loop, like rendering.
+    spec = await run_in_threadpool(build, body)
     if media == VEGA_LITE:
         return Response(render.spec_bytes(spec), media_type=VEGA_LITE, headers=answer_headers)
     image: render.ImageFormat = "svg" if media == SVG else "png"

@@ -16,19 +16,6 @@ LEVEL_INDEX_PER_90_DAYS: Final = "level index per 90 days"
 PANEL_WIDTH_PX: Final = style.TILE_WIDTH_PX - 200
 
 
-def moment_text(value: str | None) -> str:
-    """An ISO timestamp as a short UTC date and time for a subtitle."""
-    if not value:
-        return "now"
-    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _framework(body: dict[str, Any]) -> str:
-    fw = body.get("framework") or {}
-    version = fw.get("version")
-    return f"{fw.get('key')}" + (f" v{version}" if version is not None else "")
-
-
 def _number(value: float | None, digits: int = 2) -> str:
     return "unrated" if value is None else f"{value:.{digits}f}"
 
@@ -124,7 +111,7 @@ def build_score(body: dict[str, Any], level: str | None = None) -> dict[str, Any
     below = sum(1 for r in rows if r["status"] != "meets the requirement")
     spec = style.base_spec(
         title=f"{_who(body)}: competencies against {target_name}",
-        subtitle=f"{_framework(body)} · as of {moment_text(body.get('as_of'))} · "
+        subtitle=f"{style.framework_text(body)} · as of {style.moment_text(body.get('as_of'))} · "
         f"level index {body['level_index']:.2f} · ◆ critical · ◐ blind spot",
         description=(
             f"Bars show {_who(body)}'s proficiency in each of {len(rows)} competencies expected "
@@ -295,7 +282,7 @@ def build_gaps(body: dict[str, Any]) -> dict[str, Any]:
     readiness = body.get("readiness")
     spec = style.base_spec(
         title=f"{_who(body)}: what readiness for {target_name} is missing",
-        subtitle=f"{_framework(body)} · readiness {_percent(readiness)} · the bars add up to "
+        subtitle=f"{style.framework_text(body)} · readiness {_percent(readiness)} · the bars add up to "
         f"the shortfall of {shortfall * 100:.1f} points · ◆ critical",
         description=(
             f"Readiness points each of {len(rows)} competencies costs {_who(body)} toward "
@@ -371,7 +358,7 @@ def build_recommendations(body: dict[str, Any], threshold: float) -> dict[str, A
     points = [start, *steps] if body["readiness_now"] is not None else steps
     spec = style.base_spec(
         title=f"{_who(body)}: development plan toward {target_name}",
-        subtitle=f"{_framework(body)} · {len(steps)} steps, {body['total_hours']:g} hours · "
+        subtitle=f"{style.framework_text(body)} · {len(steps)} steps, {body['total_hours']:g} hours · "
         f"projected readiness {_percent(body['projected_readiness'])} · {body['stop_reason']}",
         description=(
             f"Projected readiness for {target_name} after each of {len(steps)} recommended "
@@ -429,7 +416,7 @@ def build_history(body: dict[str, Any]) -> dict[str, Any]:
             "as_of": point["as_of"],
             "level_index": point["level_index"],
             "attained": point["attained_level"]["name"] if point["attained_level"] else "none",
-            "aria": f"{moment_text(point['as_of'])}: level index {point['level_index']:.2f}",
+            "aria": f"{style.moment_text(point['as_of'])}: level index {point['level_index']:.2f}",
         }
         for point in body["points"]
     ]
@@ -438,7 +425,7 @@ def build_history(body: dict[str, Any]) -> dict[str, Any]:
     last = points[-1]["as_of"] if points else None
     spec = style.base_spec(
         title=f"{_who(body)}: level index over time",
-        subtitle=f"{_framework(body)} · {len(points)} assessment dates up to {moment_text(last)} · "
+        subtitle=f"{style.framework_text(body)} · {len(points)} assessment dates up to {style.moment_text(last)} · "
         f"velocity {pace} {LEVEL_INDEX_PER_90_DAYS}",
         description=(
             f"{_who(body)}'s level index (attained level's rank plus readiness for the next) "

@@ -1,5 +1,7 @@
 """Shared look of every chart: a colour-blind-safe palette, tile sizes and the Vega-Lite config."""
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Final
 
 VEGA_LITE_SCHEMA: Final = "https://vega.github.io/schema/vega-lite/v5.json"
@@ -95,3 +97,23 @@ def unmeasured_labels(spec: dict[str, Any]) -> dict[str, Any]:
     config["axis"] = {**config["axis"], "labelLimit": 0}
     config["legend"] = {**config["legend"], "labelLimit": 0}
     return spec
+
+
+def moment_text(value: str | None) -> str:
+    """An ISO timestamp of an answer as a subtitle says it: UTC, to the minute ("now" if absent).
+
+    A request may give a moment with an offset, and the answer repeats it: it is converted, not
+    relabelled.
+    """
+    if not value:
+        return "now"
+    when = datetime.fromisoformat(value)
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def framework_text(body: Mapping[str, Any]) -> str:
+    """The answer's framework as "key vN" (the version left out when the answer has none)."""
+    fw = body.get("framework") or {}
+    version = fw.get("version")
+    return f"{fw.get('key')}" + (f" v{version}" if version is not None else "")
