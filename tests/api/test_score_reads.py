@@ -481,10 +481,11 @@ def test_stable_span_is_between_the_ratings_entering_and_leaving_the_window() ->
 
 
 def test_etag_matching_is_weak_and_takes_lists() -> None:
-    fp = (uuid.uuid4(), 1, 2, uuid.uuid4(), 1)
+    fp = (uuid.uuid4(), 1, 2, uuid.uuid4(), 1, None)
     span = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC))
     etag = make_etag(fp, (None, None, None), span)
     assert etag == make_etag(fp, (None, None, None), span)
+    assert etag != make_etag((*fp[:5], f"{uuid.uuid4()}:1"), (None, None, None), span)
     assert etag != make_etag(fp, (None, None, "ic"), span)
     assert etag != make_etag(fp, (None, None, None), (span[0], datetime(2026, 3, 1, tzinfo=UTC)))
     assert etag_matches(etag, etag) and etag_matches(etag.removeprefix("W/"), etag)
@@ -495,7 +496,7 @@ def test_etag_matching_is_weak_and_takes_lists() -> None:
 def test_memo_stays_within_its_byte_budget_and_zero_turns_it_off() -> None:
     memo = ScoreMemo(max_bytes=250)
     tenant = uuid.uuid4()
-    fp = (uuid.uuid4(), 1, 1, uuid.uuid4(), 1)
+    fp = (uuid.uuid4(), 1, 1, uuid.uuid4(), 1, None)
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     never = datetime(9999, 1, 1, tzinfo=UTC)
 
