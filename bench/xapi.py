@@ -6,7 +6,9 @@ keep-alive connection to ``ladder serve``: most are completions of the built-in 
 courses and certifications by known people (the first one per person and activity records a
 completed activity, later ones find it done), some are ``failed`` or ``experienced``, some come
 from actors nobody registered (they land in the unmapped report). Bodies are encoded before the
-clock starts. The baseline, measured in the same run, is the same number of completions sent
+clock starts, and the tables are ANALYZEd after the people are loaded, as autovacuum does within
+a minute in service (without statistics, the foreign-key checks of the inserts on a just-loaded
+``subject`` table walk the wrong index, which cost about half of each list's time). The baseline, measured in the same run, is the same number of completions sent
 one at a time through POST /v1/subjects/{ref}/completed-activities. Issue 20's target is at
 least 2,000 statements per second.
 

@@ -30,10 +30,20 @@ async def settings(session: AsyncSession, tenant_id: uuid.UUID) -> LearningRecor
     return await session.get(LearningRecordSettings, tenant_id)
 
 
+@dataclass(frozen=True, slots=True)
+class StatementHead:
+    """What a stored statement is, without its content."""
+
+    digest: str
+    verb: str
+    voided: bool
+
+
 @dataclass
-class Setup:
+class Known:
     """What a list of statements needs to know of the tenant, read in one round trip."""
 
+    heads: dict[uuid.UUID, StatementHead] = field(default_factory=dict)
     home_pages: set[str] = field(default_factory=set)
     result_ratings: bool = False
     by_ref: dict[str, uuid.UUID] = field(default_factory=dict)
@@ -43,15 +53,20 @@ class Setup:
     versions: list[tuple[uuid.UUID, uuid.UUID, int]] = field(default_factory=list)
 
 
-def _row(kind: str, text: Any, first: Any, second: Any, number: Any) -> list[Any]:
-    return [sa.literal(kind, sa.String).label("kind"), text, first, second, number]
+def _row(kind: str, text: Any, detail: Any, first: Any, second: Any, number: Any) -> list[Any]:
+    return [sa.literal(kind, sa.String).label("kind"), text, detail, first, second, number]
 
 
-async def setup(
-    session: AsyncSession, tenant_id: uuid.UUID, refs: Collection[str], sums: Collection[str]
-) -> Setup:
-    """The tenant's settings, the subjects these account names and mailbox sums name, and the
-    published framework versions, as one UNION ALL query."""
+async def look_up(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    statement_ids: Collection[uuid.UUID],
+    refs: Collection[str],
+    sums: Collection[str],
+) -> Known:
+    """The stored statements among these ids, the tenant's settings, the subjects these
+    account names and mailbox sums name, and the published framework versions, as one
+    UNION ALL query."""
     no_text, no_id, no_number = (
         sa.cast(sa.null(), sa.String),
         sa.cast(sa.null(), sa.Uuid),
@@ -59,38 +74,57 @@ async def setup(
     )
     saved = LearningRecordSettings.__table__.c  # type: ignore[attr-defined]
     version = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
+    stored = XapiStatement.__table__.c  # type: ignore[attr-defined]
     parts = [
         sa.select(
             *_row(
                 "settings",
                 sa.cast(saved.account_home_pages, sa.String),
+                no_text,
                 no_id,
                 no_id,
                 sa.cast(saved.result_ratings, sa.Integer),
             )
         ).where(saved.tenant_id == tenant_id),
-        sa.select(*_row("version", no_text, version.id, version.tenant_id, version.revision)).where(
+        sa.select(
+            *_row("version", no_text, no_text, version.id, version.tenant_id, version.revision)
+        ).where(
             version.tenant_id.in_([tenant_id, SYSTEM_TENANT_ID]), version.status == "published"
         ),
     ]
+    if statement_ids:
+        parts.append(
+            sa.select(
+                *_row(
+                    "statement",
+                    stored.digest,
+                    stored.verb,
+                    stored.id,
+                    no_id,
+                    sa.cast(stored.voided, sa.Integer),
+                )
+            ).where(stored.tenant_id == tenant_id, stored.id.in_(list(statement_ids)))
+        )
     if refs:
         subject = Subject.__table__.c  # type: ignore[attr-defined]
         parts.append(
-            sa.select(*_row("ref", subject.external_ref, subject.id, no_id, no_number)).where(
-                subject.tenant_id == tenant_id, subject.external_ref.in_(list(refs))
-            )
+            sa.select(
+                *_row("ref", subject.external_ref, no_text, subject.id, no_id, no_number)
+            ).where(subject.tenant_id == tenant_id, subject.external_ref.in_(list(refs)))
         )
     if sums:
         agent = LearningRecordAgent.__table__.c  # type: ignore[attr-defined]
         parts.append(
-            sa.select(*_row("mbox", agent.mbox_sha1sum, agent.subject_id, no_id, no_number)).where(
-                agent.tenant_id == tenant_id, agent.mbox_sha1sum.in_(list(sums))
-            )
+            sa.select(
+                *_row("mbox", agent.mbox_sha1sum, no_text, agent.subject_id, no_id, no_number)
+            ).where(agent.tenant_id == tenant_id, agent.mbox_sha1sum.in_(list(sums)))
         )
-    out = Setup()
+    out = Known()
     conn = await session.connection()
-    for kind, text, first, second, number in await conn.execute(sa.union_all(*parts)):
-        if kind == "settings":
+    for kind, text, detail, first, second, number in await conn.execute(sa.union_all(*parts)):
+        if kind == "statement":
+            out.heads[first] = StatementHead(text, detail, bool(number))
+        elif kind == "settings":
             out.home_pages = set(json.loads(text))
             out.result_ratings = bool(number)
         elif kind == "version":
@@ -128,15 +162,6 @@ async def agent(
 ) -> LearningRecordAgent | None:
     """The registration of one mailbox, if any."""
     return await session.get(LearningRecordAgent, (tenant_id, sha1))
-
-
-@dataclass(frozen=True, slots=True)
-class StatementHead:
-    """What a stored statement is, without its content."""
-
-    digest: str
-    verb: str
-    voided: bool
 
 
 async def statement_heads(

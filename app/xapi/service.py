@@ -121,16 +121,16 @@ def scaled_to_scale(scaled: float, scale: Sequence[int]) -> int:
     return min(scale, key=lambda value: (abs(value - target), -value))
 
 
-def _subjects_for(setup: repo.Setup, actors: list[Actor | None]) -> dict[Actor, uuid.UUID]:
+def _subjects_for(known: repo.Known, actors: list[Actor | None]) -> dict[Actor, uuid.UUID]:
     """The subject each actor maps to, for those that map."""
     out: dict[Actor, uuid.UUID] = {}
     for a in actors:
         if a is None:
             continue
-        if a.kind == "account" and a.home_page in setup.home_pages and a.value in setup.by_ref:
-            out[a] = setup.by_ref[a.value]
-        elif a.mbox_sha1sum is not None and a.mbox_sha1sum in setup.by_mbox:
-            out[a] = setup.by_mbox[a.mbox_sha1sum]
+        if a.kind == "account" and a.home_page in known.home_pages and a.value in known.by_ref:
+            out[a] = known.by_ref[a.value]
+        elif a.mbox_sha1sum is not None and a.mbox_sha1sum in known.by_mbox:
+            out[a] = known.by_mbox[a.mbox_sha1sum]
     return out
 
 
@@ -177,22 +177,22 @@ async def receive(
     unmapped report keeps at most ``unmapped_limit`` lines."""
     tenant_id = principal.tenant_id
     outcome = Outcome(ids=[st.id for st in batch])
-    # The batch's ids and the statements it voids, in one look.
-    referenced = {st.id for st in batch} | {st.voids for st in batch if st.voids}
-    heads = await repo.statement_heads(session, tenant_id, referenced)
+    actors = [st.actor for st in batch]
+    # The batch's ids, the statements it voids and what maps its actors, in one look.
+    known = await repo.look_up(
+        session,
+        tenant_id,
+        {st.id for st in batch} | {st.voids for st in batch if st.voids},
+        {a.value for a in actors if a and a.kind == "account"},
+        {a.mbox_sha1sum for a in actors if a and a.mbox_sha1sum},
+    )
+    heads = known.heads
     _refuse_changed(batch, heads)
     fresh = [st for st in batch if st.id not in heads]
     outcome.replayed = len(batch) - len(fresh)
     if not fresh:
         return outcome
-    actors = [st.actor for st in fresh]
-    setup = await repo.setup(
-        session,
-        tenant_id,
-        {a.value for a in actors if a and a.kind == "account"},
-        {a.mbox_sha1sum for a in actors if a and a.mbox_sha1sum},
-    )
-    mapped = _subjects_for(setup, actors)
+    mapped = _subjects_for(known, [st.actor for st in fresh])
     now = utcnow()
     statement_rows = [
         {
@@ -218,14 +218,14 @@ async def receive(
         fresh = [st for st in fresh if st.id in stored]
         outcome.replayed = len(batch) - len(fresh)
     outcome.stored = len(fresh)
-    rating = setup.result_ratings
+    rating = known.result_ratings
     acting = [
         st
         for st in fresh
         if st.object_type == "Activity"
         and (st.verb in COMPLETION_VERBS or (rating and st.scaled_score is not None))
     ]
-    index = await activity_index(session, setup.versions) if acting else {}
+    index = await activity_index(session, known.versions) if acting else {}
     completion_rows: list[dict[str, Any]] = []
     assessment_rows: list[dict[str, Any]] = []
     rating_rows: list[dict[str, Any]] = []
