@@ -273,6 +273,7 @@ class World:
     key_id: str
     key_token: str
     webhook_id: str
+    session_id: str
 
     @property
     def path_values(self) -> dict[str, str]:
@@ -284,6 +285,9 @@ class World:
             "assessment_id": self.assessment_ids[0],
             "key_id": self.key_id,
             "webhook_id": self.webhook_id,
+            "session_id": self.session_id,
+            "subject_ref": self.subject_ref,
+            "competency": "coding",
             "sourcedId": str(
                 CaseIds(owner=self.tenant.id, key=self.framework_key, version=1).document
             ),
@@ -312,7 +316,8 @@ async def subscribe_webhook(client: httpx.AsyncClient, tenant: Tenant) -> str:
 
 async def seed(client: httpx.AsyncClient, tenant: Tenant, ref: str = "emp-1") -> World:
     """A webhook, a private published framework, a subject with two assessments (with
-    evidence), a completed activity and a non-admin key, all made over HTTP by the admin."""
+    evidence), a completed activity, a calibration session with a proposal about them and a
+    non-admin key, all made over HTTP by the admin."""
     h = tenant.headers
     webhook_id = await subscribe_webhook(client, tenant)
     r = await client.post(
@@ -340,6 +345,19 @@ async def seed(client: httpx.AsyncClient, tenant: Tenant, ref: str = "emp-1") ->
         headers=h,
     )
     assert r.status_code == 201, r.text
+    # A calibration session over the person, with a proposal about them (its reason personal).
+    r = await client.post(
+        "/v1/calibration/sessions",
+        json={"name": "Q4", "framework": {"key": "eng-ladder"}, "subject_refs": [ref]},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    session_id = r.json()["id"]
+    proposal = {"subject_ref": ref, "competency": "coding", "value": 3, "reason": EVIDENCE}
+    r = await client.post(
+        f"/v1/calibration/sessions/{session_id}/proposals", json=proposal, headers=h
+    )
+    assert r.status_code == 201, r.text
     r = await client.post(
         "/v1/api-keys", json={"name": "hris-sync", "scopes": ["subjects:read"]}, headers=h
     )
@@ -353,6 +371,7 @@ async def seed(client: httpx.AsyncClient, tenant: Tenant, ref: str = "emp-1") ->
         key_id=r.json()["id"],
         key_token=r.json()["key"],
         webhook_id=webhook_id,
+        session_id=session_id,
     )
 
 

@@ -44,6 +44,12 @@ BODIES: dict[str, Any] = {
         "completed_at": "2026-10-03T00:00:00Z",
     },
     "POST /v1/learning-records/mboxes/{ref}": {"mbox": "mailto:someone@example.com"},
+    "POST /v1/calibration/sessions/{session_id}/proposals": {
+        "subject_ref": "emp-1",
+        "competency": "coding",
+        "value": 2,
+        "reason": "Overwritten",
+    },
 }
 QUERIES: dict[str, dict[str, Any]] = {}
 
