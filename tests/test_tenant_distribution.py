@@ -44,11 +44,13 @@ GLOBAL_TABLES = {
 # any tenant's assessments reference them. Few rows, written when a ladder is edited, so they are
 # reference tables; their keys still lead with tenant_id (row-level security, a tenant's lookups).
 CATALOG_TABLES = {"framework", "framework_version", "case_identifier"}
-# The references that may cross tenants: an assessment (and a calibration session) names its
-# version's owner, which is the system tenant for a built-in ladder (and must be a catalog table).
+# The references that may cross tenants: an assessment (and a calibration session, and a recorded
+# rater-effect estimate) names its version's owner, which is the system tenant for a built-in
+# ladder (and must be a catalog table).
 OWNER_COLUMNS = {
     ("assessment", "framework_tenant_id"),
     ("calibration_session", "framework_tenant_id"),
+    ("rater_effect_estimate", "framework_tenant_id"),
 }
 
 CATALOG_QUERY = """
