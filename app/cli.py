@@ -210,80 +210,48 @@ async def _export(
     version: int | None,
     case_base_uri: str | None = None,
 ) -> dict[str, Any]:
-    from app.auth import repository as auth_repo
-    from app.auth.principal import Principal
-    from app.db import create_engine, make_sessionmaker
     from app.frameworks.document import FrameworkDocument, dump_document
     from app.frameworks.service import resolve
+    from app.tenant_session import tenant_admin
 
-    engine = create_engine(settings)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
-            if tenant is None:
-                sys.exit(f"ladder export: no tenant {tenant_slug!r}")
-            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
-            resolved = await resolve(session, principal, key, version)
-            doc = FrameworkDocument.model_validate(resolved.version.content)
-            if case_base_uri is None:
-                return dump_document(doc)
-            from app.interop import case
+    async with tenant_admin(settings, tenant_slug, "export") as (session, principal):
+        resolved = await resolve(session, principal, key, version)
+    doc = FrameworkDocument.model_validate(resolved.version.content)
+    if case_base_uri is None:
+        return dump_document(doc)
+    from app.interop import case
 
-            fw, v = resolved.framework, resolved.version
-            ctx = case.ExportContext(
-                ids=case.CaseIds(owner=fw.tenant_id, key=fw.key, version=v.version),
-                status=v.status,
-                changed_at=v.updated_at,
-                base_uri=case_base_uri.rstrip("/"),
-            )
-            return case.document_to_package(doc, ctx)
-    finally:
-        await engine.dispose()
+    fw, v = resolved.framework, resolved.version
+    ctx = case.ExportContext(
+        ids=case.CaseIds(owner=fw.tenant_id, key=fw.key, version=v.version),
+        status=v.status,
+        changed_at=v.updated_at,
+        base_uri=case_base_uri.rstrip("/"),
+    )
+    return case.document_to_package(doc, ctx)
 
 
 async def _import(settings: Settings, tenant_slug: str, data: object, publish: bool) -> str:
-    from app.auth import repository as auth_repo
-    from app.auth.principal import Principal
-    from app.db import bind_tenant, create_engine, make_sessionmaker, unit_of_work
     from app.frameworks.document import parse_document
     from app.frameworks.service import import_document
+    from app.tenant_session import tenant_admin
 
-    engine = create_engine(settings)
-    try:
-        async with unit_of_work(make_sessionmaker(engine)) as session:
-            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
-            if tenant is None:
-                sys.exit(f"ladder import: no tenant {tenant_slug!r}")
-            await bind_tenant(session, tenant.id)
-            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
-            resolved = await import_document(
-                session, principal, parse_document(data), publish=publish
-            )
-            return f"{resolved.framework.key} version {resolved.version.version} ({resolved.version.status})"
-    finally:
-        await engine.dispose()
+    async with tenant_admin(settings, tenant_slug, "import", write=True) as (session, principal):
+        resolved = await import_document(session, principal, parse_document(data), publish=publish)
+    return (
+        f"{resolved.framework.key} version {resolved.version.version} ({resolved.version.status})"
+    )
 
 
 async def _diff_stored(
     settings: Settings, tenant_slug: str, key: str, old: int | None, new: int | None
 ) -> dict[str, Any]:
-    from app.auth import repository as auth_repo
-    from app.auth.principal import Principal
-    from app.db import bind_tenant, create_engine, make_sessionmaker
     from app.frameworks.impact import diff_versions
+    from app.tenant_session import tenant_admin
 
-    engine = create_engine(settings)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
-            if tenant is None:
-                sys.exit(f"ladder diff: no tenant {tenant_slug!r}")
-            await bind_tenant(session, tenant.id)
-            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
-            diff = await diff_versions(session, principal, key, old, new)
-            return diff.model_dump(mode="json", by_alias=True)
-    finally:
-        await engine.dispose()
+    async with tenant_admin(settings, tenant_slug, "diff") as (session, principal):
+        diff = await diff_versions(session, principal, key, old, new)
+    return diff.model_dump(mode="json", by_alias=True)
 
 
 def _cmd_diff(args: argparse.Namespace) -> None:
@@ -319,24 +287,13 @@ def _cmd_diff(args: argparse.Namespace) -> None:
 async def _impact_stored(
     settings: Settings, tenant_slug: str, key: str, version: int, request: dict[str, Any]
 ) -> "Impact":
-    from app.auth import repository as auth_repo
-    from app.auth.principal import Principal
-    from app.db import bind_tenant, create_engine, make_sessionmaker
     from app.frameworks.impact import impact
     from app.frameworks.schemas import ImpactRequest
+    from app.tenant_session import tenant_admin
 
     body = ImpactRequest.model_validate(request)
-    engine = create_engine(settings)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
-            if tenant is None:
-                sys.exit(f"ladder impact: no tenant {tenant_slug!r}")
-            await bind_tenant(session, tenant.id)
-            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
-            return await impact(session, principal, key, version, body)
-    finally:
-        await engine.dispose()
+    async with tenant_admin(settings, tenant_slug, "impact") as (session, principal):
+        return await impact(session, principal, key, version, body)
 
 
 def _impact_markdown(response: "ImpactResponse", movers: "list[ImpactMover]") -> str:

@@ -16,7 +16,7 @@ from tests.conftest import _make_tenant
 APP = Path(__file__).resolve().parent.parent / "app"
 
 # Process entry points, not request code: they build the Settings that create_app receives.
-ENTRY_POINTS = {"cli.py", "main.py", "server.py", "config.py"}
+ENTRY_POINTS = {"cli.py", "main.py", "server.py", "config.py", "calibration/commands.py"}
 
 
 def _reads_settings_from_the_environment(node: ast.AST) -> bool:

@@ -23,23 +23,11 @@ Use = Callable[["AsyncSession", "Principal"], Awaitable[T]]
 
 async def _as_tenant(tenant_slug: str, use: Use[T], *, write: bool = False) -> T:
     """Run ``use`` in one transaction of the tenant (committed only when ``write``)."""
-    from app.auth import repository as auth_repo
-    from app.auth.principal import Principal
     from app.config import get_settings
-    from app.db import bind_tenant, create_engine, make_sessionmaker, unit_of_work
+    from app.tenant_session import tenant_admin
 
-    engine = create_engine(get_settings())
-    try:
-        maker = make_sessionmaker(engine)
-        async with unit_of_work(maker) if write else maker() as session:
-            tenant = await auth_repo.get_tenant_by_slug(session, tenant_slug)
-            if tenant is None:
-                sys.exit(f"ladder calibration: no tenant {tenant_slug!r}")
-            await bind_tenant(session, tenant.id)
-            principal = Principal(tenant_id=tenant.id, key_id=None, scopes=frozenset({"admin"}))
-            return await use(session, principal)
-    finally:
-        await engine.dispose()
+    async with tenant_admin(get_settings(), tenant_slug, "calibration", write=write) as (db, who):
+        return await use(db, who)
 
 
 def _run(tenant_slug: str, use: Use[T], *, write: bool = False) -> T:
