@@ -8,12 +8,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from app import idempotency
 from app.auth.dependencies import AnalyticsRead, AssessmentsWrite, SessionDep
 from app.calibration import sessions_schemas as s
 from app.calibration import sessions_service as service
 from app.calibration.router import _csv as rater_effects_csv
 from app.calibration.schemas import RaterEffectsResponse
 from app.errors import error_responses
+from app.idempotency import IdempotencyKey
 from app.pagination import (
     PageCursor,
     PageSize,
@@ -54,22 +56,26 @@ _PROPOSAL_BODY: dict[str, Any] = {
     status_code=201,
     summary="Open a calibration session (takes the snapshot)",
     response_model=s.SessionRead,
-    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
 async def create_session(
-    principal: AssessmentsWrite, session: SessionDep, body: Annotated[s.SessionCreate, Body()]
+    principal: AssessmentsWrite,
+    session: SessionDep,
+    request: Request,
+    body: Annotated[s.SessionCreate, Body()],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Snapshot a cohort against a published framework version: each person's score (attained
     level, readiness per level, level index, value and fair value per competency) and the rater
     effects, with each rater's distribution beside the cohort's. Members then propose
-    adjustments; closing writes them as `calibrated` ratings."""
-    created = await service.create(session, principal, body)
-    return Response(
-        created.model_dump_json(),
-        status_code=201,
-        media_type="application/json",
-        headers={"Location": f"/v1/calibration/sessions/{created.id}"},
-    )
+    adjustments; closing writes them as `calibrated` ratings. With an `Idempotency-Key`, a
+    retry answers the session the first request opened."""
+
+    async def produce() -> tuple[s.SessionRead, dict[str, str]]:
+        created = await service.create(session, principal, body)
+        return created, {"Location": f"/v1/calibration/sessions/{created.id}"}
+
+    return await idempotency.execute(session, principal, request, idempotency_key, produce)
 
 
 @router.get(

@@ -489,6 +489,23 @@ async def test_sessions_list_in_pages(client: httpx.AsyncClient, tenant_a: Tenan
     assert seen == made[::-1]
 
 
+async def test_a_retried_open_with_its_idempotency_key_opens_one_session(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    await seed(client, tenant_a)
+    body = {"name": "Q4", "framework": FRAMEWORK, "as_of": AS_OF, "filter": SCOPE}
+    headers = {**tenant_a.headers, "Idempotency-Key": "open-q4-calibration"}
+    first = await client.post(BASE, json=body, headers=headers)
+    again = await client.post(BASE, json=body, headers=headers)
+    assert first.status_code == again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    listed = (await client.get(BASE, headers=tenant_a.headers)).json()["items"]
+    assert [s["id"] for s in listed] == [first.json()["id"]]
+    other = await client.post(BASE, json={**body, "name": "Q1"}, headers=headers)
+    assert other.status_code == 422, other.text  # the key was used for another request
+
+
 async def test_unknown_refs_are_named(client: httpx.AsyncClient, tenant_a: Tenant) -> None:
     await seed(client, tenant_a)
     body = {"name": "Q4", "framework": FRAMEWORK, "subject_refs": ["pm-1", "ghost", "pm-2"]}
