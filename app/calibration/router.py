@@ -118,16 +118,17 @@ async def rater_effects(
     media = negotiate.representation(request) if format == "json" else None
     if body.record:
         require_scope(principal, "admin")  # recording changes the scores that use it
-    answer = await service.rater_effects(session, principal, body)
+    answer = await service.answer(session, principal, body)
     if media == negotiate.JSON:
-        # Serialized once as built: letting FastAPI validate 100,000 people again took seconds.
-        return Response(answer.model_dump_json(), media_type=media, headers=negotiate.VARY)
+        # Rendered once from plain rows: letting FastAPI validate 100,000 people again took
+        # seconds, and holding them as model instances hundreds of MiB.
+        return Response(answer.json(), media_type=media, headers=negotiate.VARY)
     if media is not None:
-        decoded = await run_in_threadpool(json.loads, answer.model_dump_json())
+        decoded = await run_in_threadpool(json.loads, answer.json())
         build = partial(calibration_chart.build, chart=chart)
         return await negotiate.chart(media, decoded, build)
     return Response(
-        _csv(answer, table),
+        _csv(answer.model(), table),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="rater-effects-{table}.csv"'},
     )

@@ -1,10 +1,12 @@
 """Calibration use cases: rater effects over a cohort, with fair averages."""
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pydantic_core
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assessments import repository as assessments_repo
@@ -30,10 +32,72 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+@dataclass(frozen=True, slots=True)
+class RaterEffectsAnswer:
+    """The rater-effects response with its long lists (raters, self ratings, fair averages per
+    person) as plain rows: as model instances, 100,000 people took seconds to build and a few
+    hundred MiB to hold, and plain rows with the same fields serialize to the same JSON."""
+
+    response: s.RaterEffectsResponse  # its raters and people lists are empty; see the rows
+    raters: list[dict[str, Any]]
+    self_people: list[dict[str, Any]]
+    fair_people: list[dict[str, Any]] | None
+
+    def json(self) -> bytes:
+        """The response as JSON, fields in the documented order."""
+        r = self.response
+        fields: dict[str, Any] = {
+            name: getattr(r, name) for name in s.RaterEffectsResponse.model_fields
+        }
+        fields["raters"] = self.raters
+        fields["self_ratings"] = {
+            "effect": r.self_ratings.effect,
+            "standard_error": r.self_ratings.standard_error,
+            "people": self.self_people,
+        }
+        if r.fair_averages is not None:
+            fields["fair_averages"] = {
+                "competencies": r.fair_averages.competencies,
+                "people": self.fair_people,
+            }
+        return pydantic_core.to_json(fields)
+
+    def model(self) -> s.RaterEffectsResponse:
+        """The response as the documented model (for CSV, sessions and the command line)."""
+        r = self.response
+        raters = [
+            s.RaterEffect.model_construct(
+                **{**row, "flags": [s.Flag.model_construct(**f) for f in row["flags"]]}
+            )
+            for row in self.raters
+        ]
+        people = [s.SelfRatingRow.model_construct(**row) for row in self.self_people]
+        fair = None
+        if r.fair_averages is not None:
+            fair = s.FairAverages.model_construct(
+                competencies=r.fair_averages.competencies,
+                people=[s.FairPerson.model_construct(**row) for row in self.fair_people or []],
+            )
+        return r.model_copy(
+            update={
+                "raters": raters,
+                "self_ratings": r.self_ratings.model_copy(update={"people": people}),
+                "fair_averages": fair,
+            }
+        )
+
+
 async def rater_effects(
     session: AsyncSession, principal: Principal, body: s.RaterEffectsRequest
 ) -> s.RaterEffectsResponse:
     """Fit the rater-effects model to a cohort's ratings and report it with its evidence."""
+    return (await answer(session, principal, body)).model()
+
+
+async def answer(
+    session: AsyncSession, principal: Principal, body: s.RaterEffectsRequest
+) -> RaterEffectsAnswer:
+    """``rater_effects`` with its long lists as plain rows (the JSON route renders them once)."""
     as_of = body.as_of or utcnow()
     cohort = await cohorts.load(
         session,
@@ -51,17 +115,17 @@ async def rater_effects(
     limits = CalibrationThresholds(**body.thresholds.model_dump())
     scale = [float(v) for v in range(fw.scale_min, fw.scale_max + 1)]
     result = fit_rater_effects(cohort.ratings, len(fw.competencies), scale, limits)
-    fair = None
+    fair_people = None
     if body.include_fair_averages:
-        fair = _fair_averages(fw, cohort, result, as_of)
+        fair_people = _fair_averages(fw, cohort, result, as_of)
     refs = cohort.subjects.refs
     raters = _raters(names, result)
-    raters.sort(key=lambda r: (r.group is None, r.group or 0, r.role, r.rater_ref))
+    raters.sort(key=lambda r: (r["group"] is None, r["group"] or 0, r["role"], r["rater_ref"]))
     window_days = (as_of - cohort.window_start).days
     recorded = None
     if body.record:
         recorded = await _record(session, principal, fw, as_of, window_days, result, raters)
-    return s.RaterEffectsResponse(
+    response = s.RaterEffectsResponse(
         framework=FrameworkRef(key=fw.key, version=fw.version),
         as_of=as_of,
         window_days=window_days,
@@ -76,7 +140,7 @@ async def rater_effects(
             shared_ratings=int(result.shared_ratings.sum()),
         ),
         groups=[s.Group(group=g, raters=n) for g, n in enumerate(result.group_sizes)],
-        raters=raters,
+        raters=[],
         scale=result.scale,
         cohort_distribution=result.cohort_distribution.tolist(),
         agreement=[
@@ -90,21 +154,23 @@ async def rater_effects(
             for c, a in zip(fw.competencies, result.agreement, strict=True)
         ],
         self_ratings=s.SelfFacet(
-            effect=result.self_effect,
-            standard_error=result.self_effect_se,
-            people=[
-                s.SelfRatingRow.model_construct(
-                    subject_ref=refs[row.subject],
-                    mean_difference=row.mean_difference,
-                    competencies=row.competencies,
-                    inflated=row.inflated,
-                )
-                for row in result.self_ratings
-            ],
+            effect=result.self_effect, standard_error=result.self_effect_se, people=[]
         ),
-        fair_averages=fair,
+        fair_averages=None
+        if fair_people is None
+        else s.FairAverages(competencies=[c.key for c in fw.competencies], people=[]),
         estimate=recorded,
     )
+    self_people = [
+        {
+            "subject_ref": refs[row.subject],
+            "mean_difference": row.mean_difference,
+            "competencies": row.competencies,
+            "inflated": row.inflated,
+        }
+        for row in result.self_ratings
+    ]
+    return RaterEffectsAnswer(response, raters, self_people, fair_people)
 
 
 async def _record(
@@ -114,7 +180,7 @@ async def _record(
     as_of: datetime,
     window_days: int,
     result: RaterEffects,
-    raters: list[s.RaterEffect],
+    raters: list[dict[str, Any]],
 ) -> s.RecordedEstimate:
     """Store the fit as the framework version's latest estimate, with an audit event."""
     resolved = await frameworks.resolve(session, principal, fw.key, fw.version)
@@ -130,17 +196,17 @@ async def _record(
         sigma=_number(result.sigma),
         raters=[
             {
-                "role": r.role,
-                "rater_ref": r.rater_ref,
-                "status": r.status,
-                "effect": r.effect,
-                "standard_error": r.standard_error,
-                "group": r.group,
+                "role": r["role"],
+                "rater_ref": r["rater_ref"],
+                "status": r["status"],
+                "effect": r["effect"],
+                "standard_error": r["standard_error"],
+                "group": r["group"],
             }
             for r in raters
         ],
     )
-    ok = sum(1 for r in raters if r.status == "ok")
+    ok = sum(1 for r in raters if r["status"] == "ok")
     audit(
         session,
         principal,
@@ -157,9 +223,9 @@ def _column(values: Any) -> list[float | None]:
     return [None if math.isnan(v) else v for v in values.tolist()]
 
 
-def _raters(names: dict[int, tuple[str, str]], result: RaterEffects) -> list[s.RaterEffect]:
-    """The raters as response rows, each column out of numpy once (tens of thousands of
-    raters; the values come from the model, already valid)."""
+def _raters(names: dict[int, tuple[str, str]], result: RaterEffects) -> list[dict[str, Any]]:
+    """The raters as plain response rows (``s.RaterEffect``'s fields), each column out of numpy
+    once (tens of thousands of raters; the values come from the model, already valid)."""
     ids, roles, groups = result.rater.tolist(), result.role.tolist(), result.group.tolist()
     effect, se = _column(result.effect), _column(result.standard_error)
     mean_square = _column(result.mean_square)
@@ -170,25 +236,22 @@ def _raters(names: dict[int, tuple[str, str]], result: RaterEffects) -> list[s.R
     for i, rater_id in enumerate(ids):
         role, ref = names.get(rater_id, (RATER_ROLES[roles[i]], str(rater_id)))
         rows.append(
-            s.RaterEffect.model_construct(
-                rater_ref=ref,
-                role=role,  # type: ignore[arg-type]
-                group=groups[i] if groups[i] >= 0 else None,
-                status=result.status[i],  # type: ignore[arg-type]
-                effect=effect[i],
-                standard_error=se[i],
-                ratings=ratings[i],
-                shared_ratings=shared[i],
-                subjects=subjects[i],
-                mean_square=mean_square[i],
-                between_ratio=between[i],
-                within_ratio=within[i],
-                flags=[
-                    s.Flag.model_construct(kind=f.kind, evidence=f.evidence)  # type: ignore[arg-type]
-                    for f in result.flags[i]
-                ],
-                distribution=distribution[i],
-            )
+            {
+                "rater_ref": ref,
+                "role": role,
+                "group": groups[i] if groups[i] >= 0 else None,
+                "status": result.status[i],
+                "effect": effect[i],
+                "standard_error": se[i],
+                "ratings": ratings[i],
+                "shared_ratings": shared[i],
+                "subjects": subjects[i],
+                "mean_square": mean_square[i],
+                "between_ratio": between[i],
+                "within_ratio": within[i],
+                "flags": [{"kind": f.kind, "evidence": f.evidence} for f in result.flags[i]],
+                "distribution": distribution[i],
+            }
         )
     return rows
 
@@ -204,29 +267,36 @@ def _rounded(values: Any) -> list[list[float | None]]:
 
 def _fair_averages(
     fw: Framework, cohort: cohorts.LoadedCohort, result: RaterEffects, as_of: datetime
-) -> s.FairAverages:
-    """Each person scored as rated and with every reported effect removed, by the engine."""
+) -> list[dict[str, Any]]:
+    """Each person scored as rated and with every reported effect removed, by the engine, as
+    plain rows (``s.FairPerson``'s fields)."""
     tracks = cohort.subjects.tracks
     raw = score_cohort(fw, cohort.ratings, as_of=as_of, tracks=tracks)
+    raw_values, raw_index, raw_level = (
+        _rounded(raw.values),
+        raw.level_index.tolist(),
+        raw.attained.tolist(),
+    )
+    del raw  # memory: its matrices are per person, and the second scoring needs as much
     fair = score_cohort(fw, adjusted_ratings(cohort.ratings, result), as_of=as_of, tracks=tracks)
+    fair_values, fair_index, fair_level = (
+        _rounded(fair.values),
+        fair.level_index.tolist(),
+        fair.attained.tolist(),
+    )
+    del fair
     # One level object per level, and plain lists out of numpy once: built per person through
     # validation, 100,000 people took seconds (the values come from the engine, already valid).
     levels = [present.level_ref(fw, lv.key) for lv in fw.levels]
-    raw_values, fair_values = _rounded(raw.values), _rounded(fair.values)
-    raw_index, fair_index = raw.level_index.tolist(), fair.level_index.tolist()
-    raw_level, fair_level = raw.attained.tolist(), fair.attained.tolist()
-    return s.FairAverages.model_construct(
-        competencies=[c.key for c in fw.competencies],
-        people=[
-            s.FairPerson.model_construct(
-                subject_ref=ref,
-                values=raw_values[i],
-                fair_values=fair_values[i],
-                level_index=raw_index[i],
-                fair_level_index=fair_index[i],
-                attained_level=levels[raw_level[i]] if raw_level[i] >= 0 else None,
-                fair_attained_level=levels[fair_level[i]] if fair_level[i] >= 0 else None,
-            )
-            for i, ref in enumerate(cohort.subjects.refs)
-        ],
-    )
+    return [
+        {
+            "subject_ref": ref,
+            "values": raw_values[i],
+            "fair_values": fair_values[i],
+            "level_index": raw_index[i],
+            "fair_level_index": fair_index[i],
+            "attained_level": levels[raw_level[i]] if raw_level[i] >= 0 else None,
+            "fair_attained_level": levels[fair_level[i]] if fair_level[i] >= 0 else None,
+        }
+        for i, ref in enumerate(cohort.subjects.refs)
+    ]

@@ -275,7 +275,8 @@ def _rater_pairs(
     weight = np.concatenate(weights)
     del keys, weights
     sort = np.argsort(key)
-    key, weight = key[sort], weight[sort]
+    key = key[sort]
+    weight = weight[sort]
     del sort
     first = np.ones(key.size, dtype=np.bool_)
     first[1:] = key[1:] != key[:-1]
@@ -385,16 +386,16 @@ def rater_effects(
 
     cell_of_rated, n_cells = _dense(cell_key_all[rated_rows], n_cell_keys)
     latest = _latest(r, rated_rows, rater_of_rated, cell_of_rated, n_raters)
-    rows = rated_rows[latest]
-    rater = rater_of_rated[latest]
-    cell = cell_of_rated[latest]
-    subject = r.subject_index[rows].astype(np.int64)
-    competency = r.competency_index[rows].astype(np.int64)
+    # Memory: every array here holds a value per rating (millions), so none is copied when
+    # nothing was superseded, and the person and competency columns are taken when needed.
+    everything = bool(latest.all())
+    rows = rated_rows if everything else rated_rows[latest]
+    rater = rater_of_rated if everything else rater_of_rated[latest]
+    cell = cell_of_rated if everything else cell_of_rated[latest]
     x = r.proficiency[rows].astype(np.float64)
-    cell_key = cell_key_all[rows]
     per_cell = np.bincount(cell, minlength=n_cells)
     shared = per_cell[cell] >= 2
-    del id_dense, cell_of_rated, latest  # memory: a few arrays of every rating each
+    del id_dense, cell_of_rated, latest
 
     self_rows = np.flatnonzero(role_all == _SELF)
     self_rater, n_selves = _dense(r.rater[self_rows], _INT64_SPAN)
@@ -402,10 +403,14 @@ def rater_effects(
     self_rows = self_rows[_latest(r, self_rows, self_rater, self_cell, n_selves)]
     del self_rater, self_cell, cell_key_all
 
-    # Shared rows only: a cell one rater rated says nothing about that rater's effect.
-    s_rater, s_cell_raw, s_x = rater[shared], cell[shared], x[shared]
-    s_cell, n_s_cells = _dense(s_cell_raw, n_cells)
-    del s_cell_raw
+    # Shared rows only: a cell one rater rated says nothing about that rater's effect. When
+    # every cell is shared the cells are already numbered densely: the same arrays serve.
+    if bool(shared.all()):
+        s_rater, s_cell, s_x, n_s_cells = rater, cell, x, n_cells
+    else:
+        s_rater, s_cell_raw, s_x = rater[shared], cell[shared], x[shared]
+        s_cell, n_s_cells = _dense(s_cell_raw, n_cells)
+        del s_cell_raw
     label = _components(s_rater, s_cell, n_raters, n_s_cells)
     in_shared = np.bincount(s_rater, minlength=n_raters) > 0
     beta, iterations = _solve(s_rater, s_cell, s_x, n_raters, n_s_cells, limits)
@@ -444,7 +449,7 @@ def rater_effects(
     # Leave-one-out consensus of the other raters of each shared cell, effects removed.
     cell_sum = np.bincount(s_cell, weights=adjusted, minlength=n_s_cells)
     others = (cell_sum[s_cell] - adjusted) / (n_c[s_cell] - 1.0)
-    s_subject = subject[shared]
+    s_subject = r.subject_index[rows if s_rater is rater else rows[shared]].astype(np.int64)
     pair, n_pairs = _dense(s_rater * max(r.n_subjects, 1) + s_subject, n_raters * r.n_subjects)
     pair_rater = np.zeros(n_pairs, dtype=np.int64)
     pair_rater[pair] = s_rater
@@ -479,11 +484,12 @@ def rater_effects(
     # Agreement per competency, raw and with the reported effects removed.
     row_effect = np.nan_to_num(effect)[rater]
     agreement = []
+    subject, competency = r.subject_index[rows], r.competency_index[rows]
     for c in range(n_competencies):
         mask = competency == c
         units = per_cell[cell[mask]] >= 2
         # Within one competency a person is one cell: the person numbers the units densely.
-        unit = subject[mask]
+        unit = subject[mask].astype(np.int64)
         agreement.append(
             Agreement(
                 alpha=krippendorff_alpha_interval(unit, x[mask]),
@@ -504,9 +510,12 @@ def rater_effects(
         distribution = np.zeros((n_raters, 0), dtype=np.int64)
     cohort_distribution = distribution.sum(axis=0)
 
+    cell_key = subject.astype(np.int64) * n_competencies + competency
+    del subject, competency
     self_ratings, self_effect, self_se = _self_facet(
         r, self_rows, cell_key, x - row_effect, n_competencies, limits
     )
+    del cell_key
 
     # Every input row of a rater with a reported effect, not only the latest ones.
     row_adjustment = np.zeros(r.proficiency.shape[0])
