@@ -143,8 +143,8 @@ def test_docs_show_the_score_chart(
     quickstart_person: str,
     chrome: webdriver.Chrome,
 ) -> None:
-    """PNG is drawn as a picture; Swagger UI shows any `+xml` answer, SVG included, as its
-    source (with a Download button), which is what this checks for SVG."""
+    """PNG is drawn as a picture by Swagger UI itself; SVG, which it shows as XML source, is
+    drawn above its source by the docs page's plugin."""
     operation = open_score_in_docs(chrome, live_server, quickstart_person)
     response = execute_as(chrome, operation, PNG)
     picture = shown(chrome, ".response-col_description img", response)
@@ -156,3 +156,10 @@ def test_docs_show_the_score_chart(
     response = execute_as(chrome, operation, SVG)
     source = shown(chrome, ".response-col_description pre", response).text
     assert source.startswith("<svg") and "<title" in source and "<desc" in source
+    drawn = shown(chrome, ".response-col_description img.svg-preview", response)
+    WebDriverWait(chrome, WAIT_SECONDS).until(
+        lambda _: chrome.execute_script("return arguments[0].naturalWidth", drawn) > 300
+    )
+    chrome.execute_script("arguments[0].scrollIntoView({block: 'center'})", drawn)
+    shot = save_screenshot(request.config, chrome, "docs-score-svg.png")
+    assert ink(chrome, shot) > MIN_INK
