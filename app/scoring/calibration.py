@@ -135,14 +135,17 @@ class RaterEffects:
 
 def _dense(keys: Int64s, bound: int) -> tuple[Int64s, int]:
     """Number the distinct keys (all in [0, bound)) 0..k-1 in key order: a presence mask when
-    the bound is small next to the keys, a sort otherwise."""
+    the keys' range is small next to their number (rater ids usually are, whatever the bound
+    says), a sort otherwise."""
     if keys.size == 0:
         return np.zeros(0, dtype=np.int64), 0
-    if bound <= 4 * keys.size + 1024:
-        present = np.zeros(bound, dtype=np.bool_)
-        present[keys] = True
+    low, high = int(keys.min()), int(keys.max())
+    if high - low + 1 <= 4 * keys.size + 1024:
+        offset = keys - low if low else keys  # no overflow: the range is small
+        present = np.zeros(high - low + 1, dtype=np.bool_)
+        present[offset] = True
         number = np.cumsum(present, dtype=np.int64) - 1
-        return number[keys], int(number[-1]) + 1
+        return number[offset], int(number[-1]) + 1
     unique, inverse = np.unique(keys, return_inverse=True)
     return inverse.reshape(-1).astype(np.int64), int(unique.size)
 

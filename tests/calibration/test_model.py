@@ -384,3 +384,23 @@ def test_raising_one_raters_ratings_raises_their_effect_by_as_much_against_the_o
         before = a.effect[i] - a.effect[j]
         after = b.effect[i] - b.effect[j]
         assert after - before == pytest.approx(lift, abs=1e-6)
+
+
+@pytest.mark.parametrize("shift", [-(2**63), 2**62, 0])
+@pytest.mark.parametrize("stride", [1, 2**40 + 1])
+def test_rater_ids_anywhere_in_int64_give_the_same_fit(shift: int, stride: int) -> None:
+    # Raters are numbered by a presence mask over a small id range, by a sort otherwise: the
+    # fit must not depend on which (ids kept in order, so every rater keeps its place).
+    sim = simulate(7, people=120, raters=20, self_share=0.5)
+    base = rater_effects(sim.ratings, 14, SCALE)
+    ids = sim.ratings.rater
+    moved = ids * stride + (shift - int(ids.min()) * stride if shift else 0)
+    assert int(moved.min()) >= np.iinfo(np.int64).min and moved.max() <= np.iinfo(np.int64).max
+    fit = rater_effects(replace(sim.ratings, rater=moved.astype(np.int64)), 14, SCALE)
+    assert np.array_equal(fit.effect, base.effect, equal_nan=True)
+    assert np.array_equal(fit.standard_error, base.standard_error, equal_nan=True)
+    assert fit.group.tolist() == base.group.tolist() and fit.status == base.status
+    assert [r.mean_difference for r in fit.self_ratings] == [
+        r.mean_difference for r in base.self_ratings
+    ]
+    assert fit.rater.tolist() == sorted(set(moved[sim.ratings.role != SELF].tolist()))
