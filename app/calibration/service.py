@@ -258,10 +258,9 @@ def _raters(names: dict[int, tuple[str, str]], result: RaterEffects) -> list[dic
 
 def _rounded(values: Any) -> list[list[float | None]]:
     """Values as JSON rows, rounded to 6 decimals, NaN (unrated) as null."""
-    rounded: list[list[float]] = np.round(values, 6).tolist()
-    rows: list[list[float | None]] = [list(row) for row in rounded]
+    rows: list[list[float | None]] = np.round(values, 6).tolist()  # no copy of each row
     for r in np.flatnonzero(np.isnan(values).any(axis=1)).tolist():
-        rows[r] = [None if math.isnan(v) else v for v in rounded[r]]
+        rows[r] = [None if v is not None and math.isnan(v) else v for v in rows[r]]
     return rows
 
 

@@ -5,7 +5,8 @@ import httpx
 import pytest
 
 from app.calibration.schemas import RaterEffectsResponse
-from tests.api.test_calibration import effects, seed
+from tests.api.test_calibration import _assessment, _base, effects, seed
+from tests.api.test_subjects_assessments import subject
 from tests.conftest import Tenant
 
 pytestmark = pytest.mark.anyio
@@ -23,6 +24,13 @@ async def test_json_is_the_validated_models_json(
     client: httpx.AsyncClient, tenant_a: Tenant, extra: dict[str, object]
 ) -> None:
     await seed(client, tenant_a)
+    # Someone rated on three competencies only: unrated values are null in the fair averages.
+    h = tenant_a.headers
+    partial = subject("partial", attributes={"team": "growth"})
+    assert (await client.post("/v1/subjects/bulk", json=[partial], headers=h)).status_code == 201
+    first3 = dict(list(_base(1).items())[:3])
+    body = [_assessment("partial", m, "manager", first3) for m in ("m2", "m3")]
+    assert (await client.post("/v1/assessments/bulk", json=body, headers=h)).status_code == 201
     r = await effects(client, tenant_a, **extra)
     assert r.status_code == 200, r.text
     validated = RaterEffectsResponse.model_validate_json(r.content)
@@ -32,7 +40,10 @@ async def test_json_is_the_validated_models_json(
     assert body["raters"] and body["self_ratings"]["people"]
     assert any(rater["flags"] for rater in body["raters"])
     if extra.get("include_fair_averages", True):
-        assert len(body["fair_averages"]["people"]) == 7  # PEOPLE and solo-person
+        people = {p["subject_ref"]: p for p in body["fair_averages"]["people"]}
+        assert len(people) == 8  # PEOPLE, solo-person and partial
+        assert people["partial"]["fair_values"].count(None) == 11
+        assert None not in people["pm-0"]["fair_values"]
     else:
         assert body["fair_averages"] is None
     if extra.get("record"):
