@@ -36,8 +36,7 @@ from bench.harness import (
     verdict,
     world,
 )
-from tools.charts import ASSESSMENTS, SUBJECT
-from tools.openapi.scenario import LADDER
+from tools.charts import SUBJECT, quickstart_requests
 
 TARGET_MS = 20.0
 WARMUP_ROUNDS = 10
@@ -52,21 +51,8 @@ def p95(values: Sequence[float]) -> float:
 
 def register(api: httpx.Client) -> None:
     """The quickstart person and her three assessments."""
-    api.post(
-        "/v1/subjects", json={"external_ref": SUBJECT, "track": "management"}
-    ).raise_for_status()
-    for role, rater, day, values in ASSESSMENTS:
-        api.post(
-            "/v1/assessments",
-            json={
-                "subject_ref": SUBJECT,
-                "framework": LADDER,
-                "rater_ref": rater,
-                "rater_role": role,
-                "assessed_at": f"{day}T09:00:00Z",
-                "ratings": [{"competency": c, "proficiency": p} for c, p in values.items()],
-            },
-        ).raise_for_status()
+    for path, body in quickstart_requests():
+        api.post(path, json=body).raise_for_status()
 
 
 def read(api: httpx.Client, media: str) -> tuple[float, float, int]:

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -40,31 +41,35 @@ CHARTS = {
 }
 
 
+def quickstart_requests() -> list[tuple[str, dict[str, Any]]]:
+    """The quickstart person and her three assessments: (path, JSON body) to POST in order.
+
+    The charts here, the browser test and ``bench/charts.py`` all draw this person.
+    """
+    person = {
+        "external_ref": SUBJECT,
+        "display_name": "Ada Byron",
+        "track": "management",
+        "current_level": "pm",
+        "attributes": {"team": "payments", "department": "product"},
+    }
+    assessments = [
+        {
+            "subject_ref": SUBJECT,
+            "framework": LADDER,
+            "rater_ref": rater,
+            "rater_role": role,
+            "assessed_at": f"{day}T09:00:00Z",
+            "ratings": [{"competency": c, "proficiency": p} for c, p in values.items()],
+        }
+        for role, rater, day, values in ASSESSMENTS
+    ]
+    return [("/v1/subjects", person)] + [("/v1/assessments", body) for body in assessments]
+
+
 async def _register_ada(api: httpx.AsyncClient) -> None:
-    r = await api.post(
-        "/v1/subjects",
-        json={
-            "external_ref": SUBJECT,
-            "display_name": "Ada Byron",
-            "track": "management",
-            "current_level": "pm",
-            "attributes": {"team": "payments", "department": "product"},
-        },
-    )
-    r.raise_for_status()
-    for role, rater, day, values in ASSESSMENTS:
-        r = await api.post(
-            "/v1/assessments",
-            json={
-                "subject_ref": SUBJECT,
-                "framework": LADDER,
-                "rater_ref": rater,
-                "rater_role": role,
-                "assessed_at": f"{day}T09:00:00Z",
-                "ratings": [{"competency": c, "proficiency": p} for c, p in values.items()],
-            },
-        )
-        r.raise_for_status()
+    for path, body in quickstart_requests():
+        (await api.post(path, json=body)).raise_for_status()
 
 
 async def quickstart_charts(settings: Settings, media: str = SVG) -> dict[str, bytes]:

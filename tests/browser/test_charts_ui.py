@@ -14,8 +14,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from app.charts.negotiate import PNG, SVG
 from tests.browser.conftest import LiveServer, needs_browser, save_screenshot
 from tests.browser.test_docs_ui import SCORE_OPERATION, WAIT_SECONDS, button, click, shown
-from tools.charts import ASSESSMENTS, SUBJECT
-from tools.openapi.scenario import LADDER
+from tools.charts import SUBJECT, quickstart_requests
 
 pytestmark = [pytest.mark.browser, needs_browser]
 
@@ -45,20 +44,8 @@ img.src = 'data:image/png;base64,' + data;
 def quickstart_person(live_server: LiveServer) -> str:
     """Ada, rated by her manager, a peer and herself as in examples/quickstart.sh."""
     with httpx.Client(base_url=live_server.base_url, headers=live_server.headers) as api:
-        r = api.post("/v1/subjects", json={"external_ref": SUBJECT, "track": "management"})
-        assert r.status_code == 201, r.text
-        for role, rater, day, values in ASSESSMENTS:
-            r = api.post(
-                "/v1/assessments",
-                json={
-                    "subject_ref": SUBJECT,
-                    "framework": LADDER,
-                    "rater_ref": rater,
-                    "rater_role": role,
-                    "assessed_at": f"{day}T09:00:00Z",
-                    "ratings": [{"competency": c, "proficiency": p} for c, p in values.items()],
-                },
-            )
+        for path, body in quickstart_requests():
+            r = api.post(path, json=body)
             assert r.status_code == 201, r.text
     return SUBJECT
 
