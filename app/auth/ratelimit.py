@@ -128,6 +128,22 @@ ON CONFLICT (tenant_id, key_id) DO UPDATE SET
 RETURNING granted, tokens
 """
 
+# Rows whose bucket has refilled completely are the same as no row (a new key starts full), so
+# they can go: keys that stopped sending, were revoked or deleted would otherwise stay forever.
+# A bounded batch at a time, skipping rows a lease holds.
+SWEEP_SQL = """
+DELETE FROM rate_limit_bucket
+WHERE (tenant_id, key_id) IN (
+    SELECT tenant_id, key_id FROM rate_limit_bucket
+    WHERE updated_at < now() - make_interval(secs => $1)
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+"""
+SWEEP_BATCH = 1000
+# Each worker sweeps after its first lease and then at most this often.
+SWEEP_EVERY_SECONDS = 600.0
+
 # What "the store cannot be reached" looks like from asyncpg: refused or lost connections,
 # timeouts, and server-side errors (including a missing table before migrations ran).
 STORE_ERRORS: tuple[type[BaseException], ...] = (
@@ -198,6 +214,13 @@ class PostgresBucketStore:
             )
         return int(row["granted"]), float(row["tokens"])
 
+    async def sweep(self, full_after_seconds: float, limit: int = SWEEP_BATCH) -> int:
+        """Forget up to ``limit`` buckets untouched for ``full_after_seconds`` (refilled by now)."""
+        pool = await self._get_pool()
+        async with pool.acquire(timeout=self.timeout) as conn:
+            status = await conn.execute(SWEEP_SQL, full_after_seconds, limit, timeout=self.timeout)
+        return int(status.split()[-1])  # "DELETE n"
+
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.close()
@@ -240,6 +263,7 @@ class SharedRateLimiter:
         self.fallback = RateLimiter(per_minute, burst, max_keys)
         self.store_down_until = 0.0
         self._leases: dict[uuid.UUID, _Lease] = {}
+        self._next_sweep = 0.0
 
     async def check(self, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
         """Serve the request from this worker's lease, leasing more from the store when empty."""
@@ -285,12 +309,22 @@ class SharedRateLimiter:
             )
             self._store_unreachable(key_id)
             return
+        if time.monotonic() >= self._next_sweep:
+            await self._sweep()
         if granted >= 1:
             held.tokens = granted - 1
             return
         wait = (1.0 - left) / self.rate
         held.refused_until = time.monotonic() + wait
         raise _refusal(self.per_minute, wait)
+
+    async def _sweep(self) -> None:
+        """Drop the store's buckets that have refilled (an occasional round trip, never fatal)."""
+        self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+        try:
+            await self.store.sweep(self.capacity / self.rate)
+        except STORE_ERRORS as exc:
+            log.warning("rate limit store sweep failed (%s)", type(exc).__name__)
 
     def _store_unreachable(self, key_id: uuid.UUID) -> None:
         if self.fail_mode == "closed":

@@ -78,10 +78,15 @@ class CountingStore(PostgresBucketStore):
     """The real Postgres store, counting trips (what each request costs the database)."""
 
     trips = 0
+    sweeps = 0
 
     async def lease(self, *args: Any, **kwargs: Any) -> tuple[int, float]:
         self.trips += 1
         return await super().lease(*args, **kwargs)
+
+    async def sweep(self, *args: Any, **kwargs: Any) -> int:
+        self.sweeps += 1
+        return await super().sweep(*args, **kwargs)
 
 
 def _postgres(database: Database) -> str:
@@ -109,8 +114,10 @@ async def test_two_workers_share_one_bucket(database: Database) -> None:
         # Each process alone would have let 200 through, 400 together.
         assert allowed == 200
         assert len(retry_after) == 100 and min(retry_after) >= 1
-        # One trip per lease of 10, plus one refused trip per worker (then refused locally).
+        # One trip per lease of 10, plus one refused trip per worker (then refused locally);
+        # each worker swept refilled buckets once, after its first lease.
         assert sum(s.trips for s in stores) == 200 // 10 + 2
+        assert [s.sweeps for s in stores] == [1, 1]
         # Another key has its own bucket.
         await workers[0].check(tenant, uuid.uuid4())
     finally:
@@ -215,3 +222,35 @@ async def test_fail_closed_over_http_is_503_problem_with_retry_after(
     r = await client.get("/v1/frameworks", headers=tenant_a.headers)
     assert r.status_code == 200
     await app.state.rate_limiter.aclose()
+
+
+async def test_refilled_buckets_are_swept(database: Database) -> None:
+    """A bucket untouched for as long as it takes to refill is the same as none (a new key
+    starts full), so it is deleted: revoked and idle keys leave no rows behind."""
+    url = _postgres(database)
+    tenant = uuid.uuid4()
+    idle, recent = uuid.uuid4(), uuid.uuid4()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.executemany(
+            "INSERT INTO rate_limit_bucket (tenant_id, key_id, tokens, granted, updated_at)"
+            " VALUES ($1, $2, 0, 1, now() - make_interval(secs => $3))",
+            [(tenant, idle, 120.0), (tenant, recent, 10.0)],
+        )
+        store = CountingStore(url, timeout_seconds=5)
+        # 60/min with a burst of 60 refills an empty bucket in 60 s.
+        limiter = SharedRateLimiter(store, per_minute=60, burst=60, max_lease=10)
+        try:
+            await limiter.check(tenant, recent)
+            left = await conn.fetch(
+                "SELECT key_id, tokens FROM rate_limit_bucket WHERE tenant_id = $1", tenant
+            )
+            assert {row["key_id"] for row in left} == {recent}
+            assert store.sweeps == 1
+            for _ in range(5):  # later leases do not sweep again within the interval
+                await limiter.check(tenant, uuid.uuid4())
+            assert store.sweeps == 1 and store.trips == 6
+        finally:
+            await limiter.aclose()
+    finally:
+        await conn.close()
