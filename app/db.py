@@ -33,6 +33,13 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def driver_url(url: str) -> str:
+    """A database URL as the plain asyncpg driver takes it (no SQLAlchemy driver suffix): for
+    the connections the service opens outside SQLAlchemy (the rate limiter's pool, the key-change
+    listener)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # The sqlite3 driver's own transaction handling ignores SAVEPOINT semantics and can commit
     # behind SQLAlchemy's back; hand transaction control to SQLAlchemy (it emits BEGIN below).

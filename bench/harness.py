@@ -36,7 +36,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.db import create_engine, make_sessionmaker
+from app.db import create_engine, driver_url, make_sessionmaker
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import parse_document
 from app.frameworks.files import load_file
@@ -133,9 +133,7 @@ def median(values: Sequence[float]) -> float:
 # ---------------------------------------------------------------- Postgres
 
 
-def asyncpg_url(url: str) -> str:
-    """A libpq-style URL asyncpg accepts (drops a SQLAlchemy driver suffix)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+asyncpg_url = driver_url  # a libpq-style URL asyncpg accepts
 
 
 async def _execute(url: str, statements: Sequence[str]) -> None:

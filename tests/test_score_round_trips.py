@@ -18,13 +18,12 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.auth import service as auth_service
 from app.config import Settings
-from app.db import _begin_with_tenant, create_engine, make_sessionmaker, unit_of_work
+from app.db import _begin_with_tenant, create_engine, driver_url, make_sessionmaker, unit_of_work
 from app.errors import is_transient_database_error
 from app.main import create_app
 from tests.api.test_subjects_assessments import assessment, subject
@@ -189,8 +188,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_unasked(
     (a restart, a crash, an administrator's pg_terminate_backend): the pool notices the closed
     socket when the connection is taken and opens another instead."""
     assert (await live.client.get(URL, headers=live.headers)).status_code == 200
-    url = make_url(settings.database_url).set(drivername="postgresql")
-    admin = await asyncpg.connect(url.render_as_string(hide_password=False))
+    admin = await asyncpg.connect(driver_url(settings.database_url))
     try:
         closed = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"

@@ -23,9 +23,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from app.config import Settings
+from app.db import driver_url
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ class KeyCache:
 
 def listener_dsn(settings: Settings) -> str:
     """The database URL as the plain asyncpg driver takes it."""
-    url = make_url(settings.database_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    return driver_url(settings.database_url)
 
 
 class KeyChangeListener:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from app.config import Settings
+from app.db import driver_url
 from app.errors import RateLimited, Unavailable
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class PostgresBucketStore:
     """The shared buckets: one UPSERT per lease, on a pool of its own (autocommit)."""
 
     def __init__(self, database_url: str, *, timeout_seconds: float, pool_size: int = 4) -> None:
-        self.dsn = make_url(database_url).set(drivername="postgresql")
+        self.dsn = driver_url(database_url)
         self.timeout = timeout_seconds
         self.pool_size = pool_size
         self._pool: Any = None
@@ -180,7 +180,7 @@ class PostgresBucketStore:
                     # min_size=0: nothing connects until the first lease, so the service starts
                     # while the database is down, like its main pool.
                     self._pool = await asyncpg.create_pool(
-                        self.dsn.render_as_string(hide_password=False),
+                        self.dsn,
                         min_size=0,
                         max_size=self.pool_size,
                         timeout=self.timeout,

@@ -8,10 +8,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
-from app.db import bind_tenant
+from app.db import bind_tenant, driver_url
 from app.models import Assessment, Rating
 from app.xapi.service import scaled_to_scale
 from tests.api.test_scores import AS_OF
@@ -246,8 +245,7 @@ async def race(
     """Send both statements at once from two forwarders, so that each looks its id up and finds
     nothing before either stores it: a third transaction holds the id (uncommitted) until both
     wait for it at their insert, then rolls back."""
-    url = make_url(database.owner_url).set(drivername="postgresql")
-    holder = await asyncpg.connect(url.render_as_string(hide_password=False))
+    holder = await asyncpg.connect(driver_url(database.owner_url))
     admin = {"Authorization": f"Bearer {served.token}"}
     async with httpx.AsyncClient(base_url=served.base_url, timeout=30) as client:
         keys = []
