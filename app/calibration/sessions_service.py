@@ -34,6 +34,7 @@ from app.models import (
     Rating,
     utcnow,
 )
+from app.scores import service as scores
 from app.scoring import Framework
 from app.scoring.cohort import score_cohort
 from app.webhooks import events
@@ -115,7 +116,18 @@ async def create(
         msg = "the scope holds nobody who can be scored against this version"
         raise InvalidInput(msg, errors=[FieldError(loc=["body"], msg=msg, type="empty")])
     fw = cohort.framework
-    result = score_cohort(fw, cohort.ratings, as_of=as_of, tracks=cohort.subjects.tracks)
+    # Scores as the API gives them: adjusted by recorded rater effects when the version applies them.
+    adjustment = await scores.cohort_rater_adjustment(
+        session,
+        principal.tenant_id,
+        fw,
+        cohort.version_id,
+        cohort.ratings,
+        cohort.subjects.ids,
+        (cohort.window_start, as_of),
+    )
+    ratings = adjustment.ratings if adjustment else cohort.ratings
+    result = score_cohort(fw, ratings, as_of=as_of, tracks=cohort.subjects.tracks)
     answer = await effects_service.rater_effects(
         session,
         principal,

@@ -2,6 +2,7 @@
 
 import math
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,7 @@ class LoadedCohort:
     skipped: list[s.SkippedSubject]
     ratings: CohortRatings
     window_start: datetime
+    version_id: uuid.UUID  # the stored version scored against (recorded rater effects name it)
 
 
 async def load(
@@ -114,7 +116,7 @@ async def load(
         window_start,
         as_of,
     )
-    return LoadedCohort(fw, subjects, unknown, skipped, ratings, window_start)
+    return LoadedCohort(fw, subjects, unknown, skipped, ratings, window_start, row.id)
 
 
 async def evaluate(
@@ -133,7 +135,13 @@ async def evaluate(
     )
     fw, subjects = cohort.framework, cohort.subjects
     adjustment = await scores.cohort_rater_adjustment(
-        session, principal, fw, cohort.ratings, subjects.ids, (cohort.window_start, as_of)
+        session,
+        principal.tenant_id,
+        fw,
+        cohort.version_id,
+        cohort.ratings,
+        subjects.ids,
+        (cohort.window_start, as_of),
     )
     ratings = adjustment.ratings if adjustment else cohort.ratings
     with engine_errors({UnknownLevel: ["body", "target_level"]}):

@@ -494,8 +494,9 @@ class CohortAdjustment:
 
 async def cohort_rater_adjustment(
     session: AsyncSession,
-    principal: Principal,
+    tenant_id: uuid.UUID,
     fw: Framework,
+    version_id: uuid.UUID,
     ratings: CohortRatings,
     subject_ids: Sequence[uuid.UUID],
     window: tuple[datetime, datetime],
@@ -505,16 +506,15 @@ async def cohort_rater_adjustment(
     mode = fw.settings.rater_adjustment
     if mode == "none":
         return None
-    resolved = await frameworks.resolve(session, principal, fw.key, fw.version)
-    row = await estimates.latest(session, principal.tenant_id, resolved.version.id)
+    row = await estimates.latest(session, tenant_id, version_id)
     if row is None:
         return CohortAdjustment(ratings, mode, None, None)
     if mode != "apply":
         return CohortAdjustment(ratings, mode, row.id, row.recorded_at)
     names = await assessments_repo.rater_names(
-        session, principal.tenant_id, subject_ids, window[0], window[1]
+        session, tenant_id, subject_ids, window[0], window[1]
     )
-    known = await estimates.effects_of(session, principal.tenant_id, row.id, names.values())
+    known = await estimates.effects_of(session, tenant_id, row.id, names.values())
     ids, inverse = np.unique(ratings.rater, return_inverse=True)
     effect = np.full(ids.size, np.nan)
     group = np.full(ids.size, -1, dtype=np.int64)

@@ -17,6 +17,7 @@ from app.frameworks import evolution
 from app.frameworks import repository as frameworks_repo
 from app.frameworks import service as frameworks
 from app.models import WebhookSubscription, utcnow
+from app.scores import service as scores
 from app.scoring import ScoringError
 from app.scoring.cohort import score_cohort
 from app.subjects import repository as subjects_repo
@@ -96,6 +97,7 @@ async def snapshot(
     chain = await evolution.chain_for(
         session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
     )
+    window = (now - timedelta(days=fw.settings.window_days), now + timedelta(minutes=10))
     ratings = await evolution.cohort_ratings(
         session,
         tenant_id,
@@ -103,9 +105,14 @@ async def snapshot(
         [(v.tenant_id, v.id) for v in versions],
         [c.key for c in fw.competencies],
         chain,
-        now - timedelta(days=fw.settings.window_days),
-        now + timedelta(minutes=10),
+        *window,
     )
+    # Scores as the API gives them: adjusted by recorded rater effects when the version applies them.
+    adjustment = await scores.cohort_rater_adjustment(
+        session, tenant_id, fw, row.id, ratings, ids, window
+    )
+    if adjustment is not None:
+        ratings = adjustment.ratings
     standing: list[dict[str, Any]] = []
     try:
         result = score_cohort(

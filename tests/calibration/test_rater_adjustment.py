@@ -29,6 +29,7 @@ from app.scoring.calibration import (
     adjust_subject_ratings,
 )
 from app.scoring.cohort import CohortRatings
+from tests.api.test_webhooks import allow_private  # noqa: F401 - a fixture
 from tests.conftest import Tenant
 from tests.factories import small_framework
 
@@ -460,3 +461,41 @@ async def test_effects_are_read_in_chunks_of_refs(
     assert chunked == whole
     assert set(whole) == {("manager", "m1"), ("manager", "m2"), ("peer", "newbie")}
     assert whole["manager", "m1"].effect == pytest.approx(M1)
+
+
+async def test_sessions_and_readiness_events_score_as_the_api_under_apply(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    allow_private: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    """A calibration session's snapshot and a readiness.changed event describe each person as
+    their score does: with `apply`, adjusted by the recorded effects."""
+    await seed(client, tenant_a, "apply")
+    assert (await record(client, tenant_a)).status_code == 200
+    h = tenant_a.headers
+    adjusted = (await score(client, tenant_a)).json()
+    assert adjusted["explanation"]["rater_adjustment"]["estimate_id"] is not None
+    r = await client.post(
+        "/v1/calibration/sessions",
+        json={"name": "Q4", "framework": {"key": KEY, "version": 1}, "as_of": AS_OF},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    dee = next(m for m in r.json()["members"] if m["subject_ref"] == "dee")
+    assert dee["level_index"] == pytest.approx(adjusted["level_index"], abs=1e-6)
+
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["readiness.changed"]},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()["id"]
+    body = _assessment("dee", "m2", "manager", {"design": 3})
+    body["assessed_at"] = "2026-11-20T00:00:00Z"
+    assert (await client.post("/v1/assessments", json=body, headers=h)).status_code == 201
+    now = await client.get("/v1/subjects/dee/score", params={"framework": KEY}, headers=h)
+    r = await client.get(f"/v1/webhooks/{hook}/deliveries", headers=h)
+    changes = [d["payload"]["data"] for d in r.json()["items"] if d["event"] == "readiness.changed"]
+    assert len(changes) == 1
+    assert changes[0]["after"]["level_index"] == pytest.approx(now.json()["level_index"], abs=1e-4)
