@@ -60,7 +60,7 @@ bench-impact: .venv/.synced  ## impact preview of a new framework version for 10
 bench-xapi: .venv/.synced  ## xAPI statements per second in lists of 100 vs completed activities one at a time (~1 min)
 	$(RUN) python bench/xapi.py $(BENCH_ARGS)
 
-bench: bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration bench-impact
+bench: bench-api bench-cohort bench-ingest bench-observability bench-ratelimit bench-xapi bench-calibration bench-impact bench-charts
 
 $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
