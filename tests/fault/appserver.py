@@ -75,6 +75,7 @@ class AppServer:
 
     def start(self, timeout: float = 60) -> None:
         self._log = self.log_path.open("ab")
+        since = self._log.tell()
         self.proc = subprocess.Popen(
             ladder_argv(
                 "serve",
@@ -96,12 +97,15 @@ class AppServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited at start:\n{self.log_text()[-4000:]}")
             try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                # /healthz answered by one worker does not mean the others are up yet.
+                ready = httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200
+                started = self.log_path.read_bytes()[since:].count(b"Application startup complete")
+                if ready and started >= self.workers:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"the server did not answer /healthz:\n{self.log_text()[-4000:]}")
+        raise RuntimeError(f"the server (every worker) did not come up:\n{self.log_text()[-4000:]}")
 
     @property
     def pid(self) -> int:

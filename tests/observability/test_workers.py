@@ -119,28 +119,36 @@ def test_two_workers_are_counted_together_and_log_json(database_url: str, tmp_pa
                 with lock:
                     request_ids.append(r.headers["x-request-id"])
 
-        threads = [
-            threading.Thread(target=fire, args=(REQUESTS // THREADS,)) for _ in range(THREADS)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-        # Whichever worker answers the scrape, it counts both workers' requests.
-        per_worker = requests_by_worker(metrics_dir)
-        served = {pid: n for pid, n in per_worker.items() if n > 0}
+        # The second worker may still be importing when the first answers the readiness probe,
+        # and the kernel owes no fairness: rounds go on until both have served (bounded).
+        fired = 0
+        deadline = time.monotonic() + 60
+        while True:
+            threads = [
+                threading.Thread(target=fire, args=(REQUESTS // THREADS,)) for _ in range(THREADS)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            fired += REQUESTS
+            per_worker = requests_by_worker(metrics_dir)
+            served = {pid: n for pid, n in per_worker.items() if n > 0}
+            if len(served) == 2 or time.monotonic() > deadline:
+                break
         assert len(served) == 2, f"expected both workers to serve: {per_worker}"
+        assert len(request_ids) == fired
+        # Whichever worker answers the scrape, it counts both workers' requests.
         for _ in range(4):
             s = scrape(server)
             frameworks = total(
                 s, "ladder_http_requests_total", route="/v1/frameworks", status="200"
             )
-            assert frameworks == REQUESTS
+            assert frameworks == fired
         # Pool gauges summed over live workers: each may open POOL_SIZE + MAX_OVERFLOW.
         assert value(s, "ladder_db_pool_connections_max") == 2 * (POOL_SIZE + MAX_OVERFLOW)
         assert 0 <= value(s, "ladder_db_pool_connections_in_use") <= 2 * (POOL_SIZE + MAX_OVERFLOW)
-        assert value(s, "ladder_db_pool_wait_seconds_count") >= REQUESTS
+        assert value(s, "ladder_db_pool_wait_seconds_count") >= fired
         assert value(s, "ladder_webhook_outbox_pending") == 0
 
         # A worker killed outright: replaced, its gauges dropped, its counts kept.
@@ -161,7 +169,7 @@ def test_two_workers_are_counted_together_and_log_json(database_url: str, tmp_pa
         else:
             pytest.fail(f"the killed worker's gauges stayed:\n{server.log_text()[-3000:]}")
         frameworks = total(s, "ladder_http_requests_total", route="/v1/frameworks", status="200")
-        assert frameworks == REQUESTS
+        assert frameworks == fired
     finally:
         server.stop()
 
