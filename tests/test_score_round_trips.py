@@ -1,10 +1,13 @@
-"""What one score read sends to Postgres: three round trips, the tenant transaction-local.
+"""What one score read sends to Postgres: one round trip when remembered, three when computed.
 
-The score read's unit of work is BEGIN with the transaction-local tenant setting (one message),
-the score statement, and COMMIT. Nothing else: no pool pre-ping (a connection the server closed
-is noticed without asking it), no separate set_config. Every query each pooled connection sends
-is recorded (asyncpg's query logger for what the driver sends itself, SQLAlchemy's cursor
-events for its prepared statements), after a warm-up that fills the key cache, the statement caches and the memo.
+A remembered score (the memo holds its rendering) is checked with one statement sent alone: the
+function ``score_inputs`` binds the tenant for the one-statement transaction Postgres runs it
+in, so there is no BEGIN or COMMIT around it. A computed score's unit of work is BEGIN with the
+transaction-local tenant setting (one message), the score statement, and COMMIT. Nothing else:
+no pool pre-ping (a connection the server closed is noticed without asking it), no separate
+set_config. Every query each pooled connection sends is recorded (asyncpg's query logger for
+what the driver sends itself, SQLAlchemy's cursor events for its prepared statements), after a
+warm-up that fills the key cache, the statement caches and the memo.
 """
 
 import asyncio
@@ -26,6 +29,7 @@ from app.config import Settings
 from app.db import _begin_with_tenant, create_engine, driver_url, make_sessionmaker, unit_of_work
 from app.errors import is_transient_database_error
 from app.main import create_app
+from app.scores import repository as score_repository
 from tests.api.test_subjects_assessments import assessment, subject
 from tests.conftest import Database
 
@@ -119,15 +123,23 @@ BEGIN_WITH_TENANT = re.compile(
 )
 
 
+ALONE = re.compile(r"^SELECT \* FROM score_inputs\(\$1::uuid, .*\$10::text\)$")
+
+
 def assert_three_round_trips(queries: list[str]) -> None:
     assert len(queries) == 3, queries
     begin, statement, end = queries
     assert BEGIN_WITH_TENANT.match(begin), begin
-    assert "FROM subject" in statement, statement
+    assert ALONE.match(statement), statement
     assert end.rstrip(";") == "COMMIT", end
 
 
-async def test_a_repeated_score_read_makes_three_round_trips(live: Live) -> None:
+def assert_one_round_trip(queries: list[str]) -> None:
+    assert len(queries) == 1, queries
+    assert ALONE.match(queries[0]), queries[0]
+
+
+async def test_a_repeated_score_read_makes_one_round_trip(live: Live) -> None:
     for _ in range(3):  # warm: key cache, statement caches, memo
         r = await live.client.get(URL, headers=live.headers)
         assert r.status_code == 200, r.text
@@ -135,13 +147,29 @@ async def test_a_repeated_score_read_makes_three_round_trips(live: Live) -> None
     r = await live.client.get(URL, headers=live.headers)
     assert r.status_code == 200, r.text
     assert 'memo;desc="hit"' in r.headers["server-timing"]
-    assert_three_round_trips(live.sent.take())
+    assert_one_round_trip(live.sent.take())
 
     conditional = await live.client.get(
         URL, headers={**live.headers, "If-None-Match": r.headers["etag"]}
     )
     assert conditional.status_code == 304
-    assert_three_round_trips(live.sent.take())
+    assert_one_round_trip(live.sent.take())
+
+
+async def test_a_changed_score_is_read_again_on_the_requests_transaction(live: Live) -> None:
+    """When the statement sent alone finds the fingerprint changed, the score is computed from
+    reads that share one transaction: the alone statement, then BEGIN, statement, COMMIT."""
+    for _ in range(2):
+        assert (await live.client.get(URL, headers=live.headers)).status_code == 200
+    body = assessment(when="2026-10-02T09:00:00Z")
+    assert (await live.client.post("/v1/assessments", json=body, headers=live.headers)).is_success
+    live.sent.take()
+    r = await live.client.get(URL, headers=live.headers)
+    assert r.status_code == 200, r.text
+    assert 'memo;desc="miss"' in r.headers["server-timing"]
+    first, *rest = live.sent.take()
+    assert ALONE.match(first), first
+    assert_three_round_trips(rest)
 
 
 async def test_a_computed_score_read_makes_three_round_trips(live_unmemoized: Live) -> None:
@@ -156,12 +184,55 @@ async def test_a_computed_score_read_makes_three_round_trips(live_unmemoized: Li
 
 
 async def test_the_tenant_setting_ends_with_the_read(live: Live) -> None:
-    """The merged BEGIN sets the tenant for its transaction only: a connection taken from the
-    pool afterwards (the same one: the pool holds one idle connection here) has none."""
-    assert (await live.client.get(URL, headers=live.headers)).status_code == 200
-    async with live.engine.connect() as conn:
-        left = await conn.scalar(text("SELECT current_setting('app.tenant_id', true)"))
-    assert left in (None, "")
+    """The merged BEGIN, and the statement sent alone, set the tenant for their transaction
+    only: a connection taken from the pool afterwards (the same one: the pool holds one idle
+    connection here) has none."""
+    for outcome in ("miss", "hit"):
+        r = await live.client.get(URL, headers=live.headers)
+        assert f'memo;desc="{outcome}"' in r.headers["server-timing"]
+        async with live.engine.connect() as conn:
+            left = await conn.scalar(text("SELECT current_setting('app.tenant_id', true)"))
+        assert left in (None, "")
+
+
+async def test_the_statement_refuses_a_transaction_bound_to_another_tenant(live: Live) -> None:
+    """score_inputs binds a tenant only for a transaction that has none: inside one bound to
+    another tenant it is an error, not a switch (and it changes nothing in one bound to its own)."""
+    own, other = uuid.uuid4(), uuid.uuid4()
+    statement = text(
+        "SELECT count(*) FROM score_inputs(:t, 'emp-1', NULL, NULL,"
+        " NULL, NULL, NULL, NULL, NULL, NULL)"
+    )
+    bind = text("SELECT set_config('app.tenant_id', :t, true)")
+    async with live.engine.connect() as conn, conn.begin():
+        await conn.execute(bind, {"t": str(own)})
+        assert await conn.scalar(statement, {"t": own}) == 0
+        with pytest.raises(DBAPIError) as refused:
+            await conn.scalar(statement, {"t": other})
+    assert "bound to another tenant" in str(refused.value)
+
+
+async def test_a_connection_lost_under_the_statement_sent_alone_is_a_transient_error(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement sent alone fails as a lost connection: 503 (retry), not 500, and that
+    connection goes (terminated, so the pool's checkout opens another)."""
+    for _ in range(2):
+        assert (await live.client.get(URL, headers=live.headers)).status_code == 200
+    lost: list[Any] = []
+
+    async def broken(driver: Any, *_: Any) -> Any:
+        lost.append(driver)
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed mid-query")
+
+    monkeypatch.setattr(score_repository, "_fetch", broken)
+    r = await live.client.get(URL, headers=live.headers)
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert lost and lost[0].is_closed()
+    monkeypatch.undo()
+    r = await live.client.get(URL, headers=live.headers)
+    assert r.status_code == 200, r.text
 
 
 async def test_a_failed_read_rolls_the_merged_begin_back(live: Live) -> None:

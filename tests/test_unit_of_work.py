@@ -28,6 +28,7 @@ from tests.api.test_subjects_assessments import assessment, subject
 from tests.conftest import Database
 
 APP = Path(__file__).resolve().parent.parent / "app"
+MIGRATIONS = APP.parent / "migrations"
 
 # The unit of work: the one place allowed to commit (CommitAwareSession and unit_of_work).
 COMMITS_ALLOWED_IN = {"db.py"}
@@ -59,12 +60,15 @@ SET_CONFIG = re.compile(r"set_config\s*\(", re.IGNORECASE)
 
 
 def test_every_set_config_in_app_is_transaction_local() -> None:
-    """Each set_config the code holds passes is_local = true (the third argument)."""
+    """Each set_config the code holds passes is_local = true (the third argument), the
+    database functions the migrations create included."""
     offending = []
-    for path in sorted(APP.rglob("*.py")):
+    sources = [*sorted(APP.rglob("*.py")), *sorted(MIGRATIONS.rglob("*.py"))]
+    assert any("set_config" in path.read_text() for path in MIGRATIONS.rglob("*.py"))
+    for path in sources:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if SET_CONFIG.search(line) and not re.search(r",\s*(true|True)\s*\)", line):
-                offending.append(f"{path.relative_to(APP)}:{number}: {line.strip()}")
+                offending.append(f"{path.relative_to(APP.parent)}:{number}: {line.strip()}")
     assert offending == []
 
 

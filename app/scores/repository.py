@@ -7,9 +7,12 @@ shadowing a built-in one with the same key, the named version or else the latest
 
 When the caller already holds a rendering made from a fingerprint, it passes that fingerprint,
 and the ratings are sent only if the fingerprint changed: a repeated read costs one round trip
-with a single short row.
+with a single short row. That round trip is the whole unit of work when the request has begun no
+transaction: the statement (the function ``score_inputs`` of migration 0015, which binds the
+tenant for the transaction it runs in) is then sent alone, as a transaction of its own, with no
+BEGIN or COMMIT around it.
 
-On Postgres the statement is raw SQL on the driver (the hot path); elsewhere (SQLite) it is the
+On Postgres the statement is sent on the raw driver (the hot path); elsewhere (SQLite) it is the
 same query in SQLAlchemy Core, where the columns a trigger keeps on Postgres (the assessments'
 revision, the latest framework key) are not maintained: there the ratings are always read and
 a digest of them stands in for the revision.
@@ -20,12 +23,13 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.frameworks.repository import visible_to
 from app.models import (
-    SYSTEM_TENANT_ID,
     Assessment,
     Framework,
     FrameworkVersion,
@@ -76,49 +80,15 @@ class ScoreInputs:
         )
 
 
-# Only constants are interpolated (the system tenant); every value is a bound parameter. The
-# framework join is frameworks.repository.visible_to written out: the tenant's own framework
-# with the key, else the built-in one when the tenant has none under that key.
-_PG_QUERY = f"""
-WITH s AS (
-    SELECT tenant_id, id, revision, assessments_revision, track, latest_framework_key
-      FROM subject
-     WHERE tenant_id = $1::uuid AND external_ref = $2::text
-), v AS (
-    SELECT fv.tenant_id, fv.framework_id, fv.id, fv.revision, fv.version,
-           (SELECT e.id::text || ':' || e.revision
-              FROM rater_effect_estimate e
-             WHERE e.tenant_id = s.tenant_id AND e.framework_version_id = fv.id
-             ORDER BY e.recorded_at DESC, e.id DESC
-             LIMIT 1) AS estimate
-      FROM s
-      JOIN framework f
-        ON f.key = coalesce($3::text, s.latest_framework_key)
-       AND (f.tenant_id = s.tenant_id
-            OR (f.tenant_id = '{SYSTEM_TENANT_ID}'::uuid
-                AND NOT EXISTS (SELECT FROM framework own
-                                 WHERE own.tenant_id = s.tenant_id AND own.key = f.key)))
-      JOIN framework_version fv ON fv.tenant_id = f.tenant_id AND fv.framework_id = f.id
-     WHERE CASE WHEN $4::int IS NULL THEN fv.status = 'published' ELSE fv.version = $4::int END
-     ORDER BY f.tenant_id DESC, fv.version DESC
-     LIMIT 1
+# The Postgres statement is a function (migration 0015) that binds the tenant for the current
+# transaction and then reads: the same statement serves the request's transaction and, sent
+# alone, a one-statement transaction of its own. Its framework join is
+# frameworks.repository.visible_to written out: the tenant's own framework with the key, else
+# the built-in one when the tenant has none under that key.
+_PG_QUERY = (
+    "SELECT * FROM score_inputs($1::uuid, $2::text, $3::text, $4::int,"
+    " $5::uuid, $6::int, $7::int, $8::uuid, $9::int, $10::text)"
 )
-SELECT s.id, s.revision, s.assessments_revision, s.track,
-       v.tenant_id, v.framework_id, v.id, v.revision, v.version, v.estimate,
-       r.competency_key, r.proficiency, a.rater_ref, a.rater_role, a.assessed_at, a.sequence
-  FROM s
-  LEFT JOIN v ON true
-  LEFT JOIN (assessment a
-             JOIN framework_version afv
-               ON afv.tenant_id = a.framework_tenant_id AND afv.id = a.framework_version_id
-             JOIN rating r ON r.tenant_id = a.tenant_id AND r.assessment_id = a.id)
-    ON a.tenant_id = s.tenant_id AND a.subject_id = s.id
-   AND afv.tenant_id = v.tenant_id AND afv.framework_id = v.framework_id
-   AND NOT coalesce(s.id = $5::uuid AND s.revision = $6::int AND s.assessments_revision = $7::int
-                    AND v.id = $8::uuid AND v.revision = $9::int
-                    AND v.estimate IS NOT DISTINCT FROM $10::text, false)
- ORDER BY a.assessed_at, a.sequence, a.id, r.competency_key
-"""  # noqa: S608
 
 
 async def score_inputs(
@@ -133,12 +103,65 @@ async def score_inputs(
     conn = await session.connection()
     if conn.dialect.name == "postgresql":
         raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        k = known or (None, None, None, None, None, None)
-        rows = await driver.fetch(_PG_QUERY, tenant_id, ref, framework_key, version, *k)
+        rows = await _fetch(raw.driver_connection, tenant_id, ref, framework_key, version, known)
         return _inputs(rows, known, digest=False)
     rows = list((await conn.execute(_generic_query(tenant_id, ref, framework_key, version))).all())
     return _inputs(rows, None, digest=True)
+
+
+async def fingerprint_alone(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    ref: str,
+    framework_key: str | None,
+    version: int | None,
+    known: Fingerprint,
+) -> Fingerprint | None:
+    """The subject's current fingerprint, read in one round trip, or None when it cannot be.
+
+    While the session has begun nothing (the request's key came from memory), the statement is
+    sent alone on a pooled connection: Postgres runs it as a transaction of its own, in which
+    the function binds the tenant, and the ratings come back only if ``known`` no longer holds.
+    It answers None on SQLite, inside a begun transaction, and when the subject or its version
+    is not found: the caller then reads on the request's transaction, which explains why.
+    """
+    engine: Any = session.bind
+    if session.in_transaction() or engine is None or engine.dialect.name != "postgresql":
+        return None
+    raw = await engine.raw_connection()
+    driver = raw.driver_connection
+    try:
+        rows = await _fetch(driver, tenant_id, ref, framework_key, version, known)
+    except BaseException as error:
+        if not _answered_by_the_server(error):
+            # Lost, timed out or cancelled mid-message: never reuse the connection (the pool's
+            # checkout refuses a closed one and opens another).
+            driver.terminate()
+        raise
+    finally:
+        await greenlet_spawn(raw.close)  # back to the pool; nothing to roll back
+    inputs = _inputs(rows, known, digest=False)
+    return None if inputs is None else inputs.fingerprint
+
+
+def _answered_by_the_server(error: BaseException) -> bool:
+    """An error the server sent on a connection that stays usable (a statement timeout, a
+    refused value), not a lost connection, a driver's timeout or a cancellation."""
+    return isinstance(error, asyncpg.PostgresError) and not isinstance(
+        error, asyncpg.PostgresConnectionError
+    )
+
+
+async def _fetch(
+    driver: Any,
+    tenant_id: uuid.UUID,
+    ref: str,
+    framework_key: str | None,
+    version: int | None,
+    known: Fingerprint | None,
+) -> Any:
+    k = known or (None, None, None, None, None, None)
+    return await driver.fetch(_PG_QUERY, tenant_id, ref, framework_key, version, *k)
 
 
 def _inputs(rows: Any, known: Fingerprint | None, *, digest: bool) -> ScoreInputs | None:

@@ -421,6 +421,15 @@ async def read_score(
     fw = query.framework
     variant: Variant = (fw.key if fw else None, fw.version if fw else None, query.track)
     entry = memo.get(key, variant, moment) if memo.enabled else None
+    if entry is not None:
+        # A rendering is remembered: ask for the fingerprint alone (one round trip and the
+        # whole unit of work when it can be sent so). If it changed, or cannot be asked so,
+        # the read below runs on the request's transaction, which every later read shares.
+        current = await repo.fingerprint_alone(
+            session, principal.tenant_id, ref, variant[0], variant[1], entry.fingerprint
+        )
+        if current == entry.fingerprint:
+            return _remembered(memo, entry, moment, if_none_match)
     try:
         loaded = await load_inputs(
             session, principal, ref, fw, entry.fingerprint if entry else None
@@ -432,11 +441,7 @@ async def read_score(
     fingerprint = inputs.fingerprint
     assert fingerprint is not None
     if entry is not None and entry.fingerprint == fingerprint:
-        if memo.enabled:
-            memo.count(hit=True)
-        if etag_matches(if_none_match, entry.etag):
-            return ScoreAnswer(None, entry.etag, "not-modified")
-        return ScoreAnswer(entry.template.fill(moment), entry.etag, "hit")
+        return _remembered(memo, entry, moment, if_none_match)
     if memo.enabled:
         memo.count(hit=False)
     assert inputs.ratings is not None  # sent whenever the known fingerprint did not hold
@@ -471,6 +476,16 @@ async def read_score(
         return ScoreAnswer(body, etag, "miss")
     memo.put(key, variant, Entry(fingerprint, *span, etag, template, memo.clock()))
     return ScoreAnswer(template.fill(moment), etag, "miss")
+
+
+def _remembered(
+    memo: ScoreMemo, entry: Entry, moment: datetime, if_none_match: str | None
+) -> ScoreAnswer:
+    """The remembered rendering at ``moment``, or 304 when the caller's ETag still holds."""
+    memo.count(hit=True)
+    if etag_matches(if_none_match, entry.etag):
+        return ScoreAnswer(None, entry.etag, "not-modified")
+    return ScoreAnswer(entry.template.fill(moment), entry.etag, "hit")
 
 
 @dataclass(frozen=True, slots=True)
