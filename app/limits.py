@@ -2,6 +2,7 @@
 limit, invalid Unicode, server timing."""
 
 import time
+from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 from starlette.routing import Match
@@ -11,6 +12,10 @@ from app import unicode
 from app.errors import InvalidInput, problem_body, refuse_invalid_input, send_problem
 
 BODYLESS_METHODS = ("GET", "HEAD", "OPTIONS", "DELETE")
+
+# A header a protocol requires on every answer under a path prefix, made from the request's
+# headers (e.g. xAPI's version header under /xapi/).
+ProtocolHeader = Callable[[dict[bytes, bytes]], tuple[bytes, bytes]]
 
 
 class _TooLarge(Exception):
@@ -74,15 +79,22 @@ class RequestGuards:
       would make storing or answering fail, possibly after the request's transaction committed
       (also for routes that read the raw body: bulk NDJSON, framework files, CASE packages);
     - ``Server-Timing: app;dur=<ms>``: the time the app spent once the body was read, for
-      clients and benchmarks.
+      clients and benchmarks;
+    - the header a protocol requires on every answer under its prefix (``protocol_headers``),
+      refusals made here included.
     """
 
     def __init__(
-        self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        overrides: dict[str, int] | None = None,
+        protocol_headers: Mapping[str, ProtocolHeader] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.overrides = overrides or {}
+        self.protocol_headers = dict(protocol_headers or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +105,10 @@ class RequestGuards:
         if root and path.startswith(root):
             path = path[len(root) :]
         private = path.startswith(PRIVATE_PREFIXES)
+        protocol = next(
+            (make for prefix, make in self.protocol_headers.items() if path.startswith(prefix)),
+            None,
+        )
         started = 0.0  # set once the body is read: refusals before that carry no timing
 
         async def guarded(message: Message) -> None:
@@ -106,6 +122,10 @@ class RequestGuards:
                 headers.append(NOSNIFF)
                 if private:
                     headers.append(NO_STORE)
+                if protocol is not None:
+                    required = protocol(dict(scope["headers"]))
+                    headers = [(k, v) for k, v in headers if k.lower() != required[0]]
+                    headers.append(required)
                 if started:
                     elapsed_ms = (time.perf_counter() - started) * 1000
                     headers.append((b"server-timing", f"app;dur={elapsed_ms:.1f}".encode()))

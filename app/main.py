@@ -46,6 +46,7 @@ from app.subjects.router import router as subjects_router
 from app.webhooks.dispatcher import Dispatcher
 from app.webhooks.router import router as webhooks_router
 from app.xapi.router import router as xapi_router
+from app.xapi.statements import XAPI_PREFIX, version_header
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "/v1/assessments/bulk": settings.max_bulk_request_bytes,
             "/v1/subjects/bulk": settings.max_bulk_request_bytes,
         },
+        protocol_headers={XAPI_PREFIX: version_header},
     )
     # Traces (off unless OTEL_* asks for them) wrap Starlette's error handling; the request
     # log and metrics wrap them.

@@ -31,15 +31,13 @@ from app.subjects.router import SubjectRef
 from app.xapi import schemas as s
 from app.xapi import service
 from app.xapi.statements import (
-    answer_version,
+    VERSION_HEADER,
     check_version_header,
     mbox_sha1,
     parse_batch,
     parse_statement,
     parse_uuid,
 )
-
-VERSION_HEADER = "X-Experience-API-Version"
 
 basic = HTTPBase(
     scheme="basic",
@@ -51,30 +49,28 @@ basic = HTTPBase(
 
 
 class XapiRoute(APIRoute):
-    """A route of /xapi: every answer carries X-Experience-API-Version, as the xAPI
-    specification requires of an LRS, problems included."""
+    """A route of /xapi answers every error itself, the unexpected ones too (a 500 problem,
+    logged by the handler of last resort): so every answer passes the request guards, which
+    add the X-Experience-API-Version header the xAPI specification requires of an LRS on
+    every answer (``version_header``, wired in ``app.main``)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
             try:
-                response = await handler(request)
+                return await handler(request)
             except Exception as exc:
-                response = await _problem(request, exc)
-            response.headers[VERSION_HEADER] = answer_version(request.headers.get(VERSION_HEADER))
-            return response
+                return await _problem(request, exc)
 
         return answer
 
 
 async def _problem(request: Request, exc: Exception) -> Response:
-    """The answer the app's own error handlers give ``exc``; unexpected errors are left to
-    the handler of last resort (it logs them)."""
+    """The answer the app's own error handlers give ``exc`` (the most specific one; the
+    handler of Exception answers 500 and logs it)."""
     handlers = request.app.exception_handlers
     for kind in type(exc).__mro__:
-        if kind is Exception:
-            break
         if kind in handlers:
             return cast(Response, await handlers[kind](request, exc))
     raise exc

@@ -389,3 +389,14 @@ def answer_version(value: str | None) -> str:
     2.0.x client, 1.0.3 to every other (error answers included)."""
     sent = (value or "").strip()
     return "2.0.0" if SUPPORTED_VERSIONS.match(sent) and sent.startswith("2") else "1.0.3"
+
+
+XAPI_PREFIX = "/xapi/"
+VERSION_HEADER = "X-Experience-API-Version"
+
+
+def version_header(request_headers: dict[bytes, bytes]) -> tuple[bytes, bytes]:
+    """The version header of any answer under /xapi/, from the request's raw headers."""
+    sent = request_headers.get(VERSION_HEADER.lower().encode())
+    value = answer_version(sent.decode("latin-1") if sent is not None else None)
+    return (VERSION_HEADER.lower().encode(), value.encode())

@@ -10,8 +10,10 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
+from app.config import Settings
 from app.db import bind_tenant, driver_url
 from app.models import Assessment, Rating
+from app.xapi import service as xapi_service
 from app.xapi.service import scaled_to_scale
 from tests.api.test_scores import AS_OF
 from tests.api.test_subjects_assessments import subject
@@ -77,6 +79,47 @@ async def test_every_answer_carries_the_version_header(
     r = await client.post("/xapi/statements", json={"actor": {}}, headers=two)
     assert r.status_code == 400
     assert r.headers["X-Experience-API-Version"] == "2.0.0"
+
+
+async def test_answers_made_outside_the_routes_carry_the_version_header_too(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Refusals the request guards make before routing (413, invalid UTF-8), an unknown
+    /xapi/ path, a wrong method and an unexpected error (500) carry the header as well."""
+    lrs = await setup(client, tenant_a)
+    answers: dict[str, httpx.Response] = {}
+    answers["413"] = await client.post(
+        "/xapi/statements",
+        content=b"[" + b" " * settings.max_request_bytes + b"]",
+        headers={**lrs, "Content-Type": "application/json"},
+    )
+    answers["422"] = await client.get("/xapi/statements?statementId=%ED%A0%80", headers=lrs)
+    answers["404"] = await client.get("/xapi/activities/state", headers=lrs)
+    answers["405"] = await client.delete("/xapi/statements", headers=lrs)
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(xapi_service, "statement", broken)
+    answers["500"] = await client.get(
+        "/xapi/statements", params={"statementId": str(uuid.uuid4())}, headers=lrs
+    )
+    assert {what: r.status_code for what, r in answers.items()} == {
+        what: int(what) for what in answers
+    }
+    for what, r in answers.items():
+        assert r.headers.get("X-Experience-API-Version") == "1.0.3", what
+        assert r.headers["content-type"] == PROBLEM, what
+        assert len(r.headers.get_list("X-Experience-API-Version")) == 1, what
+    assert "a defect" in caplog.text  # the 500 was logged as any unexpected error is
+    two = {**lrs, "X-Experience-API-Version": "2.0.0"}
+    r = await client.get("/xapi/statements", params={"statementId": "x"}, headers=two)
+    assert r.headers["X-Experience-API-Version"] == "2.0.0"
+    assert len(r.headers.get_list("X-Experience-API-Version")) == 1
 
 
 # ------------------------------------------------------------------ results as ratings
