@@ -198,6 +198,18 @@ async def add_new(
     return list((await conn.execute(stmt, list(rows))).scalars())
 
 
+async def assessments_of_statements(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+    """(subject, framework owner, framework version) of each assessment the statements made."""
+    if not ids:
+        return []
+    stmt = select(
+        Assessment.subject_id, Assessment.framework_tenant_id, Assessment.framework_version_id
+    ).where(col(Assessment.tenant_id) == tenant_id, col(Assessment.statement_id).in_(list(ids)))
+    return [tuple(row) for row in (await session.exec(stmt)).all()]  # type: ignore[misc]
+
+
 async def void(session: AsyncSession, tenant_id: uuid.UUID, ids: Collection[uuid.UUID]) -> int:
     """Mark statements voided and remove the completions and assessments they recorded; how
     many completions went."""

@@ -11,7 +11,7 @@ what the voided statement recorded; every other verb (``failed`` among them) rec
 import hashlib
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,17 +22,24 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit.repository import record
 from app.auth.principal import Principal
 from app.errors import Conflict, NotFound
+from app.frameworks import repository as frameworks_repo
+from app.frameworks import service as frameworks
 from app.models import (
     Assessment,
     CompletedActivity,
+    Framework,
     LearningRecordAgent,
     LearningRecordSettings,
     Rating,
+    WebhookSubscription,
     XapiStatement,
     XapiUnmapped,
     utcnow,
 )
+from app.subjects import repository as subjects_repo
 from app.subjects import service as subjects
+from app.webhooks import events
+from app.webhooks import service as webhooks
 from app.xapi import repository as repo
 from app.xapi.statements import COMPLETION_VERBS, VOIDED, Actor, Statement
 
@@ -316,13 +323,36 @@ async def receive(
                     }
                     for key in a.competencies
                 )
+    # Ratings from results are assessments like any other: subscribers hear of them, and of
+    # whose readiness they (or voiding the statements that made them) moved.
+    rated = [
+        (row["subject_id"], row["framework_tenant_id"], row["framework_version_id"])
+        for row in assessment_rows
+    ] + await repo.assessments_of_statements(session, tenant_id, to_void)
+    news = await _ScoreEvents.taken(session, tenant_id, rated)
     outcome.completed = len(
         await repo.add_new(session, CompletedActivity, completion_rows, "activity_key")
     )
-    await repo.add_new(session, Assessment, assessment_rows, "id")
+    inserted = set(await repo.add_new(session, Assessment, assessment_rows, "id"))
     outcome.ratings = len(await repo.add_new(session, Rating, rating_rows, "competency_key"))
     outcome.completions_removed = await repo.void(session, tenant_id, to_void)
     outcome.voided = len(to_void)
+    if news is not None:
+        ratings_per = Counter(row["assessment_id"] for row in rating_rows)
+        await news.after(
+            session,
+            [
+                (
+                    row["id"],
+                    row["subject_id"],
+                    row["framework_version_id"],
+                    row["assessed_at"],
+                    ratings_per[row["id"]],
+                )
+                for row in assessment_rows
+                if row["id"] in inserted
+            ],
+        )
     if lines:
         grown = await repo.count_unmapped(
             session,
@@ -355,6 +385,82 @@ async def receive(
     )
     await session.flush()
     return outcome
+
+
+@dataclass
+class _ScoreEvents:
+    """The webhook events of ratings a request's statements add or void: ``assessment.created``
+    for each new assessment, ``readiness.changed`` for each person who moved (scored before and
+    after, against the versions rated, as for assessments posted to the API)."""
+
+    tenant_id: uuid.UUID
+    versions: dict[uuid.UUID, frameworks.ResolvedVersion]
+    snapshots: list[events.Snapshot]
+    watchers: list[WebhookSubscription]
+
+    @classmethod
+    async def taken(
+        cls,
+        session: AsyncSession,
+        tenant_id: uuid.UUID,
+        rated: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
+    ) -> "_ScoreEvents | None":
+        """Where the people stand before the write (None: no ratings added or voided)."""
+        if not rated:
+            return None
+        versions: dict[uuid.UUID, frameworks.ResolvedVersion] = {}
+        people: dict[uuid.UUID, set[uuid.UUID]] = {}
+        for subject_id, owner, version_id in rated:
+            if version_id not in versions:
+                versions[version_id] = await _resolved(session, owner, version_id)
+            people.setdefault(version_id, set()).add(subject_id)
+        watchers = await events.readiness_watchers(session, tenant_id)
+        snapshots = [
+            await events.snapshot(session, tenant_id, versions[v], sorted(ids))
+            for v, ids in people.items()
+            if watchers
+        ]
+        return cls(tenant_id, versions, snapshots, list(watchers))
+
+    async def after(
+        self,
+        session: AsyncSession,
+        created: Sequence[tuple[uuid.UUID, uuid.UUID, uuid.UUID, datetime, int]],
+    ) -> None:
+        """Enqueue the events, once the ratings are written (in the same transaction)."""
+        if created:
+            refs = await subjects_repo.refs_and_tracks(
+                session, self.tenant_id, sorted({subject for _, subject, *_ in created})
+            )
+            await webhooks.enqueue(
+                session,
+                self.tenant_id,
+                "assessment.created",
+                [
+                    events.assessment_created(
+                        assessment_id,
+                        refs[subject][0],
+                        self.versions[version],
+                        RESULT_RATER_ROLE,
+                        at,
+                        ratings,
+                    )
+                    for assessment_id, subject, version, at, ratings in created
+                ],
+                subject_ids=[subject for _, subject, *_ in created],
+            )
+        for snapshot in self.snapshots:
+            await events.readiness_changed(session, self.tenant_id, snapshot, self.watchers)
+
+
+async def _resolved(
+    session: AsyncSession, owner: uuid.UUID, version_id: uuid.UUID
+) -> frameworks.ResolvedVersion:
+    version = await frameworks_repo.version_by_id(session, owner, version_id)
+    assert version is not None  # rated against it in this transaction, or before
+    framework = await session.get(Framework, (owner, version.framework_id))
+    assert framework is not None
+    return frameworks.ResolvedVersion(framework, version)
 
 
 async def statement(

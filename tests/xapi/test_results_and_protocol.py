@@ -17,10 +17,12 @@ from app.xapi import service as xapi_service
 from app.xapi.service import scaled_to_scale
 from tests.api.test_scores import AS_OF
 from tests.api.test_subjects_assessments import subject
+from tests.api.test_webhooks import allow_private  # noqa: F401 - a fixture
 from tests.api.test_xapi import ADL, LMS, PROBLEM, basic, setup, statement, voiding
 from tests.conftest import Database, Tenant
 from tests.contract.conftest import Served
 from tests.contract.conftest import served as served  # the real service, a fixture
+from tests.security.test_erasure_everywhere import deliveries
 
 pytestmark = pytest.mark.anyio
 
@@ -277,6 +279,65 @@ async def test_voiding_and_erasure_remove_the_ratings(
     r = await client.delete("/v1/subjects/emp-2", headers=tenant_a.headers)
     assert r.status_code == 204, r.text
     assert set(await xapi_ratings(tenant_a)) == {f"xapi:{kept}"}
+
+
+@pytest.mark.usefixtures("allow_private")
+async def test_ratings_from_results_are_announced_like_any_assessment(
+    client: httpx.AsyncClient, tenant_a: Tenant
+) -> None:
+    """Subscribers hear of ratings made from results: assessment.created for each, and
+    readiness.changed with the scores the API answers before and after; voiding the statement
+    moves the person back, and that is announced too."""
+    lrs = await setup(client, tenant_a)
+    await opt_in(client, tenant_a, True)
+    r = await client.post(
+        "/v1/webhooks",
+        json={
+            "url": "http://127.0.0.1:9/hook",
+            "events": ["assessment.created", "readiness.changed"],
+        },
+        headers=tenant_a.headers,
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()["id"]
+
+    async def standing() -> dict[str, Any]:
+        r = await client.get("/v1/subjects/emp-1/score", headers=tenant_a.headers)
+        assert r.status_code == 200, r.text
+        score = r.json()
+        return {**score, "attained_level": (score["attained_level"] or {}).get("key")}
+
+    async def events(kind: str) -> list[dict[str, Any]]:
+        log = await deliveries(client, tenant_a, hook)
+        return sorted(
+            (d["payload"]["data"] for d in log.values() if d["event"] == kind),
+            key=lambda data: str(data),
+        )
+
+    before = await standing()
+    sid = str(uuid.uuid4())
+    r = await client.post("/xapi/statements", json=scored("passed", 1.0, sid), headers=lrs)
+    assert r.status_code == 200, r.text
+    rated = await standing()
+    [created] = await events("assessment.created")
+    assert created["subject_ref"] == "emp-1"
+    assert created["rater_role"] == "external"
+    assert created["ratings"] == len(CPM_DEVELOPS)
+    assert created["framework"] == {"key": "product-management", "version": 1}
+    [moved] = await events("readiness.changed")
+    assert moved["subject_ref"] == "emp-1"
+    for name, score in (("before", before), ("after", rated)):
+        assert moved[name]["attained_level"] == score["attained_level"], name
+        assert moved[name]["level_index"] == pytest.approx(score["level_index"], abs=1e-4), name
+    assert moved["before"] != moved["after"]
+
+    r = await client.post("/xapi/statements", json=voiding(sid), headers=lrs)
+    assert r.status_code == 200, r.text
+    back = [e for e in await events("readiness.changed") if e != moved]
+    assert len(back) == 1
+    assert back[0]["before"] == moved["after"]
+    assert back[0]["after"]["level_index"] == pytest.approx(before["level_index"], abs=1e-4)
+    assert len(await events("assessment.created")) == 1  # voiding creates nothing
 
 
 # ------------------------------------------------------------------ racing statement ids
