@@ -242,10 +242,17 @@ async def unit_of_work(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator
     """
     session = maker()
     try:
-        async with session:
+        try:
             yield session
-            # Not reached when the block raised: closing the session then rolls back.
-            await session.commit()
+            # Not reached when the block raised. A session that began nothing and holds
+            # nothing (a read answered from memory) has nothing to commit.
+            if session.in_transaction() or session.new or session.dirty or session.deleted:
+                await session.commit()
+        finally:
+            # After a commit, or when nothing began, there is nothing to release; otherwise
+            # closing rolls back and returns the connection.
+            if session.in_transaction():
+                await session.close()
     finally:
         for callback in session.info.pop(_AFTER_UNIT, ()):
             callback()

@@ -58,7 +58,9 @@ class Sent:
     def _log(self, record: Any) -> None:
         self.queries.append(" ".join(record.query.split()))
 
-    def take(self) -> list[str]:
+    async def take(self) -> list[str]:
+        # asyncpg hands a query to its loggers with call_soon: let the loop run them first.
+        await asyncio.sleep(0)
         out, self.queries = self.queries, []
         return out
 
@@ -143,17 +145,17 @@ async def test_a_repeated_score_read_makes_one_round_trip(live: Live) -> None:
     for _ in range(3):  # warm: key cache, statement caches, memo
         r = await live.client.get(URL, headers=live.headers)
         assert r.status_code == 200, r.text
-    live.sent.take()
+    await live.sent.take()
     r = await live.client.get(URL, headers=live.headers)
     assert r.status_code == 200, r.text
     assert 'memo;desc="hit"' in r.headers["server-timing"]
-    assert_one_round_trip(live.sent.take())
+    assert_one_round_trip(await live.sent.take())
 
     conditional = await live.client.get(
         URL, headers={**live.headers, "If-None-Match": r.headers["etag"]}
     )
     assert conditional.status_code == 304
-    assert_one_round_trip(live.sent.take())
+    assert_one_round_trip(await live.sent.take())
 
 
 async def test_a_changed_score_is_read_again_on_the_requests_transaction(live: Live) -> None:
@@ -163,11 +165,11 @@ async def test_a_changed_score_is_read_again_on_the_requests_transaction(live: L
         assert (await live.client.get(URL, headers=live.headers)).status_code == 200
     body = assessment(when="2026-10-02T09:00:00Z")
     assert (await live.client.post("/v1/assessments", json=body, headers=live.headers)).is_success
-    live.sent.take()
+    await live.sent.take()
     r = await live.client.get(URL, headers=live.headers)
     assert r.status_code == 200, r.text
     assert 'memo;desc="miss"' in r.headers["server-timing"]
-    first, *rest = live.sent.take()
+    first, *rest = await live.sent.take()
     assert ALONE.match(first), first
     assert_three_round_trips(rest)
 
@@ -176,11 +178,11 @@ async def test_a_computed_score_read_makes_three_round_trips(live_unmemoized: Li
     live = live_unmemoized
     for _ in range(3):  # warm: key cache, statement caches, compiled framework version
         assert (await live.client.get(URL, headers=live.headers)).status_code == 200
-    live.sent.take()
+    await live.sent.take()
     r = await live.client.get(URL, headers=live.headers)
     assert r.status_code == 200, r.text
     assert 'memo;desc="miss"' in r.headers["server-timing"]
-    assert_three_round_trips(live.sent.take())
+    assert_three_round_trips(await live.sent.take())
 
 
 async def test_the_tenant_setting_ends_with_the_read(live: Live) -> None:
@@ -237,10 +239,10 @@ async def test_a_connection_lost_under_the_statement_sent_alone_is_a_transient_e
 
 async def test_a_failed_read_rolls_the_merged_begin_back(live: Live) -> None:
     """A 404 inside the merged transaction ends it with ROLLBACK, and the connection is clean."""
-    live.sent.take()
+    await live.sent.take()
     r = await live.client.get("/v1/subjects/nobody/score", headers=live.headers)
     assert r.status_code == 404, r.text
-    queries = live.sent.take()
+    queries = await live.sent.take()
     assert BEGIN_WITH_TENANT.match(queries[0]), queries
     assert queries[-1].rstrip(";") == "ROLLBACK", queries
     async with live.engine.connect() as conn:
