@@ -46,6 +46,27 @@ async def subject_ids(
     return {ref: id_ for ref, id_ in (await (await session.connection()).execute(stmt)).all()}
 
 
+async def subjects_rated_against(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    framework_tenant_id: uuid.UUID,
+    version_ids: Sequence[uuid.UUID],
+) -> list[uuid.UUID]:
+    """The tenant's people with an assessment against any of these framework versions."""
+    if not version_ids:
+        return []
+    stmt = (
+        select(Assessment.subject_id)
+        .where(
+            Assessment.tenant_id == tenant_id,
+            Assessment.framework_tenant_id == framework_tenant_id,
+            col(Assessment.framework_version_id).in_(list(version_ids)),
+        )
+        .distinct()
+    )
+    return list((await session.exec(stmt)).all())
+
+
 async def insert_batch(
     session: AsyncSession,
     tenant_id: uuid.UUID,

@@ -17,6 +17,7 @@ from app.calibration import estimates
 from app.calibration import schemas as s
 from app.cohorts import service as cohorts
 from app.cohorts.schemas import CohortFilter
+from app.frameworks import repository as frameworks_repo
 from app.frameworks import service as frameworks
 from app.models import utcnow
 from app.scores import present
@@ -25,6 +26,7 @@ from app.scoring.calibration import CalibrationThresholds, RaterEffects, adjuste
 from app.scoring.calibration import rater_effects as fit_rater_effects
 from app.scoring.cohort import score_cohort
 from app.scoring.model import RATER_ROLES
+from app.webhooks import events
 
 
 def _number(value: float) -> float | None:
@@ -182,8 +184,22 @@ async def _record(
     result: RaterEffects,
     raters: list[dict[str, Any]],
 ) -> s.RecordedEstimate:
-    """Store the fit as the framework version's latest estimate, with an audit event."""
+    """Store the fit as the framework version's latest estimate, with an audit event. Under
+    ``rater_adjustment: apply`` it changes the scores of the people its raters rated:
+    readiness.changed subscribers hear of each one who moved."""
     resolved = await frameworks.resolve(session, principal, fw.key, fw.version)
+    before = None
+    watchers = (
+        await events.readiness_watchers(session, principal.tenant_id)
+        if fw.settings.rater_adjustment == "apply"
+        else []
+    )
+    if watchers:
+        versions = await frameworks_repo.versions_of(session, resolved.framework)
+        people = await assessments_repo.subjects_rated_against(
+            session, principal.tenant_id, resolved.version.tenant_id, [v.id for v in versions]
+        )
+        before = await events.snapshot(session, principal.tenant_id, resolved, people)
     row = await estimates.record(
         session,
         principal.tenant_id,
@@ -215,6 +231,8 @@ async def _record(
         str(row.id),
         {"framework": fw.key, "version": fw.version, "raters": len(raters), "ok_raters": ok},
     )
+    if before is not None:
+        await events.readiness_changed(session, principal.tenant_id, before, watchers)
     return s.RecordedEstimate(id=str(row.id), recorded_at=row.recorded_at, raters=len(raters))
 
 

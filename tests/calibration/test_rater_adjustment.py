@@ -499,3 +499,66 @@ async def test_sessions_and_readiness_events_score_as_the_api_under_apply(
     changes = [d["payload"]["data"] for d in r.json()["items"] if d["event"] == "readiness.changed"]
     assert len(changes) == 1
     assert changes[0]["after"]["level_index"] == pytest.approx(now.json()["level_index"], abs=1e-4)
+
+
+async def test_recording_an_estimate_under_apply_announces_whom_it_moved(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    allow_private: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Under `apply` a recorded estimate changes scores: readiness.changed subscribers hear of
+    each person whose readiness moved, with the scores the API answers before and after."""
+    await seed(client, tenant_a, "apply")
+    h = tenant_a.headers
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["readiness.changed"]},
+        headers=h,
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()["id"]
+
+    async def standings() -> dict[str, dict[str, Any]]:
+        out = {}
+        for ref in [*BASE, "dee"]:
+            r = await client.get(f"/v1/subjects/{ref}/score", params={"framework": KEY}, headers=h)
+            assert r.status_code == 200, r.text
+            out[ref] = r.json()
+        return out
+
+    before = await standings()
+    assert (await record(client, tenant_a)).status_code == 200
+    after = await standings()
+    moved = {
+        ref
+        for ref in before
+        if before[ref]["level_index"] != pytest.approx(after[ref]["level_index"], abs=1e-4)
+    }
+    assert moved  # m1's leniency is taken out of the people m1 rated
+    r = await client.get(f"/v1/webhooks/{hook}/deliveries", headers=h)
+    changes = {
+        d["payload"]["data"]["subject_ref"]: d["payload"]["data"]
+        for d in r.json()["items"]
+        if d["event"] == "readiness.changed"
+    }
+    assert set(changes) == moved
+    for ref, change in changes.items():
+        for name, score in (("before", before[ref]), ("after", after[ref])):
+            assert change[name]["level_index"] == pytest.approx(score["level_index"], abs=1e-4)
+
+
+async def test_recording_an_estimate_without_apply_announces_nothing(
+    client: httpx.AsyncClient,
+    tenant_a: Tenant,
+    allow_private: Any,  # noqa: F811 - the fixture imported above
+) -> None:
+    await seed(client, tenant_a, "preview")
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["readiness.changed"]},
+        headers=tenant_a.headers,
+    )
+    hook = r.json()["id"]
+    assert (await record(client, tenant_a)).status_code == 200
+    r = await client.get(f"/v1/webhooks/{hook}/deliveries", headers=tenant_a.headers)
+    assert r.json()["items"] == []
