@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -125,11 +126,15 @@ async def fingerprint_alone(
     It answers None on SQLite, inside a begun transaction, and when the subject or its version
     is not found: the caller then reads on the request's transaction, which explains why.
     """
-    engine: Any = session.bind
-    if session.in_transaction() or engine is None or engine.dialect.name != "postgresql":
+    engine = session.bind
+    if (
+        session.in_transaction()
+        or not isinstance(engine, AsyncEngine)  # bound to one connection (tests): share it
+        or engine.dialect.name != "postgresql"
+    ):
         return None
     raw = await engine.raw_connection()
-    driver = raw.driver_connection
+    driver: Any = raw.driver_connection
     try:
         rows = await _fetch(driver, tenant_id, ref, framework_key, version, known)
     except BaseException as error:

@@ -112,6 +112,23 @@ async def test_second_read_comes_from_memory_and_matches_the_computed_one(
     assert moments[1] - start == timedelta(days=365)
 
 
+async def test_keys_from_memory_on_a_session_bound_to_one_connection(
+    client: httpx.AsyncClient, tenant_a: Tenant, app: Any
+) -> None:
+    """With the key answered from memory the request begins no transaction; a session bound
+    to one connection (as the tests' sessions are) is not an engine to send the statement
+    alone on, so the remembered read takes the request's transaction instead of failing."""
+    await seed_pm(client, tenant_a)
+    app.state.key_cache.trust()  # what the key listener does once it listens
+    h = tenant_a.headers
+    reads = [await client.get(URL, headers=h) for _ in range(3)]
+    assert [(r.status_code, outcome(r)) for r in reads] == [
+        (200, "miss"),
+        (200, "hit"),
+        (200, "hit"),
+    ]
+
+
 async def test_a_new_assessment_is_seen_by_the_next_read(
     client: httpx.AsyncClient, computed: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:
