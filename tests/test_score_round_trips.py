@@ -1,18 +1,20 @@
-"""What one score read sends to Postgres: one round trip when remembered, three when computed.
+"""What one score read sends to Postgres: one round trip, or a transaction when it needs more.
 
-A remembered score (the memo holds its rendering) is checked with one statement sent alone: the
-function ``score_inputs`` binds the tenant for the one-statement transaction Postgres runs it
-in, so there is no BEGIN or COMMIT around it. A computed score's unit of work is BEGIN with the
-transaction-local tenant setting (one message), the score statement, and COMMIT. Nothing else:
-no pool pre-ping (a connection the server closed is noticed without asking it), no separate
-set_config. Every query each pooled connection sends is recorded (asyncpg's query logger for
-what the driver sends itself, SQLAlchemy's cursor events for its prepared statements), after a
-warm-up that fills the key cache, the statement caches and the memo.
+The score statement (the function ``score_inputs``, which binds the tenant for the transaction
+it runs in) is sent alone, with no BEGIN or COMMIT around it, whenever the request has begun
+nothing: for a remembered score, and for a computed one whose other inputs (the compiled
+version, its chain) are in the worker's memory with nothing to carry or adjust. Otherwise the
+reads share one transaction: BEGIN with the transaction-local tenant setting (one message), the
+statements, COMMIT. Nothing else: no pool pre-ping (a connection the server closed is noticed
+without asking it), no separate set_config. Every query each pooled connection sends is
+recorded (asyncpg's query logger for what the driver sends itself, SQLAlchemy's cursor events
+for its prepared statements), after a warm-up that fills the key cache, the statement caches
+and the memo.
 """
-
 import asyncio
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +30,7 @@ from app.auth import service as auth_service
 from app.config import Settings
 from app.db import _begin_with_tenant, create_engine, driver_url, make_sessionmaker, unit_of_work
 from app.errors import is_transient_database_error
+from app.frameworks import service as frameworks_service
 from app.main import create_app
 from app.scores import repository as score_repository
 from tests.api.test_subjects_assessments import assessment, subject
@@ -158,9 +161,10 @@ async def test_a_repeated_score_read_makes_one_round_trip(live: Live) -> None:
     assert_one_round_trip(await live.sent.take())
 
 
-async def test_a_changed_score_is_read_again_on_the_requests_transaction(live: Live) -> None:
-    """When the statement sent alone finds the fingerprint changed, the score is computed from
-    reads that share one transaction: the alone statement, then BEGIN, statement, COMMIT."""
+async def test_a_changed_score_is_computed_from_the_one_statement(live: Live) -> None:
+    """When the statement sent alone finds the fingerprint changed, its ratings are all the
+    score needs (the compiled version and its chain are in memory, nothing is carried or
+    adjusted): one round trip still."""
     for _ in range(2):
         assert (await live.client.get(URL, headers=live.headers)).status_code == 200
     body = assessment(when="2026-10-02T09:00:00Z")
@@ -169,12 +173,29 @@ async def test_a_changed_score_is_read_again_on_the_requests_transaction(live: L
     r = await live.client.get(URL, headers=live.headers)
     assert r.status_code == 200, r.text
     assert 'memo;desc="miss"' in r.headers["server-timing"]
-    first, *rest = await live.sent.take()
+    assert_one_round_trip(await live.sent.take())
+
+
+async def test_a_score_that_needs_more_is_read_on_one_transaction(
+    live_unmemoized: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the score needs more than the statement (here: the compiled version is not in this
+    worker's memory), every read, the statement again included, runs in one transaction."""
+    live = live_unmemoized
+    assert (await live.client.get(URL, headers=live.headers)).status_code == 200
+    monkeypatch.setattr(frameworks_service, "_COMPILED", OrderedDict())
+    await live.sent.take()
+    r = await live.client.get(URL, headers=live.headers)
+    assert r.status_code == 200, r.text
+    first, begin, *reads, end = await live.sent.take()
     assert ALONE.match(first), first
-    assert_three_round_trips(rest)
+    assert BEGIN_WITH_TENANT.match(begin), begin
+    assert any(ALONE.match(q) for q in reads), reads
+    assert any("framework_version" in q for q in reads), reads  # the document, compiled again
+    assert end.rstrip(";") == "COMMIT", end
 
 
-async def test_a_computed_score_read_makes_three_round_trips(live_unmemoized: Live) -> None:
+async def test_a_computed_score_read_makes_one_round_trip(live_unmemoized: Live) -> None:
     live = live_unmemoized
     for _ in range(3):  # warm: key cache, statement caches, compiled framework version
         assert (await live.client.get(URL, headers=live.headers)).status_code == 200
@@ -182,7 +203,7 @@ async def test_a_computed_score_read_makes_three_round_trips(live_unmemoized: Li
     r = await live.client.get(URL, headers=live.headers)
     assert r.status_code == 200, r.text
     assert 'memo;desc="miss"' in r.headers["server-timing"]
-    assert_three_round_trips(await live.sent.take())
+    assert_one_round_trip(await live.sent.take())
 
 
 async def test_the_tenant_setting_ends_with_the_read(live: Live) -> None:
@@ -243,7 +264,10 @@ async def test_a_failed_read_rolls_the_merged_begin_back(live: Live) -> None:
     r = await live.client.get("/v1/subjects/nobody/score", headers=live.headers)
     assert r.status_code == 404, r.text
     queries = await live.sent.take()
-    assert BEGIN_WITH_TENANT.match(queries[0]), queries
+    assert ALONE.match(queries[0]), (
+        queries
+    )  # finds no one: the precise 404 is read in a transaction
+    assert BEGIN_WITH_TENANT.match(queries[1]), queries
     assert queries[-1].rstrip(";") == "ROLLBACK", queries
     async with live.engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection

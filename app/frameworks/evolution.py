@@ -219,6 +219,11 @@ def chain_of(docs: Sequence[tuple[uuid.UUID, int, FrameworkDocument]], target: i
     return Chain(target, keys, tuple(carried), maps)
 
 
+def remembered_chain(version_id: uuid.UUID, revision: int) -> Chain | None:
+    """The chain to a version if this worker holds it (no read), else None."""
+    return _CHAINS.get((version_id, revision))
+
+
 async def chain_for(
     session: AsyncSession,
     owner: uuid.UUID,

@@ -71,6 +71,11 @@ def _compile_and_remember(
     return fw
 
 
+def remembered(version_id: uuid.UUID, revision: int) -> ScoringFramework | None:
+    """The compiled version if this worker holds it (no read), else None."""
+    return _remembered(version_id, revision)
+
+
 def compiled(version: FrameworkVersion) -> ScoringFramework:
     """The scoring view of a version, cached per (id, revision): a revision never changes."""
     hit = _remembered(version.id, version.revision)

@@ -110,21 +110,22 @@ async def score_inputs(
     return _inputs(rows, None, digest=True)
 
 
-async def fingerprint_alone(
+async def score_inputs_alone(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     ref: str,
     framework_key: str | None,
     version: int | None,
-    known: Fingerprint,
-) -> Fingerprint | None:
-    """The subject's current fingerprint, read in one round trip, or None when it cannot be.
+    known: Fingerprint | None,
+) -> ScoreInputs | None:
+    """The score inputs read in one round trip, or None when they cannot be read so.
 
     While the session has begun nothing (the request's key came from memory), the statement is
     sent alone on a pooled connection: Postgres runs it as a transaction of its own, in which
     the function binds the tenant, and the ratings come back only if ``known`` no longer holds.
-    It answers None on SQLite, inside a begun transaction, and when the subject or its version
-    is not found: the caller then reads on the request's transaction, which explains why.
+    It answers None on SQLite, inside a begun transaction, on a session bound to one connection,
+    and when the subject is not found: the caller then reads on the request's transaction,
+    which explains why.
     """
     engine = session.bind
     if (
@@ -145,8 +146,7 @@ async def fingerprint_alone(
         raise
     finally:
         await greenlet_spawn(raw.close)  # back to the pool; nothing to roll back
-    inputs = _inputs(rows, known, digest=False)
-    return None if inputs is None else inputs.fingerprint
+    return _inputs(rows, known, digest=False)
 
 
 def _answered_by_the_server(error: BaseException) -> bool:

@@ -289,6 +289,24 @@ async def load_inputs(
     return Loaded(inputs, v, compiled)
 
 
+def _complete(inputs: repo.ScoreInputs) -> Loaded | None:
+    """What ``load_inputs`` would make of inputs read alone, when it would read nothing more:
+    the compiled version and its chain in this worker's memory, no older version's ratings to
+    carry, no recorded rater effects to apply. None otherwise."""
+    v = inputs.version
+    if v is None or inputs.ratings is None:
+        return None
+    compiled = frameworks.remembered(v.id, v.revision)
+    chain = evolution.remembered_chain(v.id, v.revision)
+    if compiled is None or chain is None or chain.carried:
+        return None
+    if compiled.settings.rater_adjustment != "none" and inputs.estimate is not None:
+        return None
+    if chain.maps:  # the explanation names the maps
+        compiled = replace(compiled, carried_maps=chain.maps)
+    return Loaded(inputs, v, compiled)
+
+
 async def load_subject(
     session: AsyncSession,
     principal: Principal,
@@ -421,22 +439,22 @@ async def read_score(
     fw = query.framework
     variant: Variant = (fw.key if fw else None, fw.version if fw else None, query.track)
     entry = memo.get(key, variant, moment) if memo.enabled else None
-    if entry is not None:
-        # A rendering is remembered: ask for the fingerprint alone (one round trip and the
-        # whole unit of work when it can be sent so). If it changed, or cannot be asked so,
-        # the read below runs on the request's transaction, which every later read shares.
-        current = await repo.fingerprint_alone(
-            session, principal.tenant_id, ref, variant[0], variant[1], entry.fingerprint
-        )
-        if current == entry.fingerprint:
-            return _remembered(memo, entry, moment, if_none_match)
-    try:
-        loaded = await load_inputs(
-            session, principal, ref, fw, entry.fingerprint if entry else None
-        )
-    except NotFound:
-        memo.forget(key)  # erased (or never there): keep nothing about it
-        raise
+    known = entry.fingerprint if entry else None
+    # The statement alone (one round trip, and the whole unit of work when it can be sent so):
+    # enough when the remembered rendering still holds, or when the score needs nothing else
+    # read. Otherwise every read runs on the request's transaction, in one snapshot.
+    alone = await repo.score_inputs_alone(
+        session, principal.tenant_id, ref, variant[0], variant[1], known
+    )
+    if entry is not None and alone is not None and alone.fingerprint == entry.fingerprint:
+        return _remembered(memo, entry, moment, if_none_match)
+    loaded = _complete(alone) if alone is not None else None
+    if loaded is None:
+        try:
+            loaded = await load_inputs(session, principal, ref, fw, known)
+        except NotFound:
+            memo.forget(key)  # erased (or never there): keep nothing about it
+            raise
     inputs = loaded.inputs
     fingerprint = inputs.fingerprint
     assert fingerprint is not None
