@@ -11,6 +11,7 @@ recorded (asyncpg's query logger for what the driver sends itself, SQLAlchemy's 
 for its prepared statements), after a warm-up that fills the key cache, the statement caches
 and the memo.
 """
+
 import asyncio
 import re
 import uuid
