@@ -10,7 +10,10 @@ import httpx
 import pytest
 
 from tests.api.test_subjects_assessments import subject
-from tests.api.test_webhooks import allow_private  # noqa: F401 - a fixture
+from tests.api.test_webhooks import (
+    allow_private,  # noqa: F401 - a fixture
+    subscribed,
+)
 from tests.conftest import Tenant
 from tests.factories import small_framework
 
@@ -296,13 +299,7 @@ async def test_publishing_sends_the_release_notes_and_diff_summary(
     client: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:
     h = tenant_a.headers
-    r = await client.post(
-        "/v1/webhooks",
-        json={"url": "http://127.0.0.1:9/hook", "events": ["framework.published"]},
-        headers=h,
-    )
-    assert r.status_code == 201, r.text
-    hook = r.json()["id"]
+    hook = await subscribed(client, tenant_a, "framework.published")
     await setup_v1(client, tenant_a)
     assert (await draft_v2(client, tenant_a, renamed_v2())).status_code == 201
     assert (await client.post(f"{BASE}/versions/2/publish", headers=h)).status_code == 200
@@ -384,13 +381,7 @@ async def test_readiness_changed_counts_ratings_carried_through_a_map(
     await setup_v1(client, tenant_a)
     assert (await draft_v2(client, tenant_a, renamed_v2())).status_code == 201
     assert (await client.post(f"{BASE}/versions/2/publish", headers=h)).status_code == 200
-    r = await client.post(
-        "/v1/webhooks",
-        json={"url": "http://127.0.0.1:9/hook", "events": ["readiness.changed"]},
-        headers=h,
-    )
-    assert r.status_code == 201, r.text
-    hook = r.json()["id"]
+    hook = await subscribed(client, tenant_a, "readiness.changed")
 
     async def standing() -> dict[str, Any]:
         r = await client.get(

@@ -70,6 +70,18 @@ def allow_private(app: Any, settings: Settings) -> Settings:
     return permissive
 
 
+async def subscribed(client: httpx.AsyncClient, tenant: Tenant, *events: str) -> str:
+    """A subscription to ``events`` at a loopback address nothing listens on (needs the
+    allow_private fixture); its id, for reading its delivery log."""
+    r = await client.post(
+        "/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": list(events)},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
 async def test_private_targets_are_refused_by_default(
     client: httpx.AsyncClient, tenant_a: Tenant
 ) -> None:

@@ -29,7 +29,10 @@ from app.scoring.calibration import (
     adjust_subject_ratings,
 )
 from app.scoring.cohort import CohortRatings
-from tests.api.test_webhooks import allow_private  # noqa: F401 - a fixture
+from tests.api.test_webhooks import (
+    allow_private,  # noqa: F401 - a fixture
+    subscribed,
+)
 from tests.conftest import Tenant
 from tests.factories import small_framework
 
@@ -484,13 +487,7 @@ async def test_sessions_and_readiness_events_score_as_the_api_under_apply(
     dee = next(m for m in r.json()["members"] if m["subject_ref"] == "dee")
     assert dee["level_index"] == pytest.approx(adjusted["level_index"], abs=1e-6)
 
-    r = await client.post(
-        "/v1/webhooks",
-        json={"url": "http://127.0.0.1:9/hook", "events": ["readiness.changed"]},
-        headers=h,
-    )
-    assert r.status_code == 201, r.text
-    hook = r.json()["id"]
+    hook = await subscribed(client, tenant_a, "readiness.changed")
     body = _assessment("dee", "m2", "manager", {"design": 3})
     body["assessed_at"] = "2026-11-20T00:00:00Z"
     assert (await client.post("/v1/assessments", json=body, headers=h)).status_code == 201
@@ -510,13 +507,7 @@ async def test_recording_an_estimate_under_apply_announces_whom_it_moved(
     each person whose readiness moved, with the scores the API answers before and after."""
     await seed(client, tenant_a, "apply")
     h = tenant_a.headers
-    r = await client.post(
-        "/v1/webhooks",
-        json={"url": "http://127.0.0.1:9/hook", "events": ["readiness.changed"]},
-        headers=h,
-    )
-    assert r.status_code == 201, r.text
-    hook = r.json()["id"]
+    hook = await subscribed(client, tenant_a, "readiness.changed")
 
     async def standings() -> dict[str, dict[str, Any]]:
         out = {}
@@ -553,12 +544,7 @@ async def test_recording_an_estimate_without_apply_announces_nothing(
     allow_private: Any,  # noqa: F811 - the fixture imported above
 ) -> None:
     await seed(client, tenant_a, "preview")
-    r = await client.post(
-        "/v1/webhooks",
-        json={"url": "http://127.0.0.1:9/hook", "events": ["readiness.changed"]},
-        headers=tenant_a.headers,
-    )
-    hook = r.json()["id"]
+    hook = await subscribed(client, tenant_a, "readiness.changed")
     assert (await record(client, tenant_a)).status_code == 200
     r = await client.get(f"/v1/webhooks/{hook}/deliveries", headers=tenant_a.headers)
     assert r.json()["items"] == []

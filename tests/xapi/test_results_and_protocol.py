@@ -17,7 +17,10 @@ from app.xapi import service as xapi_service
 from app.xapi.service import scaled_to_scale
 from tests.api.test_scores import AS_OF
 from tests.api.test_subjects_assessments import subject
-from tests.api.test_webhooks import allow_private  # noqa: F401 - a fixture
+from tests.api.test_webhooks import (
+    allow_private,  # noqa: F401 - a fixture
+    subscribed,
+)
 from tests.api.test_xapi import ADL, LMS, PROBLEM, basic, setup, statement, voiding
 from tests.conftest import Database, Tenant
 from tests.contract.conftest import Served
@@ -290,16 +293,7 @@ async def test_ratings_from_results_are_announced_like_any_assessment(
     moves the person back, and that is announced too."""
     lrs = await setup(client, tenant_a)
     await opt_in(client, tenant_a, True)
-    r = await client.post(
-        "/v1/webhooks",
-        json={
-            "url": "http://127.0.0.1:9/hook",
-            "events": ["assessment.created", "readiness.changed"],
-        },
-        headers=tenant_a.headers,
-    )
-    assert r.status_code == 201, r.text
-    hook = r.json()["id"]
+    hook = await subscribed(client, tenant_a, "assessment.created", "readiness.changed")
 
     async def standing() -> dict[str, Any]:
         r = await client.get("/v1/subjects/emp-1/score", headers=tenant_a.headers)
