@@ -18,7 +18,13 @@ Rounds alternate the endpoints, and the table shows each endpoint's median round
 Both servers keep ``--pool-size`` connections per worker open (the service with DB_POOL_SIZE and
 DB_MAX_OVERFLOW=0), as the floor's asyncpg pool does.
 
-    python bench/api_read.py [--subjects 1000] [--seconds 15] [--rounds 3] [--pool-size 20] [--quick]
+With ``--baseline-ref REF`` the ``app/`` package of git commit REF (e.g. the commit before a
+change) is served too, after this code's service stops (three services at once would hold more
+connections than Postgres's default ``max_connections``), its memo warmed the same way, and its
+repeated and 304 reads measured for the same rounds; the table ends with this code / REF.
+
+    python bench/api_read.py [--subjects 1000] [--seconds 15] [--rounds 3] [--pool-size 20]
+                             [--baseline-ref REF] [--quick]
 """
 
 import argparse
@@ -41,6 +47,7 @@ from bench.harness import (
     cpu_seconds,
     cpu_used,
     ensure_wrk,
+    env_with_app_of,
     free_port,
     ladder_server,
     load_population,
@@ -255,6 +262,20 @@ def baseline_server(w: World, workers: int, pool_size: int) -> Server:
     return Server("baseline", argv, env, w.workdir, workers)
 
 
+def previous_endpoints(
+    w: World, args: argparse.Namespace, env: dict[str, str], path: str, ids: Path, refs: list[str]
+) -> list[Endpoint]:
+    """The repeated and 304 reads served by ``app/`` of ``--baseline-ref`` (started; the 304
+    reads send the ETags that code gives)."""
+    ref = args.baseline_ref
+    code = env_with_app_of(env, ref, w.workdir / "baseline-ref")
+    server = ladder_server(code, w.workdir, args.workers, "service-baseline-ref").start()
+    repeated = Endpoint(f"{REPEATED}, app/ of {ref}", server, path, w.token, ids)
+    etags = etags_file(repeated, refs, w.workdir / "etags-baseline-ref.txt")
+    conditional = Endpoint(f"{CONDITIONAL}, app/ of {ref}", server, path, w.token, etags, 304)
+    return [repeated, conditional]
+
+
 def fmt_ms(value: float) -> str:
     """Milliseconds with one decimal, or a dash."""
     return "-" if value != value else f"{value:.1f}"  # NaN: no Server-Timing header
@@ -275,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=20,
         help="database connections each worker keeps open, service and floor alike (20)",
+    )
+    parser.add_argument(
+        "--baseline-ref", help="git commit whose app/ is served too, for same-run ratios"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -346,8 +370,16 @@ def main(argv: list[str] | None = None) -> int:
             # One service at a time: both at once could hold more connections than Postgres's
             # default max_connections allows next to the baselines.
             service.stop()
+            if args.baseline_ref:
+                earlier = previous_endpoints(w, args, service_env, path, ids_file, refs)
+                with earlier[0].server:
+                    say(f"warming the memo of app/ of {args.baseline_ref} ...")
+                    warm(wrk, earlier[0], refs, args)
+                    runs.update({e.label: [] for e in earlier})
+                    endpoints += earlier
+                    measure(earlier)
             uncached.start()
-            measure(endpoints[4:])
+            measure(endpoints[4:5])
 
     def med(label: str, field: str) -> float:
         return median([getattr(r, field) for r in runs[label]])
@@ -439,6 +471,15 @@ def main(argv: list[str] | None = None) -> int:
         if p99_target is not None:
             line += f"; p99 {p99:.1f} ms (<= {p99_target:.0f}) {verdict(p99 <= p99_target)}"
         say(line)
+    if args.baseline_ref:
+        say()
+        say(f"this code / app/ of {args.baseline_ref} (measured after this code, same rounds)")
+        for label in (REPEATED, CONDITIONAL):
+            then = f"{label}, app/ of {args.baseline_ref}"
+            say(
+                f"  {label}: req/s {med(label, 'rps') / med(then, 'rps'):.2f}x, worker CPU "
+                f"per request {med(label, 'worker_cpu_ms') / med(then, 'worker_cpu_ms'):.2f}x"
+            )
     say(machine_note())
     say(f"total run time {time.perf_counter() - started:.0f} s")
     failed = sum(r.errors for results in runs.values() for r in results)

@@ -8,6 +8,7 @@ everything stopped and dropped in ``finally`` blocks, also on Ctrl-C and SIGTERM
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import random
@@ -19,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -433,6 +435,16 @@ class Server:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def env_with_app_of(env: dict[str, str], ref: str, into: Path) -> dict[str, str]:
+    """The service's environment with ``app/`` of git commit ``ref`` first on the path."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "app"], capture_output=True, check=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return {**env, "PYTHONPATH": os.pathsep.join([str(into), env["PYTHONPATH"]])}
 
 
 def ladder_server(env: dict[str, str], workdir: Path, workers: int, name: str) -> Server:

@@ -20,25 +20,19 @@ alternate with this code's, so both see the same machine; ratios are this code /
                            [--baseline-ref REF] [--quick]
 """
 
-import io
 import itertools
-import os
 import random
-import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.harness import (
     MAX_ITEMS_PER_REQUEST,
-    ROOT,
     Population,
     Server,
     Timed,
@@ -47,6 +41,7 @@ from bench.harness import (
     builtin_framework,
     client_for,
     encode,
+    env_with_app_of,
     ladder_server,
     machine_note,
     median,
@@ -101,16 +96,6 @@ def post_any(client: httpx.Client, path: str, body: bytes) -> Timed:
     started = time.perf_counter()
     response = client.post(path, content=body, headers={"Content-Type": "application/json"})
     return Timed(response, time.perf_counter() - started, server_seconds(response))
-
-
-def baseline_env(env: dict[str, str], ref: str, into: Path) -> dict[str, str]:
-    """The service's environment with ``app/`` of git commit ``ref`` first on the path."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "app"], capture_output=True, check=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return {**env, "PYTHONPATH": os.pathsep.join([str(into), env["PYTHONPATH"]])}
 
 
 def reset_peak(pid: int) -> None:
@@ -208,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with world(args) as w, ExitStack() as stack:
         base_env = (
-            baseline_env(w.env, args.baseline_ref, w.workdir / "baseline")
+            env_with_app_of(w.env, args.baseline_ref, w.workdir / "baseline")
             if args.baseline_ref
             else None
         )
