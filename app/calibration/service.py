@@ -97,19 +97,27 @@ async def rater_effects(
 
 
 async def answer(
-    session: AsyncSession, principal: Principal, body: s.RaterEffectsRequest
+    session: AsyncSession,
+    principal: Principal,
+    body: s.RaterEffectsRequest,
+    cohort: cohorts.LoadedCohort | None = None,
 ) -> RaterEffectsAnswer:
-    """``rater_effects`` with its long lists as plain rows (the JSON route renders them once)."""
+    """``rater_effects`` with its long lists as plain rows (the JSON route renders them once).
+
+    ``cohort``: the cohort ``body`` names, when the caller has loaded it already (as of
+    ``body.as_of``), so it is not read twice.
+    """
     as_of = body.as_of or utcnow()
-    cohort = await cohorts.load(
-        session,
-        principal,
-        body.framework,
-        body.subject_refs,
-        body.filter or CohortFilter(),
-        as_of,
-        body.window_days,
-    )
+    if cohort is None:
+        cohort = await cohorts.load(
+            session,
+            principal,
+            body.framework,
+            body.subject_refs,
+            body.filter or CohortFilter(),
+            as_of,
+            body.window_days,
+        )
     names = await assessments_repo.rater_names(
         session, principal.tenant_id, cohort.subjects.ids, cohort.window_start, as_of
     )

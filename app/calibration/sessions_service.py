@@ -128,19 +128,17 @@ async def create(
     )
     ratings = adjustment.ratings if adjustment else cohort.ratings
     result = score_cohort(fw, ratings, as_of=as_of, tracks=cohort.subjects.tracks)
-    answer = await effects_service.rater_effects(
-        session,
-        principal,
-        RaterEffectsRequest(
-            framework=ref,
-            subject_refs=body.subject_refs,
-            filter=body.filter,
-            as_of=as_of,
-            window_days=body.window_days,
-            thresholds=body.thresholds,
-            include_fair_averages=True,
-        ),
+    request = RaterEffectsRequest(
+        framework=ref,
+        subject_refs=body.subject_refs,
+        filter=body.filter,
+        as_of=as_of,
+        window_days=body.window_days,
+        thresholds=body.thresholds,
+        include_fair_averages=True,
     )
+    # The same cohort as of the same moment: fitted as it was loaded above, not read again.
+    answer = (await effects_service.answer(session, principal, request, cohort)).model()
     fair = {p.subject_ref: p for p in answer.fair_averages.people} if answer.fair_averages else {}
     row = CalibrationSession(
         tenant_id=principal.tenant_id,

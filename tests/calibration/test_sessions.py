@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.cohorts import service as cohorts
 from tests.api.test_calibration import FRAMEWORK, PEOPLE, seed
 from tests.api.test_scores import AS_OF
 from tests.api.test_subjects_assessments import subject
@@ -58,6 +59,27 @@ async def _standing(client: httpx.AsyncClient, tenant: Tenant, session_id: str) 
     r = await client.get(f"{BASE}/{session_id}/proposals", headers=tenant.headers)
     assert r.status_code == 200, r.text
     return [p for p in r.json()["items"] if p["status"] == "standing"]
+
+
+async def test_opening_a_session_reads_the_cohort_once(
+    client: httpx.AsyncClient, tenant_a: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot's scores and its rater effects come from one load of the cohort's ratings
+    (it was loaded twice, once for each)."""
+    await seed(client, tenant_a)
+    load = cohorts.load
+    calls: list[Any] = []
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return await load(*args, **kwargs)
+
+    monkeypatch.setattr(cohorts, "load", counted)
+    created = await open_session(client, tenant_a)
+    assert len(calls) == 1
+    assert created["people"] == len(PEOPLE) + 1
+    raters = {x["rater_ref"]: x for x in created["rater_effects"]["raters"]}
+    assert raters["m1"]["effect"] == pytest.approx(2 / 3, abs=1e-9)
 
 
 async def test_snapshot_holds_scores_and_rater_effects(
