@@ -13,7 +13,7 @@ from app.assessments import repository as assessments_repo
 from app.assessments.schemas import FrameworkRef
 from app.audit.repository import record as audit
 from app.auth.principal import Principal
-from app.calibration import estimates
+from app.calibration import estimates_repository as estimates
 from app.calibration import schemas as s
 from app.cohorts import service as cohorts
 from app.cohorts.schemas import CohortFilter

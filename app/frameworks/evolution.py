@@ -13,15 +13,15 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assessments.repository import rater_key
 from app.cohorts import repository as cohort_repo
 from app.errors import FieldError, InvalidInput
+from app.frameworks import repository
 from app.frameworks.diff import OPS, diff_documents, summary_markdown
 from app.frameworks.document import CompetencyMap, FrameworkDocument
-from app.models import Assessment, FrameworkVersion, Rating
+from app.models import FrameworkVersion
 from app.scoring import Rating as ScoringRating
 from app.scoring.carry import MapEntry, Step, build_step, carry_cohort, carry_ratings
 from app.scoring.cohort import CohortRatings, epoch_micros
@@ -239,11 +239,7 @@ async def chain_for(
     if hit is not None:
         _CHAINS.move_to_end(key)
         return hit
-    fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
-    stmt = sa.select(fv.id, fv.version, fv.content).where(
-        fv.tenant_id == owner, fv.framework_id == framework_id, fv.version <= number
-    )
-    rows = (await (await session.connection()).execute(stmt)).all()
+    rows = await repository.version_documents(session, owner, framework_id, number)
     chain = chain_of([(r[0], r[1], FrameworkDocument.model_validate(r[2])) for r in rows], number)
     _CHAINS[key] = chain
     if len(_CHAINS) > _CHAINS_MAX:
@@ -265,27 +261,9 @@ async def subject_ratings(
     versions are replaced by their carried form."""
     if not chain.carried:
         return list(plain)
-    a, r = Assessment.__table__.c, Rating.__table__.c  # type: ignore[attr-defined]
-    stmt = (
-        sa.select(
-            a.framework_version_id,
-            r.competency_key,
-            r.proficiency,
-            a.rater_ref,
-            a.rater_role,
-            a.assessed_at,
-            a.sequence,
-        )
-        .select_from(Assessment.__table__)  # type: ignore[attr-defined]
-        .join(Rating.__table__, (r.tenant_id == a.tenant_id) & (r.assessment_id == a.id))  # type: ignore[attr-defined]
-        .where(
-            a.tenant_id == tenant_id,
-            a.subject_id == subject_id,
-            a.framework_tenant_id == owner,
-            a.framework_version_id.in_(list(chain.carried_ids)),
-        )
+    rows = await repository.subject_ratings_of_versions(
+        session, tenant_id, subject_id, owner, chain.carried_ids
     )
-    rows = (await (await session.connection()).execute(stmt)).all()
     keep = {(x[3], x[4], x[5], x[6]) for x in rows}
     out = [
         rating
@@ -378,36 +356,16 @@ async def _generic(
     as_of: datetime,
 ) -> list[CohortRatings]:
     """One query over every version, so one rater has one id in every part."""
-    a, r = Assessment.__table__.c, Rating.__table__.c  # type: ignore[attr-defined]
     wanted = sorted({v[1] for versions, _ in groups for v in versions})
     index = {sid: i for i, sid in enumerate(subject_ids)}
     role_index = {role: i for i, role in enumerate(RATER_ROLES)}
     by_version: dict[uuid.UUID, list[tuple[int, str, int, int, int, int, int]]] = {}
     ids = list(subject_ids)
     for start in range(0, len(ids), cohort_repo.CHUNK):
-        stmt = (
-            sa.select(
-                a.framework_version_id,
-                a.subject_id,
-                r.competency_key,
-                r.proficiency,
-                a.rater_role,
-                a.rater_ref,
-                a.assessed_at,
-                a.sequence,
-            )
-            .select_from(Assessment.__table__)  # type: ignore[attr-defined]
-            .join(Rating.__table__, (r.tenant_id == a.tenant_id) & (r.assessment_id == a.id))  # type: ignore[attr-defined]
-            .where(
-                a.tenant_id == tenant_id,
-                a.subject_id.in_(ids[start : start + cohort_repo.CHUNK]),
-                a.framework_version_id.in_(wanted),
-                a.assessed_at > window_start,
-                a.assessed_at <= as_of,
-            )
+        rows = await repository.cohort_ratings_of_versions(
+            session, tenant_id, ids[start : start + cohort_repo.CHUNK], wanted, window_start, as_of
         )
-        result = await (await session.connection()).execute(stmt)
-        for version_id, sid, key, value, role, rater, at, seq in result.all():
+        for version_id, sid, key, value, role, rater, at, seq in rows:
             if role not in role_index:
                 continue
             rater_id = rater_key(role, rater)

@@ -1,14 +1,15 @@
 """Framework queries (add/flush, never commit)."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.models import SYSTEM_TENANT_ID, Framework, FrameworkVersion
+from app.models import SYSTEM_TENANT_ID, Assessment, Framework, FrameworkVersion, Rating
 
 
 def visible_to(tenant_id: uuid.UUID, fw: Any = None) -> Any:
@@ -110,3 +111,86 @@ async def version_content(
         FrameworkVersion.tenant_id == owner, FrameworkVersion.id == version_id
     )
     return dict((await session.exec(stmt)).one())
+
+
+async def version_documents(
+    session: AsyncSession, owner: uuid.UUID, framework_id: uuid.UUID, number: int
+) -> Sequence[sa.Row[uuid.UUID, int, dict[str, Any]]]:
+    """(id, version, content) of the framework's versions numbered up to ``number``."""
+    fv = FrameworkVersion.__table__.c  # type: ignore[attr-defined]
+    stmt = sa.select(fv.id, fv.version, fv.content).where(
+        fv.tenant_id == owner, fv.framework_id == framework_id, fv.version <= number
+    )
+    return (await (await session.connection()).execute(stmt)).all()
+
+
+_A: Any = Assessment.__table__  # type: ignore[attr-defined]
+_R: Any = Rating.__table__  # type: ignore[attr-defined]
+
+
+def _ratings(*columns: Any) -> Any:
+    """A select of ``columns`` over assessments joined to their ratings."""
+    a, r = _A.c, _R.c
+    return (
+        sa.select(*columns)
+        .select_from(_A)
+        .join(_R, (r.tenant_id == a.tenant_id) & (r.assessment_id == a.id))
+    )
+
+
+async def subject_ratings_of_versions(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    subject_id: uuid.UUID,
+    owner: uuid.UUID,
+    version_ids: Collection[uuid.UUID],
+) -> Sequence[sa.Row[uuid.UUID, str, int, str, str, datetime, int]]:
+    """A subject's ratings against these versions of the owner's framework: (version id,
+    competency_key, proficiency, rater_ref, rater_role, assessed_at, sequence)."""
+    a, r = _A.c, _R.c
+    stmt = _ratings(
+        a.framework_version_id,
+        r.competency_key,
+        r.proficiency,
+        a.rater_ref,
+        a.rater_role,
+        a.assessed_at,
+        a.sequence,
+    ).where(
+        a.tenant_id == tenant_id,
+        a.subject_id == subject_id,
+        a.framework_tenant_id == owner,
+        a.framework_version_id.in_(list(version_ids)),
+    )
+    return (await (await session.connection()).execute(stmt)).all()
+
+
+async def cohort_ratings_of_versions(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    subject_ids: Sequence[uuid.UUID],
+    version_ids: Sequence[uuid.UUID],
+    window_start: datetime,
+    as_of: datetime,
+) -> Sequence[sa.Row[uuid.UUID, uuid.UUID, str, int, str, str, datetime, int]]:
+    """The subjects' ratings against these versions in the window (window_start, as_of]:
+    (version id, subject id, competency_key, proficiency, rater_role, rater_ref, assessed_at,
+    sequence). The caller keeps ``subject_ids`` within a statement's parameters (CHUNK)."""
+    a, r = _A.c, _R.c
+    stmt = _ratings(
+        a.framework_version_id,
+        a.subject_id,
+        r.competency_key,
+        r.proficiency,
+        a.rater_role,
+        a.rater_ref,
+        a.assessed_at,
+        a.sequence,
+    ).where(
+        a.tenant_id == tenant_id,
+        a.subject_id.in_(subject_ids),
+        a.framework_version_id.in_(version_ids),
+        a.assessed_at > window_start,
+        a.assessed_at <= as_of,
+    )
+    return (await (await session.connection()).execute(stmt)).all()

@@ -34,13 +34,12 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
 
 from app.config import Settings
 from app.errors import NotFound, Unauthenticated, is_transient_database_error
-from app.models import WebhookQueue, utcnow
+from app.models import utcnow
+from app.webhooks import repository as webhooks_repo
 
 log = logging.getLogger(__name__)
 
@@ -246,14 +245,8 @@ class _Outbox(Collector):
 
 async def _outbox(request: Request) -> _Outbox:
     now = utcnow()
-    due = col(WebhookQueue.next_attempt_at) <= now
-    stmt = select(
-        func.count(),
-        func.count().filter(due),
-        func.min(col(WebhookQueue.next_attempt_at)).filter(due),
-    )
     async with request.app.state.sessionmaker() as session:
-        depth, due_count, oldest = (await session.exec(stmt)).one()
+        depth, due_count, oldest = await webhooks_repo.outbox(session, now)
     if oldest is not None and oldest.tzinfo is None:  # SQLite keeps no offset; times are UTC
         oldest = oldest.replace(tzinfo=now.tzinfo)
     return _Outbox(depth, due_count, oldest, now)

@@ -27,11 +27,13 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.frameworks.repository import visible_to
 from app.models import (
     Assessment,
+    CompletedActivity,
     Framework,
     FrameworkVersion,
     RaterEffectEstimate,
@@ -294,3 +296,15 @@ def _generic_query(
         )
         .order_by(a.c.assessed_at, a.c.sequence, a.c.id, r.c.competency_key)
     )
+
+
+async def completed_activities(
+    session: AsyncSession, tenant_id: uuid.UUID, subject_id: uuid.UUID
+) -> list[CompletedActivity]:
+    """A subject's completed activities, in the order they were completed."""
+    stmt = (
+        select(CompletedActivity)
+        .where(CompletedActivity.tenant_id == tenant_id, CompletedActivity.subject_id == subject_id)
+        .order_by(col(CompletedActivity.completed_at), col(CompletedActivity.activity_key))
+    )
+    return list((await session.exec(stmt)).all())

@@ -14,14 +14,13 @@ from typing import Literal
 
 import numpy as np
 from pydantic import TypeAdapter
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assessments import repository as assessments_repo
 from app.assessments.schemas import FrameworkRef
 from app.audit.repository import record
 from app.auth.principal import Principal
-from app.calibration import estimates
+from app.calibration import estimates_repository as estimates
 from app.errors import Conflict, FieldError, InvalidInput, NotFound
 from app.frameworks import evolution
 from app.frameworks import service as frameworks
@@ -340,15 +339,7 @@ async def completed_activities(
     session: AsyncSession, principal: Principal, subject_id: uuid.UUID
 ) -> list[CompletedActivity]:
     """A subject's completed activities, in the order they were completed."""
-    stmt = (
-        select(CompletedActivity)
-        .where(
-            CompletedActivity.tenant_id == principal.tenant_id,
-            CompletedActivity.subject_id == subject_id,
-        )
-        .order_by(col(CompletedActivity.completed_at), col(CompletedActivity.activity_key))
-    )
-    return list((await session.exec(stmt)).all())
+    return await repo.completed_activities(session, principal.tenant_id, subject_id)
 
 
 async def score_subject(

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.audit.repository import record
 from app.auth.principal import Principal
 from app.bulk import BulkMode, BulkRefusal, refuse_all, validation_errors
-from app.calibration import estimates as rater_estimates
+from app.calibration import estimates_repository as rater_estimates
 from app.calibration import sessions_repository as calibration_sessions
 from app.errors import Conflict, FieldError, NotFound
 from app.etags import check_if_match, guarded_update, make_etag

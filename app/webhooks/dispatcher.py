@@ -29,7 +29,6 @@ from typing import TypeVar
 
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
@@ -37,6 +36,7 @@ from app.db import remember_tenant, unit_of_work
 from app.errors import is_transient_database_error
 from app.models import WebhookDelivery, WebhookQueue, WebhookSubscription, utcnow
 from app.observability import metrics
+from app.webhooks.repository import by_key, lock_due
 from app.webhooks.service import SIGNATURE_HEADER, sign
 from app.webhooks.targets import IPAddress, TargetRefused, check_target
 
@@ -86,22 +86,6 @@ def _pinned(url: str, address: IPAddress) -> tuple[httpx.URL, dict[str, str], di
         extensions["sni_hostname"] = original.raw_host.decode("ascii")
     host_header = original.netloc.decode("ascii")
     return original.copy_with(host=str(address)), {"Host": host_header}, extensions
-
-
-Row = TypeVar("Row", WebhookDelivery, WebhookSubscription, WebhookQueue)
-
-
-async def _by_key(
-    session: AsyncSession,
-    model: type[Row],
-    key: str,
-    tenant_id: uuid.UUID,
-    values: Iterable[uuid.UUID],
-) -> dict[uuid.UUID, Row]:
-    """The tenant's rows of ``model`` whose ``key`` column is one of ``values``, by that key."""
-    column = getattr(model, key)
-    stmt = select(model).where(model.tenant_id == tenant_id, col(column).in_(list(values)))
-    return {getattr(row, key): row for row in (await session.exec(stmt)).all()}
 
 
 class Dispatcher:
@@ -166,15 +150,7 @@ class Dispatcher:
 
     async def _claim(self, now: datetime) -> list[_Job]:
         async with unit_of_work(self.sessionmaker) as session:
-            stmt = (
-                select(WebhookQueue)
-                .where(col(WebhookQueue.next_attempt_at) <= now)
-                .order_by(col(WebhookQueue.next_attempt_at))
-                .limit(BATCH)
-            )
-            if (await session.connection()).dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            queued = list((await session.exec(stmt)).all())
+            queued = await lock_due(session, now, BATCH)
             for item in queued:
                 item.next_attempt_at = now + LEASE
                 session.add(item)
@@ -201,10 +177,10 @@ class Dispatcher:
         """Count one more attempt on each claimed delivery of one tenant, in its transaction."""
         async with unit_of_work(self.sessionmaker) as session:
             remember_tenant(session, tenant_id)
-            deliveries = await _by_key(session, WebhookDelivery, "id", tenant_id, delivery_ids)
+            deliveries = await by_key(session, WebhookDelivery, "id", tenant_id, delivery_ids)
             sub_ids = {d.subscription_id for d in deliveries.values()}
-            subs = await _by_key(session, WebhookSubscription, "id", tenant_id, sub_ids)
-            queued = await _by_key(session, WebhookQueue, "delivery_id", tenant_id, delivery_ids)
+            subs = await by_key(session, WebhookSubscription, "id", tenant_id, sub_ids)
+            queued = await by_key(session, WebhookQueue, "delivery_id", tenant_id, delivery_ids)
             jobs: list[_Job] = []
             for delivery_id in delivery_ids:
                 delivery = deliveries.get(delivery_id)

@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.repository import record
 from app.auth.principal import Principal
 from app.errors import NotFound
 from app.models import WebhookDelivery, WebhookQueue, WebhookSubscription, utcnow
-from app.pagination import after_moment
+from app.webhooks import repository
 from app.webhooks.schemas import WebhookCreate
 from app.webhooks.targets import validate_subscription_url
 
@@ -46,10 +45,7 @@ async def subscribe(
 async def get(
     session: AsyncSession, principal: Principal, webhook_id: uuid.UUID
 ) -> WebhookSubscription:
-    stmt = select(WebhookSubscription).where(
-        WebhookSubscription.tenant_id == principal.tenant_id, WebhookSubscription.id == webhook_id
-    )
-    sub = (await session.exec(stmt)).first()
+    sub = await repository.find_subscription(session, principal.tenant_id, webhook_id)
     if sub is None:
         raise NotFound(f"No webhook {webhook_id} in this tenant.")
     return sub
@@ -63,11 +59,9 @@ async def list_all(
     after: tuple[datetime, uuid.UUID] | None,
 ) -> Sequence[WebhookSubscription]:
     """The tenant's subscriptions, oldest first, keyset-paginated on (created_at, id)."""
-    created, row_id = col(WebhookSubscription.created_at), col(WebhookSubscription.id)
-    stmt = select(WebhookSubscription).where(WebhookSubscription.tenant_id == principal.tenant_id)
-    if after:
-        stmt = stmt.where(after_moment(created, row_id, after, newest_first=False))
-    return (await session.exec(stmt.order_by(created, row_id).limit(limit))).all()
+    return await repository.page_subscriptions(
+        session, principal.tenant_id, limit=limit, after=after
+    )
 
 
 async def remove(session: AsyncSession, principal: Principal, webhook_id: uuid.UUID) -> None:
@@ -88,24 +82,17 @@ async def deliveries(
 ) -> Sequence[WebhookDelivery]:
     """The delivery log of a subscription, newest first, keyset-paginated on (created_at, id)."""
     await get(session, principal, webhook_id)
-    created, row_id = col(WebhookDelivery.created_at), col(WebhookDelivery.id)
-    stmt = select(WebhookDelivery).where(
-        WebhookDelivery.tenant_id == principal.tenant_id,
-        WebhookDelivery.subscription_id == webhook_id,
+    return await repository.page_deliveries(
+        session, principal.tenant_id, webhook_id, limit=limit, after=after
     )
-    if after:
-        stmt = stmt.where(after_moment(created, row_id, after, newest_first=True))
-    return (await session.exec(stmt.order_by(created.desc(), row_id.desc()).limit(limit))).all()
 
 
 async def subscribers(
     session: AsyncSession, tenant_id: uuid.UUID, event: str
 ) -> list[WebhookSubscription]:
     """Active subscriptions of a tenant to one event type."""
-    stmt = select(WebhookSubscription).where(
-        WebhookSubscription.tenant_id == tenant_id, col(WebhookSubscription.active).is_(True)
-    )
-    return [s for s in (await session.exec(stmt)).all() if event in s.events]
+    subs = await repository.active_subscriptions(session, tenant_id)
+    return [s for s in subs if event in s.events]
 
 
 async def enqueue(
@@ -157,10 +144,7 @@ async def forget_subject(
 ) -> tuple[int, int]:
     """Erasure, in the caller's transaction: cancel the person's pending deliveries and
     replace the data of every delivery about them; returns (cancelled, redacted)."""
-    stmt = select(WebhookDelivery).where(
-        WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.subject_id == subject_id
-    )
-    found = list((await session.exec(stmt)).all())
+    found = list(await repository.deliveries_about(session, tenant_id, subject_id))
     cancelled = [d.id for d in found if d.status == "pending"]
     for delivery in found:
         # The envelope (event id, type, time) stays so the log still lines up with what
@@ -170,11 +154,6 @@ async def forget_subject(
             delivery.status = "cancelled"
         session.add(delivery)
     if cancelled:
-        await session.exec(
-            delete(WebhookQueue).where(
-                col(WebhookQueue.tenant_id) == tenant_id,
-                col(WebhookQueue.delivery_id).in_(cancelled),
-            )
-        )
+        await repository.dequeue(session, tenant_id, cancelled)
     await session.flush()
     return len(cancelled), len(found)

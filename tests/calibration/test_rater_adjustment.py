@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from app.calibration import estimates
+from app.calibration import estimates_repository as estimates
 from app.db import remember_tenant
 from app.frameworks.compile import compile_framework
 from app.frameworks.document import FrameworkDocument
