@@ -66,9 +66,17 @@ def stable_span(
     return since, until
 
 
-def make_etag(fingerprint: Fingerprint, variant: Variant, span: tuple[datetime, datetime]) -> str:
-    """A weak ETag: the same for every moment in which the score's numbers stay the same."""
-    parts = (*fingerprint, *variant, span[0].isoformat(), span[1].isoformat())
+def make_etag(
+    fingerprint: Fingerprint, variant: Sequence[object], span: tuple[datetime, datetime] | None
+) -> str:
+    """A weak ETag: the same for every moment in which the read's numbers stay the same (for
+    every moment at all when ``span`` is None: a read with no moment of its own, the history).
+
+    ``variant`` is what the request chose besides the subject; reads other than the score lead
+    it with their own name, so no read's ETag can stand for another's body.
+    """
+    moments = () if span is None else (span[0].isoformat(), span[1].isoformat())
+    parts = (*fingerprint, *variant, *moments)
     digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=16).hexdigest()
     return f'W/"{digest}"'
 

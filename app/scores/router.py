@@ -19,7 +19,7 @@ from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, 
 from app.schemas import Timestamp
 from app.scores import present, service
 from app.scores import schemas as s
-from app.scores.memo import ScoreMemo
+from app.scores.memo import ScoreMemo, etag_matches
 from app.subjects import service as subjects
 from app.subjects.router import SubjectRef
 
@@ -90,32 +90,52 @@ ScoreParams = Annotated[service.ScoreQuery, Depends(score_query)]
 HistoryParams = Annotated[service.ScoreQuery, Depends(history_query)]
 
 
-SCORE_ETAG = {
-    "description": "Weak ETag of this score: the same while its inputs (the subject, its "
-    "assessments, the framework version and the ratings inside the window) stay the same. Send "
-    "it as If-None-Match to get 304 Not Modified while it holds.",
-    "schema": {"type": "string"},
-}
+IfNoneMatch = Annotated[
+    str | None,
+    Header(max_length=2000, description="An ETag of an earlier read: 304 if it still holds."),
+]
 
 
-def _with_etag(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
-    """Chart responses whose 200 also documents the score's ETag."""
-    ok = responses[200]
-    return {**responses, 200: {**ok, "headers": {**ok["headers"], "ETag": SCORE_ETAG}}}
+def _etag_header(what: str, inputs: str) -> dict[str, Any]:
+    return {
+        "description": f"Weak ETag of this {what}: the same while its inputs ({inputs}) stay the "
+        "same. Send it as If-None-Match to get 304 Not Modified while it holds.",
+        "schema": {"type": "string"},
+    }
+
+
+_INPUTS = "the subject, its assessments, the framework version, the recorded rater effects"
+_WINDOW = "and the ratings inside the window"
+
+
+def conditional_responses(what: str, inputs: str) -> dict[int | str, dict[str, Any]]:
+    """A conditional read's responses: JSON or charts with an ETag, and its 304."""
+    etag = _etag_header(what, inputs)
+    charts = negotiate.chart_responses()
+    ok = charts[200]
+    return {
+        **charts,
+        200: {**ok, "headers": {**ok["headers"], "ETag": etag}},
+        304: {
+            "description": f"The {what} is unchanged since the ETag sent as If-None-Match.",
+            "headers": {"ETag": etag},
+        },
+        **ERRORS,
+    }
+
+
+def not_modified(etag: str, media: str, if_none_match: str | None) -> tuple[dict[str, str], bool]:
+    """The headers of a conditional read's answer in ``media``, and whether it is a 304: the
+    representation's own ETag, so no chart's tag answers for the JSON or another chart."""
+    headers = {"ETag": negotiate.representation_etag(etag, media), **negotiate.VARY}
+    return headers, etag_matches(negotiate.json_if_none_match(if_none_match, media), etag)
 
 
 @router.get(
     "/v1/subjects/{ref}/score",
     summary="Score a subject",
     response_model=s.ScoreRead,
-    responses={
-        **_with_etag(negotiate.chart_responses()),
-        304: {
-            "description": "The score is unchanged since the ETag sent as If-None-Match.",
-            "headers": {"ETag": SCORE_ETAG},
-        },
-        **ERRORS,
-    },
+    responses=conditional_responses("score", f"{_INPUTS} {_WINDOW}"),
 )
 async def get_score(
     ref: SubjectRef,
@@ -123,10 +143,7 @@ async def get_score(
     session: SessionDep,
     query: ScoreParams,
     request: Request,
-    if_none_match: Annotated[
-        str | None,
-        Header(max_length=2000, description="An ETag of an earlier score read: 304 if it holds."),
-    ] = None,
+    if_none_match: IfNoneMatch = None,
     level: ChartLevel = None,
 ) -> Response:
     """Readiness for every level, the attained level, the level index and confidence.
@@ -169,7 +186,7 @@ async def get_score(
     "/v1/subjects/{ref}/gaps",
     summary="Gap analysis toward a level",
     response_model=s.GapsRead,
-    responses={**negotiate.chart_responses(), **ERRORS},
+    responses=conditional_responses("gap analysis", f"{_INPUTS}, the target level {_WINDOW}"),
 )
 async def get_gaps(
     ref: SubjectRef,
@@ -178,33 +195,42 @@ async def get_gaps(
     query: ScoreParams,
     request: Request,
     target_level: TargetLevel = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """What stands between the subject and the target level, competency by competency.
 
     `readiness_points_lost` of all items adds up to 1 − readiness; critical gaps come first.
     By `Accept`, a chart of the readiness points each competency costs, largest first.
+    The `ETag` works as the score's: send it back as `If-None-Match` to poll cheaply.
     """
     media = negotiate.representation(request)
-    data, outcome, _ = await service.score_subject(
+    ready = await service.prepare(session, principal, ref, query, "gaps", target_level)
+    headers, unchanged = not_modified(ready.etag, media, if_none_match)
+    if unchanged:
+        return Response(status_code=304, headers=headers)
+    outcome = await service.outcome_of(
         session,
         principal,
-        ref,
-        framework=query.framework,
-        as_of=query.as_of,
+        ready.data,
+        ready.moment,
         track=query.track,
         target_level=target_level,
         parts="gaps",
     )
     assert outcome.gaps is not None
-    gaps = present.gaps(data.framework, outcome.gaps, ref, outcome.fair_gaps)
-    return await negotiate.chart_or_json(request, gaps, person.build_gaps, media=media)
+    gaps = present.gaps(ready.data.framework, outcome.gaps, ref, outcome.fair_gaps)
+    return await negotiate.chart_or_json(
+        request, gaps, person.build_gaps, media=media, headers=headers
+    )
 
 
 @router.get(
     "/v1/subjects/{ref}/recommendations",
     summary="Development plan toward a level",
     response_model=s.PlanRead,
-    responses={**negotiate.chart_responses(), **ERRORS},
+    responses=conditional_responses(
+        "plan", f"{_INPUTS}, the completed activities, the target, budget and step limit {_WINDOW}"
+    ),
 )
 async def get_recommendations(
     ref: SubjectRef,
@@ -217,20 +243,28 @@ async def get_recommendations(
         float | None, Query(ge=0, le=100_000, description="Hour budget.")
     ] = None,
     max_steps: Annotated[int | None, Query(ge=0, le=100)] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """An ordered plan of development activities with the projected readiness after each step.
 
     Greedy by readiness gained per effort hour; stops when the target is met, the budget or
     step limit is reached, or nothing helps. Completed activities are not recommended again.
     By `Accept`, a chart of the projected readiness against cumulative hours, with the threshold.
+    The `ETag` works as the score's, and changes when an activity is completed.
     """
     media = negotiate.representation(request)
-    data, outcome, _ = await service.score_subject(
+    ready = await service.prepare(
+        session, principal, ref, query, "recommendations", target_level, budget_hours, max_steps
+    )
+    headers, unchanged = not_modified(ready.etag, media, if_none_match)
+    if unchanged:
+        return Response(status_code=304, headers=headers)
+    data = ready.data
+    outcome = await service.outcome_of(
         session,
         principal,
-        ref,
-        framework=query.framework,
-        as_of=query.as_of,
+        data,
+        ready.moment,
         track=query.track,
         target_level=target_level,
         budget_hours=budget_hours,
@@ -241,7 +275,7 @@ async def get_recommendations(
     build = partial(
         person.build_recommendations, threshold=data.framework.settings.readiness_threshold
     )
-    return await negotiate.chart_or_json(request, plan, build, media=media)
+    return await negotiate.chart_or_json(request, plan, build, media=media, headers=headers)
 
 
 @router.post("/v1/subjects/{ref}/what-if", summary="What-if evaluation", responses=ERRORS)
@@ -273,7 +307,7 @@ async def what_if(
     "/v1/subjects/{ref}/history",
     summary="Score history",
     response_model=s.HistoryRead,
-    responses={**negotiate.chart_responses(), **ERRORS},
+    responses=conditional_responses("history", f"{_INPUTS} and the track"),
 )
 async def get_history(
     ref: SubjectRef,
@@ -281,16 +315,22 @@ async def get_history(
     session: SessionDep,
     query: HistoryParams,
     request: Request,
+    if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The score as of each assessment date, and the level index's velocity per 90 days.
 
     By `Accept`, a chart of the level index over time with the velocity.
+    The `ETag` works as the score's: send it back as `If-None-Match` to poll cheaply.
     """
     media = negotiate.representation(request)
-    history = await service.history(
-        session, principal, ref, framework=query.framework, track=query.track
+    ready = await service.prepare(session, principal, ref, query, "history")
+    headers, unchanged = not_modified(ready.etag, media, if_none_match)
+    if unchanged:
+        return Response(status_code=304, headers=headers)
+    history = await service.history(session, principal, ref, ready.data, query.track)
+    return await negotiate.chart_or_json(
+        request, history, person.build_history, media=media, headers=headers
     )
-    return await negotiate.chart_or_json(request, history, person.build_history, media=media)
 
 
 @router.post(

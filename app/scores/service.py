@@ -4,6 +4,7 @@ The stored path (a subject's assessments) and the stateless path (ratings in the
 in ``run``, so identical inputs give identical answers whichever way they arrive.
 """
 
+import json
 import time
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -216,6 +217,7 @@ class SubjectData:
     ratings: list[Rating]
     completed: list[str]
     estimate: str | None = None  # the version's latest rater-effect estimate ("id:revision")
+    fingerprint: Fingerprint | None = None  # what the data was read from (see memo.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +334,7 @@ async def load_subject(
         loaded.inputs.ratings,
         completed,
         loaded.inputs.estimate,
+        loaded.inputs.fingerprint,
     )
 
 
@@ -358,15 +361,48 @@ async def score_subject(
     query: bool = True,
     parts: Parts = "plan",
 ) -> tuple[SubjectData, Outcome, datetime]:
-    """Everything the score, gaps, recommendations and what-if routes need (and no more)."""
+    """Everything the what-if and evaluation routes need (and no more)."""
     data = await load_subject(session, principal, ref, framework, with_completed=parts == "plan")
     moment = as_of or utcnow()
+    outcome = await outcome_of(
+        session,
+        principal,
+        data,
+        moment,
+        track=track,
+        target_level=target_level,
+        budget_hours=budget_hours,
+        max_steps=max_steps,
+        overrides=overrides,
+        settings=settings,
+        query=query,
+        parts=parts,
+    )
+    return data, outcome, moment
+
+
+async def outcome_of(
+    session: AsyncSession,
+    principal: Principal,
+    data: SubjectData,
+    moment: datetime,
+    *,
+    track: str | None,
+    target_level: str | None = None,
+    budget_hours: float | None = None,
+    max_steps: int | None = None,
+    overrides: Mapping[str, float] | None = None,
+    settings: s.SettingsOverride | None = None,
+    query: bool = True,
+    parts: Parts = "plan",
+) -> Outcome:
+    """The engine's answer for a subject's loaded data at ``moment``, rater effects applied."""
     merged = present.merge_settings(data.framework.settings, settings)
     window = (moment - timedelta(days=merged.window_days), moment)
     adjustment = await rater_adjustment(
         session, principal, data.framework, data.estimate, data.ratings, window
     )
-    outcome = run_adjusted(
+    return run_adjusted(
         data.framework,
         data.ratings,
         adjustment,
@@ -381,7 +417,48 @@ async def score_subject(
         query=query,
         parts=parts,
     )
-    return data, outcome, moment
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A conditional read's loaded data, its moment and the ETag of what it would answer."""
+
+    data: SubjectData
+    moment: datetime
+    etag: str
+
+
+async def prepare(
+    session: AsyncSession,
+    principal: Principal,
+    ref: str,
+    query: "ScoreQuery",
+    read: Literal["gaps", "recommendations", "history"],
+    *chosen: object,
+) -> Prepared:
+    """Load what a gaps, recommendations or history read is computed from, and name it by an
+    ETag before anything is computed, so a caller whose If-None-Match holds costs the read alone.
+
+    The ETag is made from the fingerprint (subject, assessments, framework version, recorded
+    rater effects), the read's name, its framework, version and track, ``chosen`` (the read's
+    own parameters), the completed activities for the plan, and the span of moments in which
+    the same ratings count (the history has no moment: the span is left out).
+    """
+    plan = read == "recommendations"
+    data = await load_subject(session, principal, ref, query.framework, with_completed=plan)
+    assert data.fingerprint is not None  # a loaded subject always has its version
+    moment = query.as_of or utcnow()
+    fw = query.framework
+    variant: list[object] = [read, fw.key if fw else None, fw.version if fw else None]
+    variant += [query.track, *chosen]
+    if plan:
+        variant.append(json.dumps(sorted(data.completed)))
+    span = (
+        None
+        if read == "history"
+        else stable_span(data.ratings, data.framework.settings.window_days, moment)
+    )
+    return Prepared(data, moment, make_etag(data.fingerprint, variant, span))
 
 
 _SCORE = TypeAdapter(s.ScoreRead)
@@ -559,15 +636,9 @@ def scored(fw: Framework, outcome: Outcome, ref: str | None, as_of: datetime) ->
 
 
 async def history(
-    session: AsyncSession,
-    principal: Principal,
-    ref: str,
-    *,
-    framework: FrameworkRef | None,
-    track: str | None,
+    session: AsyncSession, principal: Principal, ref: str, data: SubjectData, track: str | None
 ) -> s.HistoryRead:
     """The score as of each assessment date, and the level index's velocity."""
-    data = await load_subject(session, principal, ref, framework)
     chosen_track = track if track is not None else data.track
     moments = sorted({r.assessed_at for r in data.ratings})
     ratings: Sequence[Rating] = data.ratings

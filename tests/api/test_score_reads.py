@@ -445,12 +445,12 @@ async def test_the_score_route_declares_etag_and_304(app: Any) -> None:
     names = [p["name"] for p in op["parameters"]]
     assert names == ["ref", "level", "framework", "version", "as_of", "track", "if-none-match"]
     expected = {
-        "gaps": ["ref", "target_level", "framework", "version", "as_of", "track"],
+        "gaps": ["ref", "target_level", "framework", "version", "as_of", "track", "if-none-match"],
         "recommendations": [
             *("ref", "target_level", "budget_hours", "max_steps"),
-            *("framework", "version", "as_of", "track"),
+            *("framework", "version", "as_of", "track", "if-none-match"),
         ],
-        "history": ["ref", "framework", "version", "track"],
+        "history": ["ref", "framework", "version", "track", "if-none-match"],
     }
     for path, wanted in expected.items():
         params = app.openapi()["paths"][f"/v1/subjects/{{ref}}/{path}"]["get"]["parameters"]
