@@ -15,6 +15,7 @@ from app.charts import memo as chart_memo
 from app.charts import negotiate, person
 from app.errors import NotFound, error_responses
 from app.idempotency import IdempotencyKey
+from app.models import utcnow
 from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, next_page
 from app.schemas import Timestamp
 from app.scores import present, service
@@ -286,12 +287,13 @@ async def what_if(
     body: Annotated[s.WhatIfRequest, Body()],
 ) -> s.EvaluationRead:
     """Score, gaps and plan if some competencies had other values; nothing is stored."""
-    data, outcome, moment = await service.score_subject(
+    data = await service.load_subject(session, principal, ref, body.framework)
+    moment = body.as_of or utcnow()
+    outcome = await service.outcome_of(
         session,
         principal,
-        ref,
-        framework=body.framework,
-        as_of=body.as_of,
+        data,
+        moment,
         track=body.track,
         target_level=body.target_level,
         budget_hours=body.budget_hours,

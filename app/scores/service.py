@@ -345,42 +345,6 @@ async def completed_activities(
     return await repo.completed_activities(session, principal.tenant_id, subject_id)
 
 
-async def score_subject(
-    session: AsyncSession,
-    principal: Principal,
-    ref: str,
-    *,
-    framework: FrameworkRef | None,
-    as_of: datetime | None,
-    track: str | None,
-    target_level: str | None = None,
-    budget_hours: float | None = None,
-    max_steps: int | None = None,
-    overrides: Mapping[str, float] | None = None,
-    settings: s.SettingsOverride | None = None,
-    query: bool = True,
-    parts: Parts = "plan",
-) -> tuple[SubjectData, Outcome, datetime]:
-    """Everything the what-if and evaluation routes need (and no more)."""
-    data = await load_subject(session, principal, ref, framework, with_completed=parts == "plan")
-    moment = as_of or utcnow()
-    outcome = await outcome_of(
-        session,
-        principal,
-        data,
-        moment,
-        track=track,
-        target_level=target_level,
-        budget_hours=budget_hours,
-        max_steps=max_steps,
-        overrides=overrides,
-        settings=settings,
-        query=query,
-        parts=parts,
-    )
-    return data, outcome, moment
-
-
 async def outcome_of(
     session: AsyncSession,
     principal: Principal,
