@@ -50,11 +50,12 @@ from bench.harness import (
     env_with_app_of,
     free_port,
     ladder_server,
-    load_population,
-    loader_env,
+    load_options,
     machine_note,
     median,
     now_utc,
+    populated,
+    quick_load,
     say,
     server_seconds,
     stop_on_sigterm,
@@ -284,13 +285,7 @@ def fmt_ms(value: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=1000, help="distinct subjects (1000)")
-    parser.add_argument("--seconds", type=int, default=15, help="measured seconds per run (15)")
-    parser.add_argument("--warmup", type=int, default=5, help="warm-up seconds per run (5)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over the endpoints (3)")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of both servers")
+    load_options(parser, subjects=1000, seconds=15, warmup=5, rounds=3)
     parser.add_argument(
         "--pool-size",
         type=int,
@@ -301,25 +296,14 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-ref", help="git commit whose app/ is served too, for same-run ratios"
     )
     args = parser.parse_args(argv)
-    if args.quick:
-        args.subjects, args.seconds, args.warmup, args.rounds = 100, 3, 1, 1
+    quick_load(args)
     wrk = ensure_wrk()
     stop_on_sigterm()
     started = time.perf_counter()
     say(machine_note())
     with world(args) as w:
         population = Population(builtin_framework(), args.seed, now_utc())
-        say(f"loading {thousands(args.subjects)} subjects with 3 assessments each ...")
-        with ladder_server(loader_env(w), w.workdir, 2, "loader") as loader:
-            loader.start()
-            stats = load_population(
-                loader, w.token, population, 0, args.subjects, analyze=w.db.analyze
-            )
-        say(f"  loaded {thousands(stats.ratings)} ratings in {stats.seconds:.1f} s")
-        w.db.settle()
-        refs = [population.ref(i) for i in range(args.subjects)]
-        ids_file = w.workdir / "refs.txt"
-        ids_file.write_text("\n".join(refs) + "\n")
+        refs, ids_file = populated(w, population, args.subjects)
 
         # The floor's asyncpg pool keeps every connection it opened; SQLAlchemy's pool closes
         # those beyond DB_POOL_SIZE when they come back, so at 16 requests per worker the

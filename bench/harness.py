@@ -78,6 +78,34 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def load_options(
+    parser: argparse.ArgumentParser, *, subjects: int, seconds: int, warmup: int, rounds: int
+) -> None:
+    """The options of a benchmark that loads a service with wrk; ``--quick`` shrinks them (see
+    ``quick_load``)."""
+    parser.add_argument(
+        "--subjects", type=int, default=subjects, help=f"distinct subjects ({subjects})"
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=seconds, help=f"measured seconds per run ({seconds})"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=warmup, help=f"warm-up seconds per run ({warmup})"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help=f"rounds over the endpoints ({rounds})"
+    )
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of each server")
+
+
+def quick_load(args: argparse.Namespace) -> None:
+    """With ``--quick``: 100 subjects, one round of 3 s after 1 s of warm-up."""
+    if args.quick:
+        args.subjects, args.seconds, args.warmup, args.rounds = 100, 3, 1, 1
+
+
 def stop_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit so the ``finally`` blocks stop servers and drop databases."""
 
@@ -774,3 +802,19 @@ def load_population(
         n * len(RATER_ROLES) * len(population.competencies),
         time.perf_counter() - started,
     )
+
+
+def populated(w: World, population: Population, subjects: int) -> tuple[list[str], Path]:
+    """The world's tenant with ``subjects`` people of ``population`` loaded (three assessments
+    each, through a loader service that is stopped afterwards), the database settled; their refs
+    and a file of them, one per line, for wrk's round robin."""
+    say(f"loading {thousands(subjects)} subjects with 3 assessments each ...")
+    with ladder_server(loader_env(w), w.workdir, 2, "loader") as loader:
+        loader.start()
+        stats = load_population(loader, w.token, population, 0, subjects, analyze=w.db.analyze)
+    say(f"  loaded {thousands(stats.ratings)} ratings in {stats.seconds:.1f} s")
+    w.db.settle()
+    refs = [population.ref(i) for i in range(subjects)]
+    ids_file = w.workdir / "refs.txt"
+    ids_file.write_text("\n".join(refs) + "\n")
+    return refs, ids_file

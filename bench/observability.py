@@ -23,11 +23,12 @@ from bench.harness import (
     builtin_framework,
     ensure_wrk,
     ladder_server,
-    load_population,
-    loader_env,
+    load_options,
     machine_note,
     median,
     now_utc,
+    populated,
+    quick_load,
     say,
     stop_on_sigterm,
     table,
@@ -60,29 +61,16 @@ def scraped_score_reads(url: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=500, help="distinct subjects (500)")
-    parser.add_argument("--seconds", type=int, default=10, help="measured seconds per run (10)")
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per run (3)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over the two servers (3)")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of both servers")
+    load_options(parser, subjects=500, seconds=10, warmup=3, rounds=3)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.subjects, args.seconds, args.warmup, args.rounds = 100, 3, 1, 1
+    quick_load(args)
     wrk = ensure_wrk()
     stop_on_sigterm()
     started = time.perf_counter()
     say(machine_note())
     with world(args) as w:
         population = Population(builtin_framework(), args.seed, now_utc())
-        say(f"loading {thousands(args.subjects)} subjects with 3 assessments each ...")
-        with ladder_server(loader_env(w), w.workdir, 2, "loader") as loader:
-            loader.start()
-            load_population(loader, w.token, population, 0, args.subjects, analyze=w.db.analyze)
-        w.db.settle()
-        ids_file = w.workdir / "refs.txt"
-        ids_file.write_text("\n".join(population.ref(i) for i in range(args.subjects)) + "\n")
+        _, ids_file = populated(w, population, args.subjects)
         # The same pool for both, and no overflow: both servers together stay well inside
         # Postgres's default max_connections.
         common = {**w.env, "DB_POOL_SIZE": "10", "DB_MAX_OVERFLOW": "0", "LOG_FORMAT": "json"}
