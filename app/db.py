@@ -20,6 +20,8 @@ from app.errors import CommitOutcomeUnknown, is_transient_database_error
 
 TENANT_SETTING = "app.tenant_id"
 _AFTER_UNIT = "after_unit_of_work"
+_WRITES = "ladder_unit_writes"  # an execution option: this unit of work may write
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def async_url(url: str) -> str:
@@ -52,7 +54,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # A unit of work that may write takes the write lock as it begins, so a second writer waits
+    # for the first (up to busy_timeout). Begun deferred, it would read a snapshot first and,
+    # when another writer had committed since, fail at once on its first write: SQLite cannot
+    # move a transaction's snapshot forward, and busy_timeout does not wait for that. Readers
+    # begin deferred: in WAL mode they never wait for a writer.
+    immediate = conn.get_execution_options().get(_WRITES, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
@@ -233,14 +241,17 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID) -> None:
 
 
 @asynccontextmanager
-async def unit_of_work(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+async def unit_of_work(
+    maker: async_sessionmaker[AsyncSession], *, writes: bool = True
+) -> AsyncIterator[AsyncSession]:
     """One transaction: committed once when the block succeeds, rolled back when it raises.
 
     The only place the service commits. A request gets it through ``get_session``; the few
     units of work outside a request (start-up, the CLI, the webhook dispatcher's own batches)
-    use it directly. Code inside a unit adds and flushes, never commits.
+    use it directly. Code inside a unit adds and flushes, never commits. ``writes=False`` (a
+    request with a safe method) lets the embedded SQLite store begin it without the write lock.
     """
-    session = maker()
+    session = maker(execution_options={_WRITES: True}) if writes else maker()
     try:
         try:
             yield session
@@ -265,5 +276,6 @@ def after_unit_of_work(session: AsyncSession, callback: Callable[[], None]) -> N
 
 async def get_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     """One unit of work per request, committed after the handler returns (see SessionDep)."""
-    async with unit_of_work(conn.app.state.sessionmaker) as session:
+    writes = conn.scope.get("method") not in SAFE_METHODS
+    async with unit_of_work(conn.app.state.sessionmaker, writes=writes) as session:
         yield session

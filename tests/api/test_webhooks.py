@@ -328,10 +328,10 @@ class FlakyDatabase:
         self.down = False
         self.failing_tenant: Any = None
 
-    def __call__(self) -> Any:
+    def __call__(self, **options: Any) -> Any:
         if self.down:
             raise outage()
-        session = self.real()
+        session = self.real(**options)
         commit = session.commit
 
         async def flaky_commit() -> None:

@@ -2,8 +2,9 @@
 concurrent closes one wins and the other gets 409; a proposal racing a close is either written
 by it or refused with 409, never stored in a closed session unwritten.
 
-On SQLite, which has no row locks, the loser of an overlapping write answers 503 (retry; the
-retry gets its 409) instead, and nothing is written twice either."""
+On SQLite, which has no row locks, a write request takes the database's write lock when its
+transaction begins, so the second of two overlapping writes waits for the first and then
+answers as it would on Postgres."""
 
 import asyncio
 import uuid
@@ -23,8 +24,6 @@ from tests.conftest import Database, Tenant
 pytestmark = pytest.mark.anyio
 
 ROUNDS = 5
-# The status of a request that overlapped the winner (on Postgres it waits, then sees the close).
-LOSER = {"postgres": 409, "sqlite": 503}
 
 
 @pytest.fixture
@@ -61,9 +60,7 @@ async def _calibrated(client: httpx.AsyncClient, tenant: Tenant, session_id: str
     return sum(len(a["ratings"]) for a in r.json()["items"] if a["rater_ref"] == rater)
 
 
-async def test_two_closes_one_wins(
-    racing: tuple[httpx.AsyncClient, Tenant], database: Database
-) -> None:
+async def test_two_closes_one_wins(racing: tuple[httpx.AsyncClient, Tenant]) -> None:
     client, tenant = racing
     h = tenant.headers
     for n in range(ROUNDS):
@@ -74,13 +71,13 @@ async def test_two_closes_one_wins(
         answers = await asyncio.gather(client.post(url, headers=h), client.post(url, headers=h))
         won, lost = sorted(a.status_code for a in answers)
         assert won == 200, n
-        assert lost in {409, LOSER[database.backend]}, n
+        assert lost == 409, n
         assert await _calibrated(client, tenant, session_id) == 1
         assert (await client.post(url, headers=h)).status_code == 409  # a retry, afterwards
 
 
 async def test_a_proposal_racing_a_close_is_written_or_refused(
-    racing: tuple[httpx.AsyncClient, Tenant], database: Database
+    racing: tuple[httpx.AsyncClient, Tenant],
 ) -> None:
     client, tenant = racing
     h = tenant.headers
@@ -92,23 +89,18 @@ async def test_a_proposal_racing_a_close_is_written_or_refused(
             client.post(f"{BASE}/{session_id}/close", headers=h),
             client.post(f"{BASE}/{session_id}/proposals", json=proposal("pm-2"), headers=h),
         )
-        if database.backend == "sqlite" and closed.status_code == 503:
-            # The proposal took the write lock first; the close, retried, writes both.
-            assert late.status_code == 201, late.text
-            closed = await client.post(f"{BASE}/{session_id}/close", headers=h)
         assert closed.status_code == 200, closed.text
-        assert late.status_code in {201, 409, LOSER[database.backend]}, late.text
+        assert late.status_code in {201, 409}, late.text
         written = 2 if late.status_code == 201 else 1
         assert closed.json()["calibrated_ratings"] == written
         assert await _calibrated(client, tenant, session_id) == written
 
 
 async def test_two_first_proposals_of_one_cell_make_one(
-    racing: tuple[httpx.AsyncClient, Tenant], database: Database
+    racing: tuple[httpx.AsyncClient, Tenant],
 ) -> None:
     client, tenant = racing
     h = tenant.headers
-    allowed = {(200, 201)} | ({(201, LOSER["sqlite"])} if database.backend == "sqlite" else set())
     for n in range(ROUNDS):
         session_id = (await open_session(client, tenant, name=f"race {n}"))["id"]
         url = f"{BASE}/{session_id}/proposals"
@@ -117,8 +109,8 @@ async def test_two_first_proposals_of_one_cell_make_one(
             client.post(url, json=proposal(value=4), headers=h),
         )
         codes = [a.status_code for a in answers]
-        assert tuple(sorted(codes)) in allowed, n
+        assert sorted(codes) == [200, 201], n
         [standing] = (await client.get(url, headers=h)).json()["items"]
-        # The one that came second (200) replaced the first; alone (201 and 503), it stands.
-        last = answers[codes.index(200 if 200 in codes else 201)]
+        # The one that came second (200) replaced the first.
+        last = answers[codes.index(200)]
         assert standing["value"] == last.json()["value"], n
