@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
@@ -417,12 +417,34 @@ def is_transient_database_error(exc: BaseException) -> bool:
 
 
 FOREIGN_KEY_VIOLATION = "23503"
+UNIQUE_VIOLATION = "23505"
 
 
 def _sqlstate(exc: BaseException) -> str | None:
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     return code if isinstance(code, str) else None
+
+
+def _unique_violation(exc: BaseException) -> bool:
+    """A unique constraint refused the write (Postgres by SQLSTATE, SQLite by its message)."""
+    if _sqlstate(exc) == UNIQUE_VIOLATION:
+        return True
+    return isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(exc.orig)
+
+
+def _constraint(exc: BaseException) -> str | None:
+    """The name of the constraint a driver error names (never its values: they may be personal
+    data, so the error's own text is not logged)."""
+    for err in (
+        exc,
+        getattr(exc, "orig", None),
+        getattr(getattr(exc, "orig", None), "__cause__", None),
+    ):
+        name = getattr(err, "constraint_name", None)
+        if isinstance(name, str):
+            return name
+    return None
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -436,6 +458,16 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
             "subject was erased); nothing was stored."
         )
         return await _app_error(request, gone)
+    if _unique_violation(exc):
+        # Services look for what a creation would duplicate before writing, so this too is a
+        # race: a concurrent request created the same key, ref or id between that look and the
+        # insert. The transaction rolled back; sent again, the request gets its usual refusal.
+        log.warning("a unique constraint refused a concurrent write: %s", _constraint(exc))
+        taken = Conflict(
+            "Another request created the same thing (the same key, ref or id) while this one "
+            "ran; nothing was stored. Sent again, it is answered as that record now exists."
+        )
+        return await _app_error(request, taken)
     return await _unexpected(request, exc)
 
 

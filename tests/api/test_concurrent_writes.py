@@ -1,4 +1,4 @@
-"""Concurrent writes on a real connection pool: each one is stored, none answers 5xx.
+"""Concurrent writes on a real connection pool: each one is stored or refused, none answers 5xx.
 
 On the embedded SQLite store a write request's transaction takes the database's write lock when
 it begins (BEGIN IMMEDIATE), so a second writer waits for the first (up to the busy timeout)
@@ -6,6 +6,7 @@ instead of failing when it tries to upgrade a read snapshot another writer has s
 """
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from tests.api.test_subjects_assessments import assessment, subject
 from tests.calibration.test_sessions_race import racing  # noqa: F401 (a fixture)
 from tests.conftest import Tenant
+from tests.factories import small_framework
 
 pytestmark = pytest.mark.anyio
 
@@ -44,3 +46,44 @@ async def test_concurrent_writers_all_succeed(racing: tuple[httpx.AsyncClient, T
     listed = await client.get("/v1/assessments", params={"limit": 200}, headers=h)
     mine = [a for a in listed.json()["items"] if a["rater_ref"].startswith("mgr-")]
     assert len(mine) == WRITERS
+
+
+# Creations whose uniqueness a concurrent request can win between the check and the insert:
+# (path, body). Each is sent five times at once.
+CREATIONS: dict[str, tuple[str, Any]] = {
+    "subject": ("/v1/subjects", subject("twin")),
+    "subjects in bulk": ("/v1/subjects/bulk", [subject("twin")]),
+    "framework": ("/v1/frameworks", small_framework(key="twin-ladder")),
+    "framework import": ("/v1/frameworks/import", small_framework(key="twin-ladder")),
+    "clone": ("/v1/frameworks/product-management/clone", {"key": "twin-ladder"}),
+    "completed activity": (
+        "/v1/subjects/writer-0/completed-activities",
+        {"activity": "pm-course", "completed_at": "2026-10-20T00:00:00Z"},
+    ),
+}
+
+
+@pytest.mark.parametrize("creation", list(CREATIONS))
+async def test_a_creation_raced_by_its_twin_is_made_once_and_the_rest_refused(
+    racing: tuple[httpx.AsyncClient, Tenant],  # noqa: F811
+    creation: str,
+) -> None:
+    """One request creates; the others are refused with 409 (or, for a bulk request that sees
+    the winner's row before writing, its item-level 422), never 500, and store nothing."""
+    client, tenant = racing
+    h = tenant.headers
+    assert (
+        await client.post("/v1/subjects", json=subject("writer-0"), headers=h)
+    ).status_code == 201
+    path, body = CREATIONS[creation]
+    answers = await asyncio.gather(*(client.post(path, json=body, headers=h) for _ in range(5)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes[0] == 201 and codes.count(201) == 1, [a.text for a in answers]
+    refused = {409, 422} if creation == "subjects in bulk" else {409}
+    for answer in answers:
+        if answer.status_code != 201:
+            assert answer.status_code in refused, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+    # Sent again now, the request is refused the same way.
+    again = await client.post(path, json=body, headers=h)
+    assert again.status_code in refused, again.text
