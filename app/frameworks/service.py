@@ -19,6 +19,7 @@ from app.errors import (
     FieldError,
     InvalidInput,
     NotFound,
+    PreconditionFailed,
 )
 from app.etags import check_if_match, guarded_update, make_etag
 from app.frameworks import evolution
@@ -355,10 +356,18 @@ async def publish(
         raise NotFound(f"Framework {key!r} has no version {version}.")
     if row.status != "draft":
         raise Conflict(f"Version {version} of {key!r} is already {row.status}.")
-    row.status, row.published_at = "published", utcnow()
-    row.updated_at = row.published_at
-    row.revision += 1
-    session.add(row)
+    now = utcnow()
+    values = {"status": "published", "published_at": now, "updated_at": now}
+    try:
+        # Of concurrent publishes of the draft, one moves its revision; the rest match no row.
+        await guarded_update(
+            session, FrameworkVersion, row, {**values, "revision": row.revision + 1}
+        )
+    except PreconditionFailed:
+        raise Conflict(
+            f"Version {version} of {key!r} was published or changed by another request while "
+            "this one ran."
+        ) from None
     await _archive_older(session, fw, version)
     record(
         session, principal, "framework_version.published", "framework", key, {"version": version}

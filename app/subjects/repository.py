@@ -59,13 +59,15 @@ async def insert_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     await conn.execute(insert(Subject.__table__), rows)  # type: ignore[attr-defined]
 
 
-async def erase(session: AsyncSession, subject: Subject) -> None:
-    """Delete the person; assessments, ratings and completed activities cascade with them."""
-    await session.exec(
+async def erase(session: AsyncSession, subject: Subject) -> bool:
+    """Delete the person; assessments, ratings and completed activities cascade with them.
+    False when the row was already gone (a concurrent erasure deleted it first)."""
+    result = await session.exec(
         delete(Subject).where(
             col(Subject.tenant_id) == subject.tenant_id, col(Subject.id) == subject.id
         )
     )
+    return bool(result.rowcount)
 
 
 async def stored_responses_naming(

@@ -84,7 +84,8 @@ async def erase(session: AsyncSession, principal: Principal, ref: str) -> None:
     # Deleted first: the delete waits for transactions still writing about the person (their
     # assessments' foreign keys, bulk reports holding the row), so the searches below see what
     # they committed. Responses tied to the subject (single creates) cascade with the person.
-    await repo.erase(session, subject)
+    if not await repo.erase(session, subject):
+        raise NotFound(f"No subject {ref!r} in this tenant.")  # erased by a concurrent request
     cancelled, redacted = await webhooks.forget_subject(session, principal.tenant_id, subject.id)
     # Their snapshot entries and proposals cascaded; sessions' rater tables may name them.
     sessions = await calibration_sessions.forget_subject(

@@ -87,3 +87,42 @@ async def test_a_creation_raced_by_its_twin_is_made_once_and_the_rest_refused(
     # Sent again now, the request is refused the same way.
     again = await client.post(path, json=body, headers=h)
     assert again.status_code in refused, again.text
+
+
+async def test_a_draft_published_by_two_requests_at_once_is_published_once(
+    racing: tuple[httpx.AsyncClient, Tenant],  # noqa: F811
+) -> None:
+    """Of concurrent publishes of one draft, one publishes and the rest get the 409 a later
+    publish gets: one audit event, one announcement, not one per request."""
+    client, tenant = racing
+    h = tenant.headers
+    r = await client.post(
+        "/v1/frameworks/product-management/clone", json={"key": "our-ladder"}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    url = "/v1/frameworks/our-ladder/versions/1/publish"
+    answers = await asyncio.gather(*(client.post(url, headers=h) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [a.text for a in answers]
+    events = await client.get(
+        "/v1/audit-events",
+        params={"action": "framework_version.published", "object_id": "our-ladder"},
+        headers=h,
+    )
+    assert events.status_code == 200, events.text
+    assert len(events.json()["items"]) == 1
+    assert (await client.post(url, headers=h)).status_code == 409
+
+
+async def test_a_person_erased_by_two_requests_at_once_is_erased_once(
+    racing: tuple[httpx.AsyncClient, Tenant],  # noqa: F811
+) -> None:
+    """One erasure answers 204 and the others the 404 a later erasure gets: one audit event."""
+    client, tenant = racing
+    h = tenant.headers
+    assert (await client.post("/v1/subjects", json=subject("leaver"), headers=h)).status_code == 201
+    answers = await asyncio.gather(
+        *(client.delete("/v1/subjects/leaver", headers=h) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [204, 404, 404, 404], [a.text for a in answers]
+    events = await client.get("/v1/audit-events", params={"action": "subject.erased"}, headers=h)
+    assert len(events.json()["items"]) == 1
