@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import String, cast, func
+from sqlalchemy import String, cast, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -60,3 +60,20 @@ async def get_tenant_key(
 ) -> ApiKey | None:
     stmt = select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
     return (await session.exec(stmt)).first()
+
+
+async def revoke_key(
+    session: AsyncSession, tenant_id: uuid.UUID, key_id: uuid.UUID, at: datetime
+) -> bool:
+    """Set the key's revocation moment unless it has one; False when a concurrent revocation
+    set it first (its moment stands)."""
+    stmt = (
+        update(ApiKey)
+        .where(
+            col(ApiKey.tenant_id) == tenant_id,
+            col(ApiKey.id) == key_id,
+            col(ApiKey.revoked_at).is_(None),
+        )
+        .values(revoked_at=at)
+    )
+    return bool((await session.exec(stmt)).rowcount)

@@ -166,8 +166,8 @@ async def revoke_key(session: AsyncSession, principal: Principal, key_id: uuid.U
     if key is None:
         raise NotFound(f"No API key {key_id} in this tenant.")
     if key.revoked_at is None:
-        key.revoked_at = utcnow()
-        session.add(key)
-        record(session, principal, "api_key.revoked", "api_key", str(key.id))
-        await session.flush()
+        if await repo.revoke_key(session, principal.tenant_id, key.id, utcnow()):
+            record(session, principal, "api_key.revoked", "api_key", str(key.id))
+            await session.flush()
+        await session.refresh(key)  # this revocation's moment, or a concurrent one's
     return key

@@ -25,6 +25,17 @@ async def find_subscription(
     return (await session.exec(stmt)).first()
 
 
+async def delete_subscription(
+    session: AsyncSession, tenant_id: uuid.UUID, webhook_id: uuid.UUID
+) -> bool:
+    """Delete one of the tenant's subscriptions (its deliveries cascade); False when it was
+    already gone (a concurrent delete removed it first)."""
+    stmt = delete(WebhookSubscription).where(
+        col(WebhookSubscription.tenant_id) == tenant_id, col(WebhookSubscription.id) == webhook_id
+    )
+    return bool((await session.exec(stmt)).rowcount)
+
+
 async def page_subscriptions(
     session: AsyncSession,
     tenant_id: uuid.UUID,

@@ -47,8 +47,12 @@ async def get(
 ) -> WebhookSubscription:
     sub = await repository.find_subscription(session, principal.tenant_id, webhook_id)
     if sub is None:
-        raise NotFound(f"No webhook {webhook_id} in this tenant.")
+        raise _missing(webhook_id)
     return sub
+
+
+def _missing(webhook_id: uuid.UUID) -> NotFound:
+    return NotFound(f"No webhook {webhook_id} in this tenant.")
 
 
 async def list_all(
@@ -66,8 +70,8 @@ async def list_all(
 
 async def remove(session: AsyncSession, principal: Principal, webhook_id: uuid.UUID) -> None:
     """Delete a subscription and its delivery log; queued attempts are dropped by the dispatcher."""
-    sub = await get(session, principal, webhook_id)
-    await session.delete(sub)
+    if not await repository.delete_subscription(session, principal.tenant_id, webhook_id):
+        raise _missing(webhook_id)  # never there, or deleted by a concurrent request
     record(session, principal, "webhook.deleted", "webhook", str(webhook_id))
     await session.flush()
 

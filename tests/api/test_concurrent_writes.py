@@ -126,3 +126,36 @@ async def test_a_person_erased_by_two_requests_at_once_is_erased_once(
     assert sorted(a.status_code for a in answers) == [204, 404, 404, 404], [a.text for a in answers]
     events = await client.get("/v1/audit-events", params={"action": "subject.erased"}, headers=h)
     assert len(events.json()["items"]) == 1
+
+
+async def test_a_webhook_deleted_by_two_requests_at_once_is_deleted_once(
+    racing: tuple[httpx.AsyncClient, Tenant],  # noqa: F811
+) -> None:
+    client, tenant = racing
+    h = tenant.headers
+    hook = {"url": "https://8.8.8.8/hook", "events": ["assessment.created"]}
+    r = await client.post("/v1/webhooks", json=hook, headers=h)
+    assert r.status_code == 201, r.text
+    url = f"/v1/webhooks/{r.json()['id']}"
+    answers = await asyncio.gather(*(client.delete(url, headers=h) for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [204, 404, 404, 404]
+    events = await client.get("/v1/audit-events", params={"action": "webhook.deleted"}, headers=h)
+    assert len(events.json()["items"]) == 1
+
+
+async def test_a_key_revoked_by_two_requests_at_once_keeps_the_first_revocation(
+    racing: tuple[httpx.AsyncClient, Tenant],  # noqa: F811
+) -> None:
+    """Revoking is idempotent (200 each time), and a race records it once, at one moment."""
+    client, tenant = racing
+    h = tenant.headers
+    r = await client.post("/v1/api-keys", json={"name": "leaving", "scopes": ["admin"]}, headers=h)
+    assert r.status_code == 201, r.text
+    url = f"/v1/api-keys/{r.json()['id']}"
+    answers = await asyncio.gather(*(client.delete(url, headers=h) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert len({a.json()["revoked_at"] for a in answers}) == 1
+    events = await client.get("/v1/audit-events", params={"action": "api_key.revoked"}, headers=h)
+    assert len(events.json()["items"]) == 1
+    later = await client.delete(url, headers=h)
+    assert later.json()["revoked_at"] == answers[0].json()["revoked_at"]
