@@ -21,6 +21,17 @@ pytestmark = pytest.mark.anyio
 WRITERS = 12
 
 
+async def audit_events(
+    client: httpx.AsyncClient, tenant: Tenant, action: str, **params: str
+) -> int:
+    """How many audit events of ``action`` (and ``params``) the tenant has."""
+    r = await client.get(
+        "/v1/audit-events", params={"action": action, **params}, headers=tenant.headers
+    )
+    assert r.status_code == 200, r.text
+    return len(r.json()["items"])
+
+
 async def test_concurrent_writers_all_succeed(racing: tuple[httpx.AsyncClient, Tenant]) -> None:  # noqa: F811
     client, tenant = racing
     h = tenant.headers
@@ -103,44 +114,41 @@ async def test_a_draft_published_by_two_requests_at_once_is_published_once(
     url = "/v1/frameworks/our-ladder/versions/1/publish"
     answers = await asyncio.gather(*(client.post(url, headers=h) for _ in range(4)))
     assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [a.text for a in answers]
-    events = await client.get(
-        "/v1/audit-events",
-        params={"action": "framework_version.published", "object_id": "our-ladder"},
-        headers=h,
+    assert (
+        await audit_events(client, tenant, "framework_version.published", object_id="our-ladder")
+        == 1
     )
-    assert events.status_code == 200, events.text
-    assert len(events.json()["items"]) == 1
     assert (await client.post(url, headers=h)).status_code == 409
 
 
-async def test_a_person_erased_by_two_requests_at_once_is_erased_once(
-    racing: tuple[httpx.AsyncClient, Tenant],  # noqa: F811
-) -> None:
-    """One erasure answers 204 and the others the 404 a later erasure gets: one audit event."""
-    client, tenant = racing
-    h = tenant.headers
-    assert (await client.post("/v1/subjects", json=subject("leaver"), headers=h)).status_code == 201
-    answers = await asyncio.gather(
-        *(client.delete("/v1/subjects/leaver", headers=h) for _ in range(4))
-    )
-    assert sorted(a.status_code for a in answers) == [204, 404, 404, 404], [a.text for a in answers]
-    events = await client.get("/v1/audit-events", params={"action": "subject.erased"}, headers=h)
-    assert len(events.json()["items"]) == 1
+# What is created, then deleted four times at once: (path, body, where it is, audit action).
+DELETIONS: dict[str, tuple[str, Any, str, str]] = {
+    "person": ("/v1/subjects", subject("leaver"), "/v1/subjects/leaver", "subject.erased"),
+    "webhook": (
+        "/v1/webhooks",
+        {"url": "https://8.8.8.8/hook", "events": ["assessment.created"]},
+        "/v1/webhooks/{id}",
+        "webhook.deleted",
+    ),
+}
 
 
-async def test_a_webhook_deleted_by_two_requests_at_once_is_deleted_once(
+@pytest.mark.parametrize("deletion", list(DELETIONS))
+async def test_a_deletion_raced_by_its_twin_happens_once(
     racing: tuple[httpx.AsyncClient, Tenant],  # noqa: F811
+    deletion: str,
 ) -> None:
+    """One erasure (or delete) answers 204 and the others the 404 a later one gets; one audit
+    event."""
     client, tenant = racing
     h = tenant.headers
-    hook = {"url": "https://8.8.8.8/hook", "events": ["assessment.created"]}
-    r = await client.post("/v1/webhooks", json=hook, headers=h)
+    path, body, where, action = DELETIONS[deletion]
+    r = await client.post(path, json=body, headers=h)
     assert r.status_code == 201, r.text
-    url = f"/v1/webhooks/{r.json()['id']}"
+    url = where.format(id=r.json().get("id"))
     answers = await asyncio.gather(*(client.delete(url, headers=h) for _ in range(4)))
-    assert sorted(a.status_code for a in answers) == [204, 404, 404, 404]
-    events = await client.get("/v1/audit-events", params={"action": "webhook.deleted"}, headers=h)
-    assert len(events.json()["items"]) == 1
+    assert sorted(a.status_code for a in answers) == [204, 404, 404, 404], [a.text for a in answers]
+    assert await audit_events(client, tenant, action) == 1
 
 
 async def test_a_key_revoked_by_two_requests_at_once_keeps_the_first_revocation(
@@ -155,7 +163,6 @@ async def test_a_key_revoked_by_two_requests_at_once_keeps_the_first_revocation(
     answers = await asyncio.gather(*(client.delete(url, headers=h) for _ in range(4)))
     assert [a.status_code for a in answers] == [200] * 4
     assert len({a.json()["revoked_at"] for a in answers}) == 1
-    events = await client.get("/v1/audit-events", params={"action": "api_key.revoked"}, headers=h)
-    assert len(events.json()["items"]) == 1
+    assert await audit_events(client, tenant, "api_key.revoked") == 1
     later = await client.delete(url, headers=h)
     assert later.json()["revoked_at"] == answers[0].json()["revoked_at"]
