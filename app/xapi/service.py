@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.audit.repository import record
@@ -512,20 +513,31 @@ async def put_settings(
 async def register_mbox(
     session: AsyncSession, principal: Principal, ref: str, sha1: str
 ) -> LearningRecordAgent:
-    """Map a mailbox (by its SHA-1) to a subject; one mailbox names one person."""
+    """Map a mailbox (by its SHA-1) to a subject; one mailbox names one person. Registering
+    it again for the same person changes nothing, also when two requests do it at once."""
     subject = await subjects.get(session, principal, ref)
     held = await repo.agent(session, principal.tenant_id, sha1)
-    if held is not None:
-        if held.subject_id != subject.id:
-            raise Conflict("This mailbox is registered for another subject.")
-        return held
-    row = LearningRecordAgent(
-        tenant_id=principal.tenant_id, mbox_sha1sum=sha1, subject_id=subject.id
-    )
-    session.add(row)
-    record(session, principal, "learning_records.mbox_registered", "subject", str(subject.id))
-    await session.flush()
-    return row
+    if held is None:
+        row = LearningRecordAgent(
+            tenant_id=principal.tenant_id, mbox_sha1sum=sha1, subject_id=subject.id
+        )
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            # A concurrent registration of the mailbox committed first: answer as after it.
+            held = await repo.agent(session, principal.tenant_id, sha1)
+            if held is None:
+                raise
+        else:
+            record(
+                session, principal, "learning_records.mbox_registered", "subject", str(subject.id)
+            )
+            await session.flush()
+            return row
+    if held.subject_id != subject.id:
+        raise Conflict("This mailbox is registered for another subject.")
+    return held
 
 
 async def mboxes(session: AsyncSession, principal: Principal, ref: str) -> list[str]:

@@ -166,3 +166,18 @@ async def test_a_key_revoked_by_two_requests_at_once_keeps_the_first_revocation(
     assert await audit_events(client, tenant, "api_key.revoked") == 1
     later = await client.delete(url, headers=h)
     assert later.json()["revoked_at"] == answers[0].json()["revoked_at"]
+
+
+async def test_a_mailbox_registered_by_two_requests_at_once_is_registered_once(
+    racing: tuple[httpx.AsyncClient, Tenant],  # noqa: F811
+) -> None:
+    """Registering a person's mailbox again is a 200; so is registering it twice at once."""
+    client, tenant = racing
+    h = tenant.headers
+    assert (await client.post("/v1/subjects", json=subject("ada"), headers=h)).status_code == 201
+    url = "/v1/learning-records/mboxes/ada"
+    body = {"mbox": "mailto:ada@example.com"}
+    answers = await asyncio.gather(*(client.post(url, json=body, headers=h) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert all(len(a.json()["mbox_sha1sums"]) == 1 for a in answers)
+    assert await audit_events(client, tenant, "learning_records.mbox_registered") == 1
