@@ -10,7 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    EmulatedDBAPIException,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
@@ -492,6 +498,9 @@ def install_error_handlers(app: FastAPI, *, authenticate_first: RequestAuthentic
     for db_error in (PoolTimeoutError, ConnectionError, TimeoutError, OSError):
         app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_error)
+    # The driver's errors as SQLAlchemy's async adapters raise them where no SQLAlchemy
+    # connection wraps them (a raw pool checkout): with their SQLSTATE, like the wrapped ones.
+    app.add_exception_handler(EmulatedDBAPIException, _database_error)
     app.add_exception_handler(asyncpg.PostgresError, _database_error)
     app.add_exception_handler(asyncpg.InterfaceError, _database_error)
     app.add_exception_handler(asyncpg.InternalClientError, _database_error)  # raw driver reads
