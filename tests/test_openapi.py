@@ -3,7 +3,8 @@
 import json
 
 from app.config import PROJECT_ROOT, Settings
-from app.main import create_app
+from app.main import ROUTERS, create_app
+from app.scores.router import router as scores_router
 
 OPENAPI_FILE = PROJECT_ROOT / "openapi" / "openapi.json"
 
@@ -125,3 +126,18 @@ def test_each_enumeration_is_one_component() -> None:
     names = set(doc["components"]["schemas"])  # type: ignore[index]
     assert {"AssessmentRating", "EvaluateRating", "SubjectPage"} <= names
     assert not {n for n in names if "_" in n}, names  # e.g. Page_SubjectRead_
+
+
+def test_person_reads_are_matched_first_and_documented_in_reference_order() -> None:
+    # Routing tries the included routers in turn; the score, gaps, plan and history reads that
+    # dashboards poll are tried first, while the document lists the operations in ROUTERS order.
+    app = create_app(Settings(environment="test"))
+    included = [getattr(route, "original_router", None) for route in app.routes]
+    routers = [router for router in included if router is not None]
+    assert routers[0] is scores_router
+    assert sorted(routers, key=ROUTERS.index) == list(ROUTERS)
+    documented = list(app.openapi()["paths"])
+    score = documented.index("/v1/subjects/{ref}/score")
+    assert documented.index("/v1/assessments") < score < documented.index("/v1/cohorts/evaluate")
+    assert documented[0] == "/healthz"
+    assert documented[-1] == "/xapi/statements"
