@@ -43,6 +43,9 @@ def score_level(body: dict[str, Any], level: str | None = None) -> str | None:
     return known[-1] if known else None
 
 
+_MARKS = {"critical": style.CRITICAL_MARK, "blind spot": style.BLIND_SPOT_MARK}
+
+
 def competency_rows(body: dict[str, Any], level: str | None) -> list[dict[str, Any]]:
     """One row per competency expected at `level`: actual vs required, grouped by area."""
     competencies = {c["key"]: c for c in body["competencies"]}
@@ -62,8 +65,7 @@ def competency_rows(body: dict[str, Any], level: str | None) -> list[dict[str, A
                 "competency": weight["competency"],
                 "name": name,
                 # Marks lead the label, so a long name cut short never hides them.
-                "label": "".join("◆ " if m == "critical" else "◐ " for m in marks)
-                + style.short_label(name),
+                "label": "".join(f"{_MARKS[m]} " for m in marks) + style.short_label(name),
                 "area": weight["area"],
                 "actual": actual,
                 "actual_drawn": 0.0 if actual is None else actual,
@@ -112,7 +114,8 @@ def build_score(body: dict[str, Any], level: str | None = None) -> dict[str, Any
     spec = style.base_spec(
         title=f"{_who(body)}: competencies against {target_name}",
         subtitle=f"{style.framework_text(body)} · as of {style.moment_text(body.get('as_of'))} · "
-        f"level index {body['level_index']:.2f} · ◆ critical · ◐ blind spot",
+        f"level index {body['level_index']:.2f} · {style.CRITICAL_MARK} critical · "
+        f"{style.BLIND_SPOT_MARK} blind spot",
         description=(
             f"Bars show {_who(body)}'s proficiency in each of {len(rows)} competencies expected "
             f"at {target_name}, ticks the required proficiency; {below} are below or unrated. "
@@ -263,7 +266,8 @@ def build_gaps(body: dict[str, Any]) -> dict[str, Any]:
     rows = [
         {
             "competency": item["competency"],
-            "name": ("◆ " if item["critical"] else "") + style.short_label(item["name"]),
+            "name": (f"{style.CRITICAL_MARK} " if item["critical"] else "")
+            + style.short_label(item["name"]),
             "area": item["area"],
             "points_lost": item["readiness_points_lost"],
             "required": item["required"],
@@ -283,7 +287,7 @@ def build_gaps(body: dict[str, Any]) -> dict[str, Any]:
     spec = style.base_spec(
         title=f"{_who(body)}: what readiness for {target_name} is missing",
         subtitle=f"{style.framework_text(body)} · readiness {_percent(readiness)} · the bars add up to "
-        f"the shortfall of {shortfall * 100:.1f} points · ◆ critical",
+        f"the shortfall of {shortfall * 100:.1f} points · {style.CRITICAL_MARK} critical",
         description=(
             f"Readiness points each of {len(rows)} competencies costs {_who(body)} toward "
             f"{target_name}, largest first; together they make the shortfall of "

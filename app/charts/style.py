@@ -40,6 +40,11 @@ DIVERGING_RANGE: Final[list[str]] = [OKABE_ITO["vermillion"], "#F7F7F7", OKABE_I
 # The generic family: vl-convert measures text by it at once (a named family costs a font lookup
 # per label, ~10x the time), and every viewer maps it to its own sans-serif face.
 FONT: Final = "sans-serif"
+# The marks that lead a competency's label. vl-convert draws PNGs with the font it bundles
+# (Liberation Sans), which has these two; ◆ and ◐ it lacks, and they came out as empty boxes
+# where no other font is installed (the container image) and in another face where one is.
+CRITICAL_MARK: Final = "♦"
+BLIND_SPOT_MARK: Final = "○"
 
 # A dashboard tile: wide enough for ~30 labelled bars, short enough to sit beside another tile.
 TILE_WIDTH_PX: Final = 560

@@ -1,6 +1,9 @@
 """The renderer: no network, accessible SVG, safe from threads."""
 
+import ast
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,3 +62,42 @@ def test_renders_from_threads_alike() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: render.to_svg(spec), range(12)))
     assert results == [alone] * 12
+
+
+# Symbols outside ASCII that the font vl-convert bundles (Liberation Sans) draws itself: each
+# was rendered to PNG with no font installed on the machine (as in the service's container
+# image, python:3.11-slim), and drawn, not as an empty box. Others, such as ◆ (U+25C6) and
+# ◐ (U+25D0), come out as empty boxes there, and where the machine has fonts the whole label is
+# drawn in whichever font has them (a serif one here), unlike its neighbours.
+BUNDLED_FONT_SYMBOLS = frozenset("♦○●•·±−—…")
+
+
+def _chart_text_literals() -> Iterator[tuple[str, int, str]]:
+    """Every string the chart modules write (docstrings aside), with its file and line."""
+    for module in sorted(Path(render.__file__).parent.glob("*.py")):
+        tree = ast.parse(module.read_text(), filename=str(module))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+            ):
+                yield module.name, node.lineno, node.value
+
+
+def test_the_service_writes_only_symbols_the_bundled_font_draws() -> None:
+    strays = [
+        (name, line, char)
+        for name, line, text in _chart_text_literals()
+        for char in text
+        if not char.isascii() and char not in BUNDLED_FONT_SYMBOLS
+    ]
+    assert not strays, strays
