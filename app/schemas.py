@@ -4,7 +4,8 @@
   500 from the driver, never silently stripped).
 - Timestamps are RFC 3339 strings with an offset, as ``format: date-time`` promises; pydantic
   would otherwise also take numbers and numeric strings as Unix times. Their UTC time must
-  exist, since that is what the database stores.
+  fall in the years 1 to 9999, since that is what the database stores; the document states
+  the rule as a pattern.
 - Maps keyed by a pattern are closed: pydantic documents the key pattern as
   ``patternProperties``, which on its own lets any other key through in JSON Schema.
 """
@@ -13,8 +14,9 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 NUL_FREE = r"^[^\x00]*$"
 
@@ -23,8 +25,23 @@ CLOSED_MAP: dict[str, Any] = {"additionalProperties": False}
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
+# Only a moment on the calendar's first day with a positive offset, or on its last day with a
+# negative one, can fall outside the years 1 to 9999 in UTC. Those two days are refused whole
+# with such offsets (a few hours of them would do): a rule a pattern can state exactly, so a
+# client validating against the OpenAPI document refuses what the service refuses.
+_EDGE_DAYS = r"0001-01-01[Tt][^+]*\+(?!00:00$)|9999-12-31[Tt][^-]*-(?!00:00$)"
+STORABLE_MOMENT = rf"^(?!{_EDGE_DAYS})"
+_OUTSIDE = "the moment lies outside the years 1 to 9999 in UTC"
+
+
 def _rfc3339_only(value: Any) -> Any:
-    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+    if isinstance(value, str) and _RFC3339.match(value):
+        if re.match(_EDGE_DAYS, value):
+            raise ValueError(
+                f"{_OUTSIDE}, or may: 0001-01-01 takes no positive offset, 9999-12-31 no negative"
+            )
+        return value
+    if isinstance(value, datetime):
         return value
     raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-01-31T09:00:00Z")
 
@@ -34,11 +51,27 @@ def _storable(value: datetime) -> datetime:
     try:
         value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("the moment lies outside the years 1 to 9999 in UTC") from None
+        raise ValueError(_OUTSIDE) from None
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_storable)]
+class _StatedInTheDocument:
+    """Adds the storable-moment pattern to a timestamp's JSON schema."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = STORABLE_MOMENT
+        return schema
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_only),
+    AfterValidator(_storable),
+    _StatedInTheDocument(),
+]
 
 
 def _json_number(value: Any) -> Any:

@@ -3,10 +3,10 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef
-from app.schemas import JSON_NUMBER
+from app.schemas import JSON_NUMBER, Timestamp
 from app.scores.schemas import LevelRef
 from app.subjects.schemas import Attributes, KeyStr, Ref
 
@@ -34,7 +34,7 @@ class CohortRequest(BaseModel):
         description=f"At most {MAX_COHORT_SUBJECTS} refs; unknown ones are listed back.",
     )
     filter: CohortFilter | None = None
-    as_of: AwareDatetime | None = None
+    as_of: Timestamp | None = None
     target_level: KeyStr | None = Field(
         default=None, description="Default: each subject's next level."
     )

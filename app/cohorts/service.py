@@ -5,7 +5,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -54,9 +54,6 @@ class CohortAnswer:
         return pydantic_core.to_json(fields)
 
 
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class LoadedCohort:
     """A cohort's scorable people and their ratings in the window against one version."""
@@ -89,12 +86,8 @@ async def load(
         raise InvalidInput(
             msg, errors=[FieldError(loc=["body", "filter", "track"], msg=msg, type="unknown_track")]
         )
-    longest = timedelta(days=max(window_days or 0, fw.settings.window_days))
-    if as_of - _EARLIEST <= longest:  # the window would begin before the year 1
-        msg = f"as_of must lie more than {longest.days} days after 0001-01-01"
-        raise InvalidInput(
-            msg, errors=[FieldError(loc=["body", "as_of"], msg=msg, type="too_early")]
-        )
+    # The window must begin after the year 1, the longer of the two too (calibration's own).
+    scores.as_of_window(as_of, max(window_days or 0, fw.settings.window_days), query=False)
     subjects = await repo.load_subjects(
         session, principal.tenant_id, subject_refs, filt.track, filt.current_level, filt.attributes
     )
@@ -105,7 +98,9 @@ async def load(
     chain = await evolution.chain_for(
         session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
     )
-    window_start = as_of - timedelta(days=window_days or fw.settings.window_days)
+    window_start, _ = scores.as_of_window(
+        as_of, window_days or fw.settings.window_days, query=False
+    )
     ratings = await evolution.cohort_ratings(
         session,
         principal.tenant_id,

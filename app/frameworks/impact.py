@@ -6,7 +6,6 @@ compares: nothing is stored.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +20,7 @@ from app.frameworks.diff import OPS, change_as_dict, diff_documents, summary_mar
 from app.frameworks.document import FrameworkDocument
 from app.models import utcnow
 from app.scores import present
+from app.scores.service import as_of_window
 from app.scoring import Framework
 from app.scoring.cohort import CohortResult, readiness_lost, score_cohort
 
@@ -93,6 +93,8 @@ async def impact(
     before_fw = service.compiled(current.version)
     after_fw = service.compiled(draft.version)
     as_of = body.as_of or utcnow()
+    window = max(before_fw.settings.window_days, after_fw.settings.window_days)
+    begins, _ = as_of_window(as_of, window, query=False)
     filt = body.filter or CohortFilter()
     subjects = await cohort_repo.load_subjects(
         session,
@@ -118,13 +120,12 @@ async def impact(
     owner, framework_id = draft.framework.tenant_id, draft.framework.id
     # Every version's ratings are read once, by its own keys, and serve both scorings.
     keys = {v.id: [c["key"] for c in v.content["competencies"]] for v in rows}
-    window = max(before_fw.settings.window_days, after_fw.settings.window_days)
     parts = await evolution.load_groups(
         session,
         principal.tenant_id,
         ids,
         [([(v.tenant_id, v.id)], keys[v.id]) for v in rows],
-        as_of - timedelta(days=window),
+        begins,
         as_of,
     )
     by_version = {v.id: part for v, part in zip(rows, parts, strict=True)}

@@ -3,13 +3,13 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.cohorts.schemas import MAX_COHORT_SUBJECTS, CohortFilter
 from app.frameworks.diff import Op, Section
 from app.frameworks.document import FrameworkDocument, Key, Name
 from app.pagination import Page
-from app.schemas import JSON_NUMBER
+from app.schemas import JSON_NUMBER, Timestamp
 from app.scores.schemas import LevelRef
 from app.subjects.schemas import Ref
 
@@ -125,7 +125,7 @@ class ImpactRequest(BaseModel):
 
     subject_refs: Annotated[list[Ref], Field(max_length=MAX_COHORT_SUBJECTS)] | None = None
     filter: CohortFilter | None = None
-    as_of: AwareDatetime | None = None
+    as_of: Timestamp | None = None
     top_competencies: Annotated[int, Field(ge=1, le=50), JSON_NUMBER] = Field(
         default=10, description="How many of the competencies that change most to list."
     )

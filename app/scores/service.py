@@ -52,10 +52,12 @@ from app.scoring import (
     UnknownCompetency,
     UnknownLevel,
     UnknownTrack,
+    WindowTooEarly,
     analyze_gaps,
     evaluate,
     recommend,
     velocity_per_90_days,
+    window_start,
 )
 from app.scoring.calibration import adjust_cohort_ratings, adjust_subject_ratings
 from app.scoring.cohort import CohortRatings
@@ -72,8 +74,15 @@ def engine_errors(where: Mapping[type[ScoringError], list[str | int]]) -> Iterat
         fallback: list[str | int] = ["body"]
         loc = next((v for k, v in where.items() if isinstance(exc, k)), fallback)
         raise InvalidInput(
-            str(exc), errors=[FieldError(loc=loc, msg=str(exc), type="unknown_reference")]
+            str(exc), errors=[FieldError(loc=loc, msg=str(exc), type=exc.code)]
         ) from None
+
+
+def as_of_window(moment: datetime, days: int, *, query: bool) -> tuple[datetime, datetime]:
+    """The window of ``days`` ending at ``moment``, the as_of a read names (422 if it would begin
+    before the year 1)."""
+    with engine_errors({WindowTooEarly: ["query" if query else "body", "as_of"]}):
+        return window_start(moment, days), moment
 
 
 Parts = Literal["score", "gaps", "plan"]
@@ -114,6 +123,7 @@ def run(
         UnknownTrack: [prefix, "track"],
         UnknownLevel: [prefix, "target_level"],
         UnknownCompetency: ["body", "changes"],
+        WindowTooEarly: [prefix, "as_of"],
     }
     started = time.perf_counter()
     with engine_errors(where):
@@ -362,9 +372,13 @@ async def outcome_of(
 ) -> Outcome:
     """The engine's answer for a subject's loaded data at ``moment``, rater effects applied."""
     merged = present.merge_settings(data.framework.settings, settings)
-    window = (moment - timedelta(days=merged.window_days), moment)
     adjustment = await rater_adjustment(
-        session, principal, data.framework, data.estimate, data.ratings, window
+        session,
+        principal,
+        data.framework,
+        data.estimate,
+        data.ratings,
+        as_of_window(moment, merged.window_days, query=query),
     )
     return run_adjusted(
         data.framework,
@@ -506,7 +520,7 @@ async def read_score(
         loaded.framework,
         inputs.estimate,
         inputs.ratings,
-        (moment - timedelta(days=settings.window_days), moment),
+        as_of_window(moment, settings.window_days, query=True),
     )
     outcome = run_adjusted(
         loaded.framework,
@@ -703,7 +717,7 @@ async def evaluate_stateless(
             fw,
             estimates.marker(latest.id, latest.revision) if latest else None,
             ratings,
-            (moment - timedelta(days=merged.window_days), moment),
+            as_of_window(moment, merged.window_days, query=False),
         )
     outcome = run_adjusted(
         fw,

@@ -6,8 +6,15 @@ from app.scoring.engine import (
     evaluate,
     evaluate_values,
     level_path,
+    window_start,
 )
-from app.scoring.errors import ScoringError, UnknownCompetency, UnknownLevel, UnknownTrack
+from app.scoring.errors import (
+    ScoringError,
+    UnknownCompetency,
+    UnknownLevel,
+    UnknownTrack,
+    WindowTooEarly,
+)
 from app.scoring.gaps import analyze_gaps
 from app.scoring.history import velocity_per_90_days
 from app.scoring.model import (
@@ -63,6 +70,7 @@ __all__ = [
     "UnknownCompetency",
     "UnknownLevel",
     "UnknownTrack",
+    "WindowTooEarly",
     "aggregate",
     "analyze_gaps",
     "confidence",
@@ -71,4 +79,5 @@ __all__ = [
     "level_path",
     "recommend",
     "velocity_per_90_days",
+    "window_start",
 ]

@@ -21,6 +21,7 @@ from app.scoring.engine import (
     find_level,
     level_path,
     level_requirements,
+    window_start,
 )
 from app.scoring.errors import ScoringError
 from app.scoring.model import RATER_ROLES, Framework, Level, Rating, ScoringSettings
@@ -249,13 +250,13 @@ def _aggregate(
 
     # Same window arithmetic as the engine (datetime first, so the same moments are refused).
     as_of = as_utc(as_of)
-    window_start = as_of - timedelta(days=settings.window_days)
+    begins = window_start(as_of, settings.window_days)
     role_weights = np.array([settings.role_weights.get(r, 0.0) for r in RATER_ROLES])
     # The engine skips a rating when its role weight is <= 0, unless it is calibrated.
     counted_role = ~(role_weights <= 0)
     counted_role[_CALIBRATED] = True
     keep = counted_role[role]
-    keep &= assessed_at > epoch_micros(window_start)
+    keep &= assessed_at > epoch_micros(begins)
     keep &= assessed_at <= epoch_micros(as_of)
     if not keep.all():
         subject, competency, role = subject[keep], competency[keep], role[keep]

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
-from app.scoring.errors import ScoringError, UnknownCompetency, UnknownLevel, UnknownTrack
+from app.scoring.errors import (
+    ScoringError,
+    UnknownCompetency,
+    UnknownLevel,
+    UnknownTrack,
+    WindowTooEarly,
+)
 from app.scoring.model import (
     Competency,
     Expectation,
@@ -81,6 +87,18 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def window_start(as_of: datetime, days: int) -> datetime:
+    """The start of the window of ``days`` ending at ``as_of``; it must not begin before the
+    year 1 (``WindowTooEarly``)."""
+    try:
+        return as_of - timedelta(days=days)
+    except OverflowError:
+        raise WindowTooEarly(
+            f"as_of must lie at least {days} days after 0001-01-01T00:00:00Z, "
+            f"so that the {days}-day window fits"
+        ) from None
+
+
 def format_number(value: float) -> str:
     """Format a number for a human sentence: at most two decimals, no trailing zeros."""
     return f"{value:.2f}".rstrip("0").rstrip(".")
@@ -110,7 +128,7 @@ def aggregate(
     """Aggregate each rater's latest rating in the window into one value per competency."""
     effective = _settings(framework, settings)
     as_of = as_utc(as_of)
-    window_start = as_of - timedelta(days=effective.window_days)
+    begins = window_start(as_of, effective.window_days)
     known = {competency.key for competency in framework.competencies}
     ignored: set[str] = set()
     latest: dict[str, dict[_RaterKey, _Latest]] = {}
@@ -118,7 +136,7 @@ def aggregate(
         if rating.role != CALIBRATED and effective.role_weights.get(rating.role, 0.0) <= 0:
             continue
         assessed_at = as_utc(rating.assessed_at)
-        if not window_start < assessed_at <= as_of:
+        if not begins < assessed_at <= as_of:
             continue
         if rating.competency not in known:
             ignored.add(rating.competency)

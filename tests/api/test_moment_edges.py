@@ -1,0 +1,116 @@
+"""Moments at the calendar's ends: a window that would begin before the year 1, and a moment
+whose UTC time is past the year 9999, are refused with a 422 problem by every read that takes
+`as_of`, never answered 500 (they were, by the score, gaps, plan, what-if, stateless evaluation
+and impact preview)."""
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.test_subjects_assessments import assessment, subject
+from tests.conftest import Tenant
+
+pytestmark = pytest.mark.anyio
+
+PROBLEM = "application/problem+json"
+# Within a year of 0001-01-01T00:00Z: the built-in ladder's window (365 days) would begin before.
+TOO_EARLY = "0001-06-01T00:00:00Z"
+# 9999-12-31T23:00 two hours behind UTC: 10000-01-01T01:00Z, which no database column holds.
+PAST_9999 = "9999-12-31T23:00:00-02:00"
+RATINGS = [
+    {
+        "competency": "execution",
+        "proficiency": 3,
+        "rater_ref": "mgr-1",
+        "rater_role": "manager",
+        "assessed_at": "2026-10-01T09:00:00Z",
+    }
+]
+FRAMEWORK = {"key": "product-management"}
+
+
+@pytest.fixture
+async def rated(client: httpx.AsyncClient, tenant_a: Tenant) -> Tenant:
+    r = await client.post("/v1/subjects", json=subject(), headers=tenant_a.headers)
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/assessments", json=assessment(), headers=tenant_a.headers)
+    assert r.status_code == 201, r.text
+    return tenant_a
+
+
+def _reads(as_of: Any) -> list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]]:
+    """Every read that takes `as_of`: method, path, query, body."""
+    return [
+        ("GET", "/v1/subjects/emp-1/score", {"as_of": as_of}, None),
+        ("GET", "/v1/subjects/emp-1/gaps", {"as_of": as_of}, None),
+        ("GET", "/v1/subjects/emp-1/recommendations", {"as_of": as_of}, None),
+        ("POST", "/v1/subjects/emp-1/what-if", None, {"changes": {"execution": 4}, "as_of": as_of}),
+        (
+            "POST",
+            "/v1/evaluate",
+            None,
+            {"framework": FRAMEWORK, "ratings": RATINGS, "as_of": as_of},
+        ),
+        ("POST", "/v1/cohorts/evaluate", None, {"framework": FRAMEWORK, "as_of": as_of}),
+        ("POST", "/v1/frameworks/product-management/versions/1/impact", None, {"as_of": as_of}),
+        ("POST", "/v1/calibration/rater-effects", None, {"framework": FRAMEWORK, "as_of": as_of}),
+        (
+            "POST",
+            "/v1/calibration/sessions",
+            None,
+            {"name": "edge", "framework": FRAMEWORK, "as_of": as_of},
+        ),
+    ]
+
+
+async def _call(
+    client: httpx.AsyncClient, tenant: Tenant, read: tuple[str, str, Any, Any]
+) -> httpx.Response:
+    method, path, query, body = read
+    return await client.request(method, path, params=query, json=body, headers=tenant.headers)
+
+
+def _as_of_refusal(response: httpx.Response, where: str) -> str:
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    (error,) = response.json()["errors"]
+    assert error["loc"] == [where, "as_of"], error
+    return str(error["msg"])
+
+
+@pytest.mark.parametrize("index", range(len(_reads(None))))
+async def test_a_window_that_would_begin_before_the_year_1_is_refused(
+    client: httpx.AsyncClient, rated: Tenant, index: int
+) -> None:
+    read = _reads(TOO_EARLY)[index]
+    message = _as_of_refusal(await _call(client, rated, read), "query" if read[2] else "body")
+    assert "after 0001-01-01" in message
+
+
+@pytest.mark.parametrize("index", range(len(_reads(None))))
+async def test_a_moment_past_the_year_9999_in_utc_is_refused(
+    client: httpx.AsyncClient, rated: Tenant, index: int
+) -> None:
+    read = _reads(PAST_9999)[index]
+    message = _as_of_refusal(await _call(client, rated, read), "query" if read[2] else "body")
+    assert "years 1 to 9999" in message
+
+
+@pytest.mark.parametrize("index", range(len(_reads(None))))
+async def test_the_ends_of_the_calendar_themselves_are_answered(
+    client: httpx.AsyncClient, rated: Tenant, index: int
+) -> None:
+    for as_of in ("0002-01-02T00:00:00Z", "9999-12-31T23:59:59Z"):
+        read = _reads(as_of)[index]
+        if read[1] == "/v1/calibration/sessions":
+            read = (*read[:3], {**read[3], "name": f"edge {as_of}"})
+        response = await _call(client, rated, read)
+        assert response.status_code in (200, 201), (as_of, response.text)
+
+
+async def test_a_number_is_not_a_moment(client: httpx.AsyncClient, rated: Tenant) -> None:
+    # Numbers were taken as Unix times by the cohort and impact reads; every other as_of, like
+    # the document, wants an RFC 3339 date-time.
+    for read in _reads(1_700_000_000)[3:]:
+        _as_of_refusal(await _call(client, rated, read), "body")
