@@ -25,7 +25,7 @@ from app.observability import metrics
 from app.scores import present
 from app.scores import service as scores
 from app.scores.service import engine_errors
-from app.scoring import Framework, UnknownLevel
+from app.scoring import Framework, UnknownLevel, window_start
 from app.scoring.cohort import (
     CohortRatings,
     CohortResult,
@@ -86,8 +86,6 @@ async def load(
         raise InvalidInput(
             msg, errors=[FieldError(loc=["body", "filter", "track"], msg=msg, type="unknown_track")]
         )
-    # The window must begin after the year 1, the longer of the two too (calibration's own).
-    scores.as_of_window(as_of, max(window_days or 0, fw.settings.window_days), query=False)
     subjects = await repo.load_subjects(
         session, principal.tenant_id, subject_refs, filt.track, filt.current_level, filt.attributes
     )
@@ -98,9 +96,7 @@ async def load(
     chain = await evolution.chain_for(
         session, row.tenant_id, row.framework_id, row.id, row.revision, row.version
     )
-    window_start, _ = scores.as_of_window(
-        as_of, window_days or fw.settings.window_days, query=False
-    )
+    begins = window_start(as_of, window_days or fw.settings.window_days)
     ratings = await evolution.cohort_ratings(
         session,
         principal.tenant_id,
@@ -108,10 +104,10 @@ async def load(
         [(v.tenant_id, v.id) for v in versions],
         [c.key for c in fw.competencies],
         chain,
-        window_start,
+        begins,
         as_of,
     )
-    return LoadedCohort(fw, subjects, unknown, skipped, ratings, window_start, row.id)
+    return LoadedCohort(fw, subjects, unknown, skipped, ratings, begins, row.id)
 
 
 async def evaluate(

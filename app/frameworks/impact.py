@@ -20,8 +20,7 @@ from app.frameworks.diff import OPS, change_as_dict, diff_documents, summary_mar
 from app.frameworks.document import FrameworkDocument
 from app.models import utcnow
 from app.scores import present
-from app.scores.service import as_of_window
-from app.scoring import Framework
+from app.scoring import Framework, window_start
 from app.scoring.cohort import CohortResult, readiness_lost, score_cohort
 
 REF_SAMPLE = 100
@@ -94,7 +93,6 @@ async def impact(
     after_fw = service.compiled(draft.version)
     as_of = body.as_of or utcnow()
     window = max(before_fw.settings.window_days, after_fw.settings.window_days)
-    begins, _ = as_of_window(as_of, window, query=False)
     filt = body.filter or CohortFilter()
     subjects = await cohort_repo.load_subjects(
         session,
@@ -125,7 +123,7 @@ async def impact(
         principal.tenant_id,
         ids,
         [([(v.tenant_id, v.id)], keys[v.id]) for v in rows],
-        begins,
+        window_start(as_of, window),
         as_of,
     )
     by_version = {v.id: part for v, part in zip(rows, parts, strict=True)}

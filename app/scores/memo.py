@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import TypeAdapter
 
 from app.observability import metrics
-from app.scoring import Rating
+from app.scoring import Rating, window_start
 
 # What the score depends on besides the moment: subject id and revision, assessments revision
 # (or digest), framework version id and revision, and the latest rater-effect estimate recorded
@@ -113,7 +113,7 @@ class Template:
 
     def fill(self, moment: datetime) -> bytes:
         """The body as rendered at ``moment``."""
-        values = (_json_moment(moment), _json_moment(moment - self.window))
+        values = (_json_moment(moment), _json_moment(window_start(moment, self.window.days)))
         out = [self.pieces[0]]
         for slot, piece in zip(self.slots, self.pieces[1:], strict=True):
             out += (values[slot], piece)

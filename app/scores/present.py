@@ -2,11 +2,11 @@
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from app.assessments.schemas import FrameworkRef
 from app.scores import schemas as s
-from app.scoring import Evaluation, Framework, GapAnalysis, Plan, ScoringSettings
+from app.scoring import Evaluation, Framework, GapAnalysis, Plan, ScoringSettings, window_start
 from app.scoring.calibration import SubjectAdjustment
 
 INDEX_FORMULA = "rank(attained level, 0 if none) + min(0.99, readiness for the next level); the top level scores its rank"
@@ -202,7 +202,7 @@ def score(
                 role_weights=dict(settings.role_weights),
                 rater_adjustment=settings.rater_adjustment,
             ),
-            window_start=as_of - timedelta(days=settings.window_days) if as_of else None,
+            window_start=window_start(as_of, settings.window_days) if as_of else None,
             as_of=as_of,
             path=list(ev.path),
             distinct_raters=agg.distinct_raters if agg else 0,

@@ -52,7 +52,6 @@ from app.scoring import (
     UnknownCompetency,
     UnknownLevel,
     UnknownTrack,
-    WindowTooEarly,
     analyze_gaps,
     evaluate,
     recommend,
@@ -74,15 +73,8 @@ def engine_errors(where: Mapping[type[ScoringError], list[str | int]]) -> Iterat
         fallback: list[str | int] = ["body"]
         loc = next((v for k, v in where.items() if isinstance(exc, k)), fallback)
         raise InvalidInput(
-            str(exc), errors=[FieldError(loc=loc, msg=str(exc), type=exc.code)]
+            str(exc), errors=[FieldError(loc=loc, msg=str(exc), type="unknown_reference")]
         ) from None
-
-
-def as_of_window(moment: datetime, days: int, *, query: bool) -> tuple[datetime, datetime]:
-    """The window of ``days`` ending at ``moment``, the as_of a read names (422 if it would begin
-    before the year 1)."""
-    with engine_errors({WindowTooEarly: ["query" if query else "body", "as_of"]}):
-        return window_start(moment, days), moment
 
 
 Parts = Literal["score", "gaps", "plan"]
@@ -123,7 +115,6 @@ def run(
         UnknownTrack: [prefix, "track"],
         UnknownLevel: [prefix, "target_level"],
         UnknownCompetency: ["body", "changes"],
-        WindowTooEarly: [prefix, "as_of"],
     }
     started = time.perf_counter()
     with engine_errors(where):
@@ -378,7 +369,7 @@ async def outcome_of(
         data.framework,
         data.estimate,
         data.ratings,
-        as_of_window(moment, merged.window_days, query=query),
+        (window_start(moment, merged.window_days), moment),
     )
     return run_adjusted(
         data.framework,
@@ -520,7 +511,7 @@ async def read_score(
         loaded.framework,
         inputs.estimate,
         inputs.ratings,
-        as_of_window(moment, settings.window_days, query=True),
+        (window_start(moment, settings.window_days), moment),
     )
     outcome = run_adjusted(
         loaded.framework,
@@ -717,7 +708,7 @@ async def evaluate_stateless(
             fw,
             estimates.marker(latest.id, latest.revision) if latest else None,
             ratings,
-            as_of_window(moment, merged.window_days, query=False),
+            (window_start(moment, merged.window_days), moment),
         )
     outcome = run_adjusted(
         fw,

@@ -13,7 +13,6 @@ from app.scoring.errors import (
     UnknownCompetency,
     UnknownLevel,
     UnknownTrack,
-    WindowTooEarly,
 )
 from app.scoring.gaps import analyze_gaps
 from app.scoring.history import velocity_per_90_days
@@ -70,7 +69,6 @@ __all__ = [
     "UnknownCompetency",
     "UnknownLevel",
     "UnknownTrack",
-    "WindowTooEarly",
     "aggregate",
     "analyze_gaps",
     "confidence",

@@ -15,7 +15,6 @@ from app.scoring.errors import (
     UnknownCompetency,
     UnknownLevel,
     UnknownTrack,
-    WindowTooEarly,
 )
 from app.scoring.model import (
     Competency,
@@ -66,6 +65,8 @@ CALIBRATED = "calibrated"
 SELF = "self"
 # Self-vs-others difference (in points) that flags a blind spot or a hidden strength.
 PERCEPTION_GAP_POINTS = 1.0
+# The first moment a date can name; windows reaching further back begin here.
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 _RaterKey: TypeAlias = tuple[str, str]  # (role, rater_ref)
 _Latest: TypeAlias = tuple[datetime, int, float]  # (assessed_at, sequence, proficiency)
@@ -88,15 +89,12 @@ def as_utc(moment: datetime) -> datetime:
 
 
 def window_start(as_of: datetime, days: int) -> datetime:
-    """The start of the window of ``days`` ending at ``as_of``; it must not begin before the
-    year 1 (``WindowTooEarly``)."""
+    """The start of the window of ``days`` ending at ``as_of``, or the first moment of the year 1
+    when it would begin before: nothing is dated earlier, so the window holds the same ratings."""
     try:
         return as_of - timedelta(days=days)
     except OverflowError:
-        raise WindowTooEarly(
-            f"as_of must lie at least {days} days after 0001-01-01T00:00:00Z, "
-            f"so that the {days}-day window fits"
-        ) from None
+        return EARLIEST
 
 
 def format_number(value: float) -> str:

@@ -4,9 +4,6 @@
 class ScoringError(ValueError):
     """Input the engine cannot score: an unknown key or an impossible parameter."""
 
-    # The problem's error type when the API refuses the input for it.
-    code = "unknown_reference"
-
 
 class UnknownTrack(ScoringError):
     """A track no level of the framework belongs to."""
@@ -18,9 +15,3 @@ class UnknownLevel(ScoringError):
 
 class UnknownCompetency(ScoringError):
     """A what-if override for a competency the framework does not define."""
-
-
-class WindowTooEarly(ScoringError):
-    """A window ending at ``as_of`` that would begin before the year 1 (no date can say when)."""
-
-    code = "too_early"

@@ -1,7 +1,9 @@
-"""Moments at the calendar's ends: a window that would begin before the year 1, and a moment
-whose UTC time is past the year 9999, are refused with a 422 problem by every read that takes
-`as_of`, never answered 500 (they were, by the score, gaps, plan, what-if, stateless evaluation
-and impact preview)."""
+"""Moments at the calendar's ends, never answered 500 (they were by the score, gaps, plan,
+history, what-if, stateless evaluation and impact preview).
+
+A window that would begin before the year 1 begins at its first moment: nothing can be dated
+earlier, so it holds the ratings the window means. A moment whose UTC time is past the year 9999
+(no column can store it) is refused with a 422 problem by every read that takes `as_of`."""
 
 from typing import Any
 
@@ -15,7 +17,8 @@ pytestmark = pytest.mark.anyio
 
 PROBLEM = "application/problem+json"
 # Within a year of 0001-01-01T00:00Z: the built-in ladder's window (365 days) would begin before.
-TOO_EARLY = "0001-06-01T00:00:00Z"
+EARLY = "0001-06-01T00:00:00Z"
+EARLIEST = "0001-01-01T00:00:00Z"
 # 9999-12-31T23:00 two hours behind UTC: 10000-01-01T01:00Z, which no database column holds.
 PAST_9999 = "9999-12-31T23:00:00-02:00"
 RATINGS = [
@@ -79,13 +82,38 @@ def _as_of_refusal(response: httpx.Response, where: str) -> str:
     return str(error["msg"])
 
 
+async def test_a_window_reaching_before_the_year_1_begins_at_its_first_moment(
+    client: httpx.AsyncClient, rated: Tenant
+) -> None:
+    r = await client.post(
+        "/v1/assessments",
+        json=assessment(rater="mgr-2", when="0001-01-02T00:00:00Z"),
+        headers=rated.headers,
+    )
+    assert r.status_code == 201, r.text
+    r = await client.get("/v1/subjects/emp-1/score", params={"as_of": EARLY}, headers=rated.headers)
+    assert r.status_code == 200, r.text
+    explanation = r.json()["explanation"]
+    assert explanation["window_start"] == EARLIEST
+    assert [c["rater_ref"] for c in explanation["contributions"]["execution"]] == ["mgr-2"]
+    # A second read comes from the memo, its moments filled in the same way.
+    again = await client.get(
+        "/v1/subjects/emp-1/score", params={"as_of": EARLY}, headers=rated.headers
+    )
+    assert again.content == r.content
+    # The history scores the person at each assessment's date, the first in year 1.
+    history = await client.get("/v1/subjects/emp-1/history", headers=rated.headers)
+    assert history.status_code == 200, history.text
+    assert history.json()["points"][0]["as_of"] == "0001-01-02T00:00:00Z"
+
+
 @pytest.mark.parametrize("index", range(len(_reads(None))))
-async def test_a_window_that_would_begin_before_the_year_1_is_refused(
+async def test_every_read_answers_a_moment_early_in_the_year_1(
     client: httpx.AsyncClient, rated: Tenant, index: int
 ) -> None:
-    read = _reads(TOO_EARLY)[index]
-    message = _as_of_refusal(await _call(client, rated, read), "query" if read[2] else "body")
-    assert "after 0001-01-01" in message
+    read = _reads(EARLY)[index]
+    response = await _call(client, rated, read)
+    assert response.status_code in (200, 201), response.text
 
 
 @pytest.mark.parametrize("index", range(len(_reads(None))))
@@ -101,7 +129,7 @@ async def test_a_moment_past_the_year_9999_in_utc_is_refused(
 async def test_the_ends_of_the_calendar_themselves_are_answered(
     client: httpx.AsyncClient, rated: Tenant, index: int
 ) -> None:
-    for as_of in ("0002-01-02T00:00:00Z", "9999-12-31T23:59:59Z"):
+    for as_of in (EARLIEST, "9999-12-31T23:59:59Z"):
         read = _reads(as_of)[index]
         method, path, query, body = read
         if path == "/v1/calibration/sessions" and body is not None:
