@@ -38,7 +38,8 @@ def _rfc3339_only(value: Any) -> Any:
     if isinstance(value, str) and _RFC3339.match(value):
         if re.match(_EDGE_DAYS, value):
             raise ValueError(
-                f"{_OUTSIDE}, or may: 0001-01-01 takes no positive offset, 9999-12-31 no negative"
+                "0001-01-01 takes no positive offset and 9999-12-31 no negative one: the moment "
+                "could lie outside the years 1 to 9999 in UTC, which the database stores"
             )
         return value
     if isinstance(value, datetime):

@@ -10,12 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
-from app.scoring.errors import (
-    ScoringError,
-    UnknownCompetency,
-    UnknownLevel,
-    UnknownTrack,
-)
+from app.scoring.errors import ScoringError, UnknownCompetency, UnknownLevel, UnknownTrack
 from app.scoring.model import (
     Competency,
     Expectation,
