@@ -425,6 +425,20 @@ async def committing(
     await engine.dispose()
 
 
+async def until_a_request_waits_on_a_lock(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Return once a backend of this database waits on a lock (the request under test has reached
+    the row the open transaction holds); a fixed sleep let a slow start reach it too late."""
+    async with sessions() as probe, asyncio.timeout(10):
+        while not await probe.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ):
+            await probe.rollback()
+            await asyncio.sleep(0.02)
+
+
 async def erase_while(client: httpx.AsyncClient, writer: AsyncSession, ref: str) -> httpx.Response:
     """Start the erasure while ``writer`` is still open, check it waits, then commit the writer."""
     erasure = asyncio.create_task(client.delete(f"/v1/subjects/{ref}"))
@@ -508,7 +522,7 @@ async def test_a_write_about_a_person_erased_meanwhile_is_refused_and_stores_not
             await bind_tenant(eraser, principal.tenant_id)
             await subjects.erase(eraser, principal, REF)
             write = asyncio.create_task(client.post(path, json=body))
-            await asyncio.sleep(0.5)
+            await until_a_request_waits_on_a_lock(sessions)
             assert not write.done()
             await eraser.commit()
         r = await asyncio.wait_for(write, timeout=10)
