@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pydantic import TypeAdapter
 
 from app.observability import metrics
-from app.scoring import Rating, window_start
+from app.scoring import EARLIEST, Rating, window_start
 
 # What the score depends on besides the moment: subject id and revision, assessments revision
 # (or digest), framework version id and revision, and the latest rater-effect estimate recorded
@@ -34,7 +34,6 @@ Variant = tuple[str | None, int | None, str | None]
 # request can carry it, and a rendering is refused unless it appears exactly as expected.
 SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
 _MOMENT = TypeAdapter(datetime)
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
 # However valid, a remembered score is recomputed after this long, so a worker that never reads
 # an erased person again still lets go of their score.
@@ -56,7 +55,7 @@ def stable_span(
     set of counted ratings, and with it every number of the score, changes only at those edges.
     """
     window = timedelta(days=window_days)
-    since, until = _EARLIEST, _LATEST
+    since, until = EARLIEST, _LATEST
     for rating in ratings:
         for edge in (rating.assessed_at, rating.assessed_at + window):
             if edge <= moment:

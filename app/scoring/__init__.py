@@ -1,6 +1,7 @@
 """Pure competency scoring: plain values in, plain values out, no HTTP, database or I/O."""
 
 from app.scoring.engine import (
+    EARLIEST,
     aggregate,
     confidence,
     evaluate,
@@ -45,6 +46,7 @@ from app.scoring.results import (
 
 __all__ = [
     "DEFAULT_ROLE_WEIGHTS",
+    "EARLIEST",
     "RATER_ROLES",
     "Activity",
     "Aggregation",
