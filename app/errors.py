@@ -19,7 +19,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 from starlette.types import Send
 
 from app.observability.context import current_request_id
@@ -316,15 +316,26 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# The methods a resource of this API can have (HEAD goes wherever GET does, see RequestGuards).
+ROUTED_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(request: Request) -> str:
-    """Every method routed for the request's path, for the ``Allow`` header of a 405."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
-            match, _ = route.matches(request.scope)
-            if match is not Match.NONE:
-                methods |= route.methods
-    return ", ".join(sorted(methods))
+    """Every method routed for the request's path, for the ``Allow`` header of a 405.
+
+    Each method is tried against the app's routes as the router would try it (included routers
+    answer ``matches`` like any route), rather than by reading the routes' method sets, which
+    included routers do not expose.
+    """
+    allowed: set[str] = set()
+    routes = request.app.router.routes
+    for method in ROUTED_METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in routes):
+            allowed.add(method)
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return ", ".join(sorted(allowed))
 
 
 _UNDECODABLE_JSON: dict[type[BaseException], str] = {

@@ -81,7 +81,10 @@ class RequestGuards:
     - ``Server-Timing: app;dur=<ms>``: the time the app spent once the body was read, for
       clients and benchmarks;
     - the header a protocol requires on every answer under its prefix (``protocol_headers``),
-      refusals made here included.
+      refusals made here included;
+    - HEAD wherever GET is routed (RFC 9110 requires it of a general-purpose server): the
+      request is routed as the GET it mirrors, and its answer keeps GET's headers, Content-Length
+      included, without the content.
     """
 
     def __init__(
@@ -99,6 +102,9 @@ class RequestGuards:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["method"] == "HEAD":
+            await self._head(scope, receive, send)
             return
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
@@ -163,6 +169,25 @@ class RequestGuards:
             await self._refuse_invalid(scope, receive, guarded, exc)
             return
         await self.app(scope, receive, guarded)
+
+    async def _head(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer HEAD as the GET it mirrors, without content.
+
+        The scope the routes see says GET; the server's own scope keeps HEAD, so the request line
+        and metrics name the method asked for (with the route GET matched).
+        """
+        mirrored = {**scope, "method": "GET"}
+
+        async def headless(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        try:
+            await self(mirrored, receive, headless)
+        finally:
+            if "route" in mirrored:
+                scope["route"] = mirrored["route"]
 
     async def _refuse_size(self, scope: Scope, send: Send, limit: int) -> None:
         problem = problem_body(
