@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -40,6 +40,7 @@ from app.observability.tracing import install_tracing, shutdown_tracing
 from app.openapi_contract import operation_id, tidy_contract
 from app.openapi_examples import add_examples
 from app.openapi_links import add_links
+from app.routing import leaf_routes
 from app.scores.memo import ScoreMemo
 from app.scores.router import router as scores_router
 from app.subjects.router import router as subjects_router
@@ -183,23 +184,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _path_formats(routes: Sequence[Any]) -> Iterator[str]:
-    """The path templates of these routes, those of included routers among them too."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            yield from _path_formats(included.routes)
-        elif isinstance(path := getattr(route, "path_format", None), str):
-            yield path
-
-
 def in_reference_order(schema: dict[str, Any]) -> dict[str, Any]:
     """The document with its paths grouped in the order of ``ROUTERS`` (each router's own
     order kept), whatever order the routers are matched in."""
     owner: dict[str, int] = {}
     for index, router in enumerate(ROUTERS):
-        for path in _path_formats(router.routes):
-            owner.setdefault(path, index)
+        for route in leaf_routes(router.routes):
+            if isinstance(path := getattr(route, "path_format", None), str):
+                owner.setdefault(path, index)
     paths = schema.get("paths", {})
     schema["paths"] = dict(sorted(paths.items(), key=lambda item: owner.get(item[0], len(owner))))
     return schema

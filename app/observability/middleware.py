@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings
 from app.observability import context, metrics
 from app.observability.context import REQUEST_ID_HEADER
+from app.routing import leaf_routes
 
 log = logging.getLogger("app.request")
 
@@ -25,7 +26,7 @@ def route_template(scope: Scope) -> str:
         return str(getattr(route, "path", UNMATCHED))
     # Answered before routing (a middleware refused it): find the route it would have taken.
     app = scope.get("app")
-    for candidate in getattr(getattr(app, "router", None), "routes", ()):
+    for candidate in leaf_routes(getattr(getattr(app, "router", None), "routes", ())):
         match, _ = candidate.matches(scope)
         if match is Match.FULL:
             if isinstance(candidate, Mount):

@@ -431,3 +431,32 @@ async def test_a_problem_sent_outside_routing_names_its_request(
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["request_id"] == "big-1"
     assert r.headers["x-request-id"] == "big-1"
+
+
+async def test_a_request_refused_before_routing_is_counted_under_its_route(
+    observed: httpx.AsyncClient, tenant_a: Tenant, log_lines: io.StringIO
+) -> None:
+    """A body too large (413) and a query that is not UTF-8 (422) are refused before any route
+    runs; the request line and the metrics still name the route the request was for, so an
+    operator sees which operation clients overfill."""
+    before = await scrape(observed)
+    r = await observed.post(
+        "/v1/subjects",
+        content=b"{" + b" " * 6_000_000 + b"}",
+        headers={**tenant_a.headers, "Content-Type": "application/json", "X-Request-ID": "big-2"},
+    )
+    assert r.status_code == 413
+    r = await observed.get(
+        f"/v1/subjects/{REF}/score?as_of=%ff",
+        headers={**tenant_a.headers, "X-Request-ID": "utf-2"},
+    )
+    assert r.status_code == 422
+    after = await scrape(observed)
+    records = [json.loads(line) for line in log_lines.getvalue().splitlines()]
+    lines = {
+        rec["request_id"]: rec["route"] for rec in records if rec["logger"] == "app.request"
+    }
+    assert (lines["big-2"], lines["utf-2"]) == ("/v1/subjects", "/v1/subjects/{ref}/score")
+    for route, status in [("/v1/subjects", "413"), ("/v1/subjects/{ref}/score", "422")]:
+        name, labels = "ladder_http_requests_total", {"route": route, "status": status}
+        assert total(after, name, **labels) - total(before, name, **labels) == 1
