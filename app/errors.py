@@ -19,10 +19,11 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Route
 from starlette.types import Send
 
 from app.observability.context import current_request_id
+from app.routing import leaf_routes
 
 log = logging.getLogger(__name__)
 
@@ -316,23 +317,21 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# The methods a resource of this API can have (HEAD goes wherever GET does, see RequestGuards).
-ROUTED_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
-
-
 def _allowed_methods(request: Request) -> str:
-    """Every method routed for the request's path, for the ``Allow`` header of a 405.
+    """The methods of the request's path, for the ``Allow`` header of a 405.
 
-    Each method is tried against the app's routes as the router would try it (included routers
-    answer ``matches`` like any route), rather than by reading the routes' method sets, which
-    included routers do not expose.
+    As in the OpenAPI document, a path without parameters is the resource a URL names before any
+    template that also matches it: ``/v1/subjects/bulk`` allows POST, although GET on it is
+    routed to ``/v1/subjects/{ref}`` (a subject may be called "bulk"). HEAD goes wherever GET
+    does (see RequestGuards).
     """
-    allowed: set[str] = set()
-    routes = request.app.router.routes
-    for method in ROUTED_METHODS:
-        scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] is Match.FULL for route in routes):
-            allowed.add(method)
+    by_specificity: dict[int, set[str]] = {}
+    for route in leaf_routes(request.app.router.routes):
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                by_specificity.setdefault(len(route.param_convertors), set()).update(route.methods)
+    allowed = by_specificity[min(by_specificity)] if by_specificity else set()
     if "GET" in allowed:
         allowed.add("HEAD")
     return ", ".join(sorted(allowed))

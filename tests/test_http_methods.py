@@ -100,6 +100,10 @@ def test_head_revalidates_a_score_and_is_refused_like_get(served: Served) -> Non
         ("DELETE", "/v1/subjects", "GET, HEAD, POST"),
         ("GET", "/v1/assessments/bulk", "POST"),
         ("HEAD", "/v1/assessments/bulk", "POST"),
+        # A path without parameters names its resource before any template that matches it
+        # too, as in the OpenAPI document (GET /v1/subjects/bulk still reads a subject "bulk").
+        ("OPTIONS", "/v1/subjects/bulk", "POST"),
+        ("OPTIONS", "/v1/frameworks/import", "POST"),
     ],
 )
 def test_a_wrong_method_is_told_the_methods_of_the_resource(
