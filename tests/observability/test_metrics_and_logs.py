@@ -453,9 +453,7 @@ async def test_a_request_refused_before_routing_is_counted_under_its_route(
     assert r.status_code == 422
     after = await scrape(observed)
     records = [json.loads(line) for line in log_lines.getvalue().splitlines()]
-    lines = {
-        rec["request_id"]: rec["route"] for rec in records if rec["logger"] == "app.request"
-    }
+    lines = {rec["request_id"]: rec["route"] for rec in records if rec["logger"] == "app.request"}
     assert (lines["big-2"], lines["utf-2"]) == ("/v1/subjects", "/v1/subjects/{ref}/score")
     for route, status in [("/v1/subjects", "413"), ("/v1/subjects/{ref}/score", "422")]:
         name, labels = "ladder_http_requests_total", {"route": route, "status": status}
