@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,7 +18,6 @@ from app.errors import InvalidInput
 from app.frameworks.document import FrameworkDocument, dump_document, parse_document
 from app.frameworks.files import load_file
 from app.interop import case
-from app.interop.router import router as interop_router
 from tests.conftest import Tenant
 from tests.factories import small_framework
 from tests.interop.standards import package_errors, package_schema, response_errors
@@ -614,22 +612,6 @@ def test_foreign_scale_too_long_is_refused_at_the_rubric() -> None:
 
 
 # --- HTTP ---------------------------------------------------------------------------------------
-
-
-def _route_paths(app: FastAPI) -> set[str]:
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # FastAPI versions that copy included routes into app.routes
-        return {getattr(r, "path", "") for r in app.routes}
-    return {context.path or "" for context in iter_route_contexts(app.routes)}
-
-
-@pytest.fixture
-def app(app: FastAPI) -> FastAPI:
-    """The service's app with the CASE routes, whether or not app.main registers them yet."""
-    if "/v1/frameworks/import/case" not in _route_paths(app):
-        app.include_router(interop_router)
-    return app
 
 
 def _locs(response: httpx.Response) -> list[list[Any]]:
