@@ -24,10 +24,11 @@ import math
 import re
 import unicodedata
 import uuid
+from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, JsonValue
 
@@ -83,6 +84,8 @@ DEFAULT_SCALE: list[dict[str, Any]] = [
 ]
 
 Path = list[str | int]
+# Where this service's extension sits in a package's document, as a request field path.
+EXT_PATH: Path = ["body", "CFDocument", "extensions", EXT]
 
 
 class ReportEntry(BaseModel):
@@ -359,26 +362,28 @@ class _Tree:
     sequence: dict[str, int] = field(default_factory=dict)
 
 
-class _Importer:
-    def __init__(self, pkg: CFPackage, key: str | None) -> None:
+class _Importer(ABC):
+    """Reading any CFPackage: the report, the errors, the items and their isChildOf tree,
+    and the framework's head. ``_OwnPackage`` and ``_ForeignPackage`` make the rest."""
+
+    ours: ClassVar[bool]
+    PROFILE: ClassVar[str]
+
+    def __init__(self, pkg: CFPackage, key: str | None, ext: dict[str, Any]) -> None:
         self.pkg = pkg
         self.key_override = key
         self.report = _Report()
         self.errors: list[FieldError] = []
         # Native field path prefix -> where in the package it came from (to name bad fields).
         self.sources: dict[tuple[str | int, ...], Path] = {}
-        ext = _ext_of(pkg.CFDocument.extensions)
-        self.ext = ext if ext.get("profile") == FORMAT else {}
-        self.ours = bool(self.ext)
+        self.ext = ext
         self.doc_id = _norm_id(pkg.CFDocument.identifier)
         self.items: dict[str, int] = {}
         self.tree = _Tree()
         self.report.add(
             ["CFDocument", "extensions", EXT] if self.ours else ["CFDocument"],
             "package profile",
-            kept_as="a package written by this service: read with its extensions, losslessly"
-            if self.ours
-            else "a package from another tool: mapped by the rules of the CASE import",
+            kept_as=self.PROFILE,
         )
 
     # - reporting ------------------------------------------------------------------------------
@@ -428,6 +433,11 @@ class _Importer:
                 value=content,
                 group=f"extension {cls}.{name}",
             )
+
+    def criterion_leftovers(self, crit: CFRubricCriterion, cpath: Path) -> None:
+        self.leftovers(crit, cpath, "CFRubricCriterion")
+        for lv, level in enumerate(crit.CFRubricCriterionLevels):
+            self.leftovers(level, [*cpath, "CFRubricCriterionLevels", lv], "CFRubricCriterionLevel")
 
     # - shared reading -------------------------------------------------------------------------
 
@@ -505,402 +515,7 @@ class _Importer:
         if pkg.CFDefinitions is not None:
             self.leftovers(pkg.CFDefinitions, ["CFDefinitions"], "CFDefinitions")
 
-    def head(self) -> dict[str, Any]:
-        """Format, key, name and description of the framework."""
-        doc = self.pkg.CFDocument
-        ext_path: Path = ["body", "CFDocument", "extensions", EXT]
-        for section in ("settings", "tracks", "activities"):
-            self.sources[(section,)] = [*ext_path, section]
-        self.sources[("name",)] = ["body", "CFDocument", "title"]
-        self.sources[("description",)] = ["body", "CFDocument", "description"]
-        if self.ours:
-            name = self.ext.get("name", doc.title)
-            description: Any = doc.description or ""
-        else:
-            name, cut = _clip(normalized_string(doc.title), NAME_MAX)
-            if cut:
-                self.report.add(
-                    ["CFDocument", "title"],
-                    "document title",
-                    kept_as="name, shortened",
-                    value=doc.title,
-                )
-            description, cut = _clip((doc.description or "").strip(), TEXT_MAX)
-            if cut:
-                self.report.add(
-                    ["CFDocument", "description"],
-                    "document description",
-                    kept_as=f"description, cut to {TEXT_MAX} characters",
-                )
-        if self.key_override is not None:
-            key: Any = self.key_override
-            self.sources[("key",)] = ["query", "key"]
-        elif self.ours:
-            key = self.ext.get("key")
-            self.sources[("key",)] = [*ext_path, "key"]
-        else:
-            key = _slug(doc.title) or f"case-{_slug(self.doc_id)[:8]}"
-            self.sources[("key",)] = ["body", "CFDocument", "title"]
-            self.report.add(
-                ["CFDocument", "title"],
-                "framework key",
-                kept_as=f"key {key!r}, from the title (send ?key= to choose another)",
-            )
-        return {"format": FORMAT, "key": key, "name": name, "description": description}
-
-    # - this service's own packages ------------------------------------------------------------
-
-    def texts_ours(self, item: CFPckgItem, ext: dict[str, Any]) -> tuple[Any, str]:
-        if item.abbreviatedStatement is None and "name" not in ext:
-            return item.fullStatement, ""
-        return ext.get("name", item.abbreviatedStatement), item.fullStatement
-
-    def ours_body(self) -> dict[str, Any]:
-        areas: list[dict[str, Any]] = []
-        competencies: list[dict[str, Any]] = []
-        levels: list[dict[str, Any]] = []
-        # Areas may follow their competencies in CFItems, so find them all first.
-        area_of_item = {
-            ident: self.pkg.CFItems[i].humanCodingScheme
-            for ident, i in self.items.items()
-            if (self.pkg.CFItems[i].CFItemType or "").strip() == "Area"
-        }
-        competency_of_item: dict[str, int] = {}
-        for ident, i in self.items.items():
-            item = self.pkg.CFItems[i]
-            path: Path = ["body", "CFItems", i]
-            self.leftovers(item, path[1:], "CFItem")
-            ext = _ext_of(item.extensions)
-            name, description = self.texts_ours(item, ext)
-            element: dict[str, Any] = {
-                "key": item.humanCodingScheme,
-                "name": name,
-                "description": description,
-            }
-            kind = (item.CFItemType or "").strip()
-            if kind == "Area":
-                if "emphasis" in ext:
-                    element["emphasis"] = ext["emphasis"]
-                self.sources[("areas", len(areas))] = path
-                areas.append(element)
-            elif kind == "Competency":
-                parent = self.tree.parent.get(ident)
-                if parent not in area_of_item:
-                    self.errors.append(
-                        FieldError(
-                            loc=path,
-                            msg="a Competency item must be the child (isChildOf) of an Area item",
-                            type="unknown_reference",
-                        )
-                    )
-                element |= {
-                    "area": area_of_item.get(parent or ""),
-                    "weight": ext.get("weight", 1.0),
-                    "expectations": {},
-                }
-                self.sources[("competencies", len(competencies))] = path
-                competency_of_item[ident] = len(competencies)
-                competencies.append(element)
-            elif kind == "Level":
-                element["rank"] = ext.get("rank")
-                if ext.get("track") is not None:
-                    element["track"] = ext["track"]
-                self.sources[("levels", len(levels))] = path
-                levels.append(element)
-            else:
-                self.report.add(
-                    path[1:],
-                    f"item of type {kind!r}",
-                    ignored_because="this service's packages hold only Area, Competency and Level items",
-                    value=item.fullStatement,
-                    group=f"item type {kind}",
-                )
-        scale = self.ours_rubrics(competencies, competency_of_item)
-        for section in ("areas", "competencies", "levels"):
-            self.sources.setdefault((section,), ["body", "CFItems"])
-        body: dict[str, Any] = {
-            "scale": scale,
-            "levels": levels,
-            "areas": areas,
-            "competencies": competencies,
-        }
-        for section in ("settings", "tracks", "activities"):
-            if section in self.ext:
-                body[section] = self.ext[section]
-        return body
-
-    def ours_rubrics(
-        self, competencies: list[dict[str, Any]], competency_of_item: dict[str, int]
-    ) -> list[dict[str, Any]]:
-        scale: list[dict[str, Any]] | None = None
-        for r, rubric in enumerate(self.pkg.CFRubrics):
-            rpath: Path = ["CFRubrics", r]
-            self.leftovers(rubric, rpath, "CFRubric")
-            is_scale = _ext_of(rubric.extensions).get("role") == "scale"
-            for c, crit in enumerate(rubric.CFRubricCriteria):
-                cpath: Path = [*rpath, "CFRubricCriteria", c]
-                self.criterion_leftovers(crit, cpath)
-                if is_scale:
-                    if scale is None:
-                        scale = self.scale_of(crit, cpath)
-                    continue
-                self.expectation(crit, cpath, competencies, competency_of_item)
-        if scale is None:
-            return self.foreign_scale()[0]
-        return scale
-
-    def expectation(
-        self,
-        crit: CFRubricCriterion,
-        cpath: Path,
-        competencies: list[dict[str, Any]],
-        competency_of_item: dict[str, int],
-    ) -> None:
-        cext = _ext_of(crit.extensions)
-        if not cext:
-            self.report.add(
-                cpath,
-                "rubric criterion without this service's extension",
-                ignored_because="it names no level or required proficiency",
-                group="criterion without extension",
-            )
-            return
-        target = _norm_id(crit.CFItemURI.identifier) if crit.CFItemURI is not None else ""
-        level = cext.get("level")
-        if target not in competency_of_item:
-            self.errors.append(
-                FieldError(
-                    loc=["body", *cpath, "CFItemURI"],
-                    msg="must link a Competency item of this package",
-                    type="unknown_reference",
-                )
-            )
-            return
-        if not isinstance(level, str):
-            self.errors.append(
-                FieldError(
-                    loc=["body", *cpath, "extensions", EXT, "level"],
-                    msg="must name the level this expectation is for",
-                    type="missing",
-                )
-            )
-            return
-        index = competency_of_item[target]
-        competencies[index]["expectations"][level] = {
-            "required": cext.get("required"),
-            "critical": cext.get("critical", False),
-            "indicators": cext.get("indicators", []),
-        }
-        self.sources[("competencies", index, "expectations", level)] = [
-            "body",
-            *cpath,
-            "extensions",
-            EXT,
-        ]
-
-    def criterion_leftovers(self, crit: CFRubricCriterion, cpath: Path) -> None:
-        self.leftovers(crit, cpath, "CFRubricCriterion")
-        for lv, level in enumerate(crit.CFRubricCriterionLevels):
-            self.leftovers(level, [*cpath, "CFRubricCriterionLevels", lv], "CFRubricCriterionLevel")
-
-    def scale_of(self, crit: CFRubricCriterion, cpath: Path) -> list[dict[str, Any]]:
-        ordered = sorted(
-            enumerate(crit.CFRubricCriterionLevels),
-            key=lambda pair: (
-                pair[1].position if pair[1].position is not None else math.inf,
-                pair[0],
-            ),
-        )
-        points = []
-        self.sources[("scale",)] = ["body", *cpath, "CFRubricCriterionLevels"]
-        for i, (lv, level) in enumerate(ordered):
-            label = _ext_of(level.extensions).get("label", level.quality)
-            points.append(
-                {
-                    "value": _whole(level.score),
-                    "label": label,
-                    "description": level.description or "",
-                }
-            )
-            self.sources[("scale", i)] = ["body", *cpath, "CFRubricCriterionLevels", lv]
-        return points
-
-    # - packages from other tools --------------------------------------------------------------
-
-    def foreign_body(self) -> dict[str, Any]:
-        for i in self.items.values():
-            self.leftovers(self.pkg.CFItems[i], ["CFItems", i], "CFItem")
-        areas, competencies = self.foreign_tree()
-        for r, rubric in enumerate(self.pkg.CFRubrics):
-            self.leftovers(rubric, ["CFRubrics", r], "CFRubric")
-            for c, crit in enumerate(rubric.CFRubricCriteria):
-                self.criterion_leftovers(crit, ["CFRubrics", r, "CFRubricCriteria", c])
-        scale, scale_path = self.foreign_scale()
-        values = [int(p["value"]) for p in scale]
-        lo, hi = min(values), max(values)
-        required = min(v for v in values if v >= lo + REQUIRED_SHARE * (hi - lo) - 1e-9)
-        label = next(p["label"] for p in scale if p["value"] == required)
-        for comp in competencies:
-            comp["expectations"] = {"proficient": {"required": required}}
-        self.report.add(
-            scale_path,
-            "career levels",
-            kept_as=f"one level 'proficient' requiring {label} ({required}) of every competency: "
-            "CASE has no career levels",
-        )
-        self.report.add(
-            ["CFItems"], "competency weights", kept_as="1 for every competency: CASE has no weights"
-        )
-        for section in ("areas", "competencies", "levels"):
-            self.sources.setdefault((section,), ["body", "CFItems"])
-        level = {
-            "key": "proficient",
-            "name": "Proficient",
-            "rank": 1,
-            "description": "Made on import from CASE, which has no career levels: every "
-            "competency is expected at the scale's proficient point.",
-        }
-        return {
-            "scale": scale,
-            "levels": [level],
-            "areas": areas,
-            "competencies": competencies,
-        }
-
-    def foreign_tree(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        children: dict[str, list[str]] = defaultdict(list)
-        for child, parent in self.tree.parent.items():
-            if parent in self.items:
-                children[parent].append(child)
-
-        def order(ident: str) -> tuple[float, int]:
-            return (self.tree.sequence.get(ident, math.inf), self.items[ident])
-
-        roots = [i for i in self.items if self.tree.parent.get(i) not in self.items]
-        reached = self.reach(roots, children)
-        for ident in self.items:
-            if ident in reached:
-                continue
-            # Only an isChildOf cycle leaves items unreached: walk up to it and cut it there.
-            walked: set[str] = set()
-            node = ident
-            while node not in walked:
-                walked.add(node)
-                node = self.tree.parent[node]
-            children[self.tree.parent.pop(node)].remove(node)
-            roots.append(node)
-            reached |= self.reach([node], children)
-            self.report.add(
-                ["CFItems", self.items[node]],
-                "isChildOf cycle",
-                kept_as="the item was treated as top-level",
-                group="cycle",
-            )
-        area_keys, comp_keys = _UniqueKeys(), _UniqueKeys()
-        areas: list[dict[str, Any]] = []
-        competencies: list[dict[str, Any]] = []
-        general: list[str] = []
-        for root in sorted(roots, key=order):
-            if not children[root]:
-                general.append(root)
-                continue
-            area = self.foreign_element(root, area_keys)
-            areas.append(area)
-            stack = sorted(children[root], key=order, reverse=True)
-            while stack:
-                node = stack.pop()
-                if children[node]:
-                    self.report.add(
-                        ["CFItems", self.items[node]],
-                        "grouping item below the top level",
-                        kept_as=f"flattened: its competencies are in area {area['key']!r}",
-                        value=self.pkg.CFItems[self.items[node]].fullStatement,
-                        group="flattened",
-                    )
-                    stack += sorted(children[node], key=order, reverse=True)
-                    continue
-                competencies.append(self.foreign_competency(node, area["key"], comp_keys))
-        if general:
-            key = area_keys.claim("general")
-            areas.append(
-                {
-                    "key": key,
-                    "name": "General",
-                    "description": "Top-level items of the CASE document that have no children.",
-                }
-            )
-            for node in general:
-                competencies.append(self.foreign_competency(node, key, comp_keys))
-            self.report.add(
-                ["CFItems", self.items[general[0]]],
-                f"{len(general)} top-level item(s) without children",
-                kept_as=f"competencies of an area {key!r} made for them",
-            )
-        self.report.add(
-            ["CFItems"],
-            "item tree (isChildOf)",
-            kept_as=f"{len(areas)} area(s) and {len(competencies)} competencies: top-level items "
-            "with children became areas, leaf items competencies",
-        )
-        return areas, competencies
-
-    def reach(self, roots: list[str], children: dict[str, list[str]]) -> set[str]:
-        seen: set[str] = set()
-        stack = list(roots)
-        while stack:
-            node = stack.pop()
-            if node not in seen:
-                seen.add(node)
-                stack += children[node]
-        return seen
-
-    def foreign_element(self, ident: str, taken: _UniqueKeys) -> dict[str, Any]:
-        i = self.items[ident]
-        item = self.pkg.CFItems[i]
-        path: Path = ["CFItems", i]
-        base = _slug(item.humanCodingScheme or "")
-        if not base:
-            base = _slug(item.identifier) or "item"
-            self.report.add(
-                [*path, "identifier"],
-                "item without a humanCodingScheme",
-                kept_as="its key was made from its identifier",
-                value=item.identifier,
-                group="key from identifier",
-            )
-        key = taken.claim(base)
-        if key != base:
-            self.report.add(
-                [*path, "humanCodingScheme"],
-                "item whose key another item already has",
-                kept_as=f"key {key!r}",
-                value=base,
-                group="renamed",
-            )
-        abbreviated = normalized_string(item.abbreviatedStatement or "")
-        full = item.fullStatement.strip()
-        if abbreviated:
-            name, shortened = _clip(abbreviated, NAME_MAX)
-        else:
-            name, shortened = _shorten(full, FOREIGN_NAME_CHARS)
-        if not name:
-            name = _clip(item.humanCodingScheme or item.identifier, NAME_MAX)[0]
-        description = full if (abbreviated or shortened) and full != name else ""
-        description, cut = _clip(description, TEXT_MAX)
-        if cut:
-            self.report.add(
-                [*path, "fullStatement"],
-                "long fullStatement",
-                kept_as=f"description, cut to {TEXT_MAX} characters",
-                group="cut statement",
-            )
-        return {"key": key, "name": name, "description": description}
-
-    def foreign_competency(self, ident: str, area: str, taken: _UniqueKeys) -> dict[str, Any]:
-        element = self.foreign_element(ident, taken)
-        return {**element, "area": area, "weight": 1.0}
-
-    def foreign_scale(self) -> tuple[list[dict[str, Any]], Path]:
+    def rubric_scale(self) -> tuple[list[dict[str, Any]], Path]:
         """The scale from the rubric criterion with the most scored levels, else the default."""
         candidates: list[tuple[Path, CFRubricCriterion, list[float]]] = []
         for r, rubric in enumerate(self.pkg.CFRubrics):
@@ -960,9 +575,33 @@ class _Importer:
         self.read_items()
         self.read_package_fields()
         self.read_associations()
-        head = self.head()
-        body = self.ours_body() if self.ours else self.foreign_body()
-        return head | body
+        return self.head() | self.body()
+
+    def head(self) -> dict[str, Any]:
+        """Format, key, name and description of the framework."""
+        for section in ("settings", "tracks", "activities"):
+            self.sources[(section,)] = [*EXT_PATH, section]
+        self.sources[("name",)] = ["body", "CFDocument", "title"]
+        self.sources[("description",)] = ["body", "CFDocument", "description"]
+        name, description = self.document_texts()
+        if self.key_override is not None:
+            key: Any = self.key_override
+            self.sources[("key",)] = ["query", "key"]
+        else:
+            key = self.default_key()
+        return {"format": FORMAT, "key": key, "name": name, "description": description}
+
+    @abstractmethod
+    def document_texts(self) -> tuple[Any, Any]:
+        """The framework's name and description."""
+
+    @abstractmethod
+    def default_key(self) -> Any:
+        """The framework's key when the request names none."""
+
+    @abstractmethod
+    def body(self) -> dict[str, Any]:
+        """Scale, levels, areas and competencies (and, for this service's packages, the rest)."""
 
     def remap(self, error: FieldError) -> FieldError:
         """Name the package field behind an error found in the converted framework."""
@@ -977,6 +616,409 @@ class _Importer:
                     type=error.type,
                 )
         return FieldError(loc=["body", *loc], msg=error.msg, type=error.type)
+
+
+class _OwnPackage(_Importer):
+    """A package this service wrote: CASE fields and this service's extensions, read losslessly."""
+
+    ours = True
+    PROFILE = "a package written by this service: read with its extensions, losslessly"
+
+    def document_texts(self) -> tuple[Any, Any]:
+        doc = self.pkg.CFDocument
+        return self.ext.get("name", doc.title), doc.description or ""
+
+    def default_key(self) -> Any:
+        self.sources[("key",)] = [*EXT_PATH, "key"]
+        return self.ext.get("key")
+
+    def item_texts(self, item: CFPckgItem, ext: dict[str, Any]) -> tuple[Any, str]:
+        if item.abbreviatedStatement is None and "name" not in ext:
+            return item.fullStatement, ""
+        return ext.get("name", item.abbreviatedStatement), item.fullStatement
+
+    def body(self) -> dict[str, Any]:
+        areas: list[dict[str, Any]] = []
+        competencies: list[dict[str, Any]] = []
+        levels: list[dict[str, Any]] = []
+        # Areas may follow their competencies in CFItems, so find them all first.
+        area_of_item = {
+            ident: self.pkg.CFItems[i].humanCodingScheme
+            for ident, i in self.items.items()
+            if (self.pkg.CFItems[i].CFItemType or "").strip() == "Area"
+        }
+        competency_of_item: dict[str, int] = {}
+        for ident, i in self.items.items():
+            item = self.pkg.CFItems[i]
+            path: Path = ["body", "CFItems", i]
+            self.leftovers(item, path[1:], "CFItem")
+            ext = _ext_of(item.extensions)
+            name, description = self.item_texts(item, ext)
+            element: dict[str, Any] = {
+                "key": item.humanCodingScheme,
+                "name": name,
+                "description": description,
+            }
+            kind = (item.CFItemType or "").strip()
+            if kind == "Area":
+                if "emphasis" in ext:
+                    element["emphasis"] = ext["emphasis"]
+                self.sources[("areas", len(areas))] = path
+                areas.append(element)
+            elif kind == "Competency":
+                parent = self.tree.parent.get(ident)
+                if parent not in area_of_item:
+                    self.errors.append(
+                        FieldError(
+                            loc=path,
+                            msg="a Competency item must be the child (isChildOf) of an Area item",
+                            type="unknown_reference",
+                        )
+                    )
+                element |= {
+                    "area": area_of_item.get(parent or ""),
+                    "weight": ext.get("weight", 1.0),
+                    "expectations": {},
+                }
+                self.sources[("competencies", len(competencies))] = path
+                competency_of_item[ident] = len(competencies)
+                competencies.append(element)
+            elif kind == "Level":
+                element["rank"] = ext.get("rank")
+                if ext.get("track") is not None:
+                    element["track"] = ext["track"]
+                self.sources[("levels", len(levels))] = path
+                levels.append(element)
+            else:
+                self.report.add(
+                    path[1:],
+                    f"item of type {kind!r}",
+                    ignored_because="this service's packages hold only Area, Competency and Level items",
+                    value=item.fullStatement,
+                    group=f"item type {kind}",
+                )
+        scale = self.rubrics(competencies, competency_of_item)
+        for section in ("areas", "competencies", "levels"):
+            self.sources.setdefault((section,), ["body", "CFItems"])
+        body: dict[str, Any] = {
+            "scale": scale,
+            "levels": levels,
+            "areas": areas,
+            "competencies": competencies,
+        }
+        for section in ("settings", "tracks", "activities"):
+            if section in self.ext:
+                body[section] = self.ext[section]
+        return body
+
+    def rubrics(
+        self, competencies: list[dict[str, Any]], competency_of_item: dict[str, int]
+    ) -> list[dict[str, Any]]:
+        scale: list[dict[str, Any]] | None = None
+        for r, rubric in enumerate(self.pkg.CFRubrics):
+            rpath: Path = ["CFRubrics", r]
+            self.leftovers(rubric, rpath, "CFRubric")
+            is_scale = _ext_of(rubric.extensions).get("role") == "scale"
+            for c, crit in enumerate(rubric.CFRubricCriteria):
+                cpath: Path = [*rpath, "CFRubricCriteria", c]
+                self.criterion_leftovers(crit, cpath)
+                if is_scale:
+                    if scale is None:
+                        scale = self.scale_of(crit, cpath)
+                    continue
+                self.expectation(crit, cpath, competencies, competency_of_item)
+        if scale is None:
+            return self.rubric_scale()[0]
+        return scale
+
+    def expectation(
+        self,
+        crit: CFRubricCriterion,
+        cpath: Path,
+        competencies: list[dict[str, Any]],
+        competency_of_item: dict[str, int],
+    ) -> None:
+        cext = _ext_of(crit.extensions)
+        if not cext:
+            self.report.add(
+                cpath,
+                "rubric criterion without this service's extension",
+                ignored_because="it names no level or required proficiency",
+                group="criterion without extension",
+            )
+            return
+        target = _norm_id(crit.CFItemURI.identifier) if crit.CFItemURI is not None else ""
+        level = cext.get("level")
+        if target not in competency_of_item:
+            self.errors.append(
+                FieldError(
+                    loc=["body", *cpath, "CFItemURI"],
+                    msg="must link a Competency item of this package",
+                    type="unknown_reference",
+                )
+            )
+            return
+        if not isinstance(level, str):
+            self.errors.append(
+                FieldError(
+                    loc=["body", *cpath, "extensions", EXT, "level"],
+                    msg="must name the level this expectation is for",
+                    type="missing",
+                )
+            )
+            return
+        index = competency_of_item[target]
+        competencies[index]["expectations"][level] = {
+            "required": cext.get("required"),
+            "critical": cext.get("critical", False),
+            "indicators": cext.get("indicators", []),
+        }
+        self.sources[("competencies", index, "expectations", level)] = [
+            "body",
+            *cpath,
+            "extensions",
+            EXT,
+        ]
+
+    def scale_of(self, crit: CFRubricCriterion, cpath: Path) -> list[dict[str, Any]]:
+        ordered = sorted(
+            enumerate(crit.CFRubricCriterionLevels),
+            key=lambda pair: (
+                pair[1].position if pair[1].position is not None else math.inf,
+                pair[0],
+            ),
+        )
+        points = []
+        self.sources[("scale",)] = ["body", *cpath, "CFRubricCriterionLevels"]
+        for i, (lv, level) in enumerate(ordered):
+            label = _ext_of(level.extensions).get("label", level.quality)
+            points.append(
+                {
+                    "value": _whole(level.score),
+                    "label": label,
+                    "description": level.description or "",
+                }
+            )
+            self.sources[("scale", i)] = ["body", *cpath, "CFRubricCriterionLevels", lv]
+        return points
+
+
+class _ForeignPackage(_Importer):
+    """A package from another tool, mapped by the rules in this module's docstring."""
+
+    ours = False
+    PROFILE = "a package from another tool: mapped by the rules of the CASE import"
+
+    def document_texts(self) -> tuple[Any, Any]:
+        doc = self.pkg.CFDocument
+        name, cut = _clip(normalized_string(doc.title), NAME_MAX)
+        if cut:
+            self.report.add(
+                ["CFDocument", "title"],
+                "document title",
+                kept_as="name, shortened",
+                value=doc.title,
+            )
+        description, cut = _clip((doc.description or "").strip(), TEXT_MAX)
+        if cut:
+            self.report.add(
+                ["CFDocument", "description"],
+                "document description",
+                kept_as=f"description, cut to {TEXT_MAX} characters",
+            )
+        return name, description
+
+    def default_key(self) -> str:
+        doc = self.pkg.CFDocument
+        key = _slug(doc.title) or f"case-{_slug(self.doc_id)[:8]}"
+        self.sources[("key",)] = ["body", "CFDocument", "title"]
+        self.report.add(
+            ["CFDocument", "title"],
+            "framework key",
+            kept_as=f"key {key!r}, from the title (send ?key= to choose another)",
+        )
+        return key
+
+    def body(self) -> dict[str, Any]:
+        for i in self.items.values():
+            self.leftovers(self.pkg.CFItems[i], ["CFItems", i], "CFItem")
+        areas, competencies = self.areas_and_competencies()
+        for r, rubric in enumerate(self.pkg.CFRubrics):
+            self.leftovers(rubric, ["CFRubrics", r], "CFRubric")
+            for c, crit in enumerate(rubric.CFRubricCriteria):
+                self.criterion_leftovers(crit, ["CFRubrics", r, "CFRubricCriteria", c])
+        scale, scale_path = self.rubric_scale()
+        values = [int(p["value"]) for p in scale]
+        lo, hi = min(values), max(values)
+        required = min(v for v in values if v >= lo + REQUIRED_SHARE * (hi - lo) - 1e-9)
+        label = next(p["label"] for p in scale if p["value"] == required)
+        for comp in competencies:
+            comp["expectations"] = {"proficient": {"required": required}}
+        self.report.add(
+            scale_path,
+            "career levels",
+            kept_as=f"one level 'proficient' requiring {label} ({required}) of every competency: "
+            "CASE has no career levels",
+        )
+        self.report.add(
+            ["CFItems"], "competency weights", kept_as="1 for every competency: CASE has no weights"
+        )
+        for section in ("areas", "competencies", "levels"):
+            self.sources.setdefault((section,), ["body", "CFItems"])
+        level = {
+            "key": "proficient",
+            "name": "Proficient",
+            "rank": 1,
+            "description": "Made on import from CASE, which has no career levels: every "
+            "competency is expected at the scale's proficient point.",
+        }
+        return {
+            "scale": scale,
+            "levels": [level],
+            "areas": areas,
+            "competencies": competencies,
+        }
+
+    def areas_and_competencies(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        children: dict[str, list[str]] = defaultdict(list)
+        for child, parent in self.tree.parent.items():
+            if parent in self.items:
+                children[parent].append(child)
+
+        def order(ident: str) -> tuple[float, int]:
+            return (self.tree.sequence.get(ident, math.inf), self.items[ident])
+
+        roots = [i for i in self.items if self.tree.parent.get(i) not in self.items]
+        reached = self.reach(roots, children)
+        for ident in self.items:
+            if ident in reached:
+                continue
+            # Only an isChildOf cycle leaves items unreached: walk up to it and cut it there.
+            walked: set[str] = set()
+            node = ident
+            while node not in walked:
+                walked.add(node)
+                node = self.tree.parent[node]
+            children[self.tree.parent.pop(node)].remove(node)
+            roots.append(node)
+            reached |= self.reach([node], children)
+            self.report.add(
+                ["CFItems", self.items[node]],
+                "isChildOf cycle",
+                kept_as="the item was treated as top-level",
+                group="cycle",
+            )
+        area_keys, comp_keys = _UniqueKeys(), _UniqueKeys()
+        areas: list[dict[str, Any]] = []
+        competencies: list[dict[str, Any]] = []
+        general: list[str] = []
+        for root in sorted(roots, key=order):
+            if not children[root]:
+                general.append(root)
+                continue
+            area = self.element(root, area_keys)
+            areas.append(area)
+            stack = sorted(children[root], key=order, reverse=True)
+            while stack:
+                node = stack.pop()
+                if children[node]:
+                    self.report.add(
+                        ["CFItems", self.items[node]],
+                        "grouping item below the top level",
+                        kept_as=f"flattened: its competencies are in area {area['key']!r}",
+                        value=self.pkg.CFItems[self.items[node]].fullStatement,
+                        group="flattened",
+                    )
+                    stack += sorted(children[node], key=order, reverse=True)
+                    continue
+                competencies.append(self.competency(node, area["key"], comp_keys))
+        if general:
+            key = area_keys.claim("general")
+            areas.append(
+                {
+                    "key": key,
+                    "name": "General",
+                    "description": "Top-level items of the CASE document that have no children.",
+                }
+            )
+            for node in general:
+                competencies.append(self.competency(node, key, comp_keys))
+            self.report.add(
+                ["CFItems", self.items[general[0]]],
+                f"{len(general)} top-level item(s) without children",
+                kept_as=f"competencies of an area {key!r} made for them",
+            )
+        self.report.add(
+            ["CFItems"],
+            "item tree (isChildOf)",
+            kept_as=f"{len(areas)} area(s) and {len(competencies)} competencies: top-level items "
+            "with children became areas, leaf items competencies",
+        )
+        return areas, competencies
+
+    def reach(self, roots: list[str], children: dict[str, list[str]]) -> set[str]:
+        seen: set[str] = set()
+        stack = list(roots)
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack += children[node]
+        return seen
+
+    def element(self, ident: str, taken: _UniqueKeys) -> dict[str, Any]:
+        i = self.items[ident]
+        item = self.pkg.CFItems[i]
+        path: Path = ["CFItems", i]
+        base = _slug(item.humanCodingScheme or "")
+        if not base:
+            base = _slug(item.identifier) or "item"
+            self.report.add(
+                [*path, "identifier"],
+                "item without a humanCodingScheme",
+                kept_as="its key was made from its identifier",
+                value=item.identifier,
+                group="key from identifier",
+            )
+        key = taken.claim(base)
+        if key != base:
+            self.report.add(
+                [*path, "humanCodingScheme"],
+                "item whose key another item already has",
+                kept_as=f"key {key!r}",
+                value=base,
+                group="renamed",
+            )
+        abbreviated = normalized_string(item.abbreviatedStatement or "")
+        full = item.fullStatement.strip()
+        if abbreviated:
+            name, shortened = _clip(abbreviated, NAME_MAX)
+        else:
+            name, shortened = _shorten(full, FOREIGN_NAME_CHARS)
+        if not name:
+            name = _clip(item.humanCodingScheme or item.identifier, NAME_MAX)[0]
+        description = full if (abbreviated or shortened) and full != name else ""
+        description, cut = _clip(description, TEXT_MAX)
+        if cut:
+            self.report.add(
+                [*path, "fullStatement"],
+                "long fullStatement",
+                kept_as=f"description, cut to {TEXT_MAX} characters",
+                group="cut statement",
+            )
+        return {"key": key, "name": name, "description": description}
+
+    def competency(self, ident: str, area: str, taken: _UniqueKeys) -> dict[str, Any]:
+        element = self.element(ident, taken)
+        return {**element, "area": area, "weight": 1.0}
+
+
+def _importer(pkg: CFPackage, key: str | None) -> _Importer:
+    """The importer for this package: this service's own, or another tool's."""
+    ext = _ext_of(pkg.CFDocument.extensions)
+    if ext.get("profile") == FORMAT:
+        return _OwnPackage(pkg, key, ext)
+    return _ForeignPackage(pkg, key, {})
 
 
 def package_to_document(
@@ -1001,7 +1043,7 @@ def package_to_document(
             report_ids.append((path, value))
     if bad:
         raise InvalidInput(f"{len(bad)} identifier(s) are not UUIDs.", errors=bad)
-    importer = _Importer(pkg, key)
+    importer = _importer(pkg, key)
     for path, value in report_ids:
         importer.report.add(
             path,
