@@ -14,11 +14,25 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, GetJsonSchemaHandler
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 NUL_FREE = r"^[^\x00]*$"
+
+# The key of a framework, level, track, competency or activity: lower-case letters, digits, "-"
+# and "_", starting with a letter or digit, so it reads the same in a URL, a file and a chart.
+KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+KEY_MAX_LENGTH = 64
+KeyStr = Annotated[
+    str, StringConstraints(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN)
+]
 
 CLOSED_MAP: dict[str, Any] = {"additionalProperties": False}
 

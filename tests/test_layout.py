@@ -110,3 +110,41 @@ def test_the_sql_check_sees_every_way_of_building_a_statement() -> None:
         "    h.update(b'x')\n"  # a hash's update builds no SQL
     )
     assert statements_built(source) == ["5: select", "6: select", "7: delete", "8: text"]
+
+
+# The formats the API takes in many places, each by the start of its character classes, and the
+# one module that writes it: the rest use its constant, so the format cannot drift apart.
+FORMATS = {
+    r"[a-z0-9][a-z0-9_": "app/schemas.py",  # a framework, level, track or competency key
+    r"[A-Za-z0-9][A-Za-z0-9_.": "app/subjects/schemas.py",  # a subject's attribute name
+}
+
+
+def formats_written(source: str) -> list[str]:
+    """(line, format) of every string constant in a module that writes one of FORMATS."""
+    return [
+        f"{node.lineno}: {start}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        for start in FORMATS
+        if start in node.value
+    ]
+
+
+def test_each_format_is_written_in_one_module() -> None:
+    found = []
+    for path in sorted((PROJECT_ROOT / "app").rglob("*.py")):
+        where = path.relative_to(PROJECT_ROOT).as_posix()
+        found += [
+            f"{where}:{hit}"
+            for hit in formats_written(path.read_text())
+            if FORMATS[hit.split(": ", 1)[1]] != where
+        ]
+    assert found == []
+
+
+def test_the_format_check_sees_every_string() -> None:
+    source = (
+        'K = r"^[a-z0-9][a-z0-9_\\-]*$"\ndef f(p=rf"^[A-Za-z0-9][A-Za-z0-9_.\\-]*:{x}$"): ...\n'
+    )
+    assert formats_written(source) == ["1: [a-z0-9][a-z0-9_", "2: [A-Za-z0-9][A-Za-z0-9_."]

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.pagination import Page
-from app.schemas import JSON_NUMBER, Timestamp
-from app.subjects.schemas import KeyStr, Ref
+from app.schemas import JSON_NUMBER, KeyStr, Timestamp
+from app.subjects.schemas import Ref
 
 MAX_RATINGS_PER_ASSESSMENT = 300
 

@@ -24,7 +24,8 @@ from app.pagination import (
     moment_cursor,
     next_page,
 )
-from app.subjects.schemas import KeyStr, Ref
+from app.schemas import KeyStr
+from app.subjects.schemas import Ref
 
 router = APIRouter(prefix="/v1/calibration/sessions", tags=["calibration"])
 

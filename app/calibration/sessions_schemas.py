@@ -10,8 +10,8 @@ from app.assessments.schemas import FrameworkRef
 from app.calibration.schemas import RaterEffectsResponse, Thresholds
 from app.cohorts.schemas import MAX_COHORT_SUBJECTS, CohortFilter
 from app.pagination import Page
-from app.schemas import JSON_NUMBER, Timestamp
-from app.subjects.schemas import KeyStr, Ref
+from app.schemas import JSON_NUMBER, KeyStr, Timestamp
+from app.subjects.schemas import Ref
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]*$")]
 Reason = Annotated[

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef
-from app.schemas import JSON_NUMBER, Timestamp
+from app.schemas import JSON_NUMBER, KeyStr, Timestamp
 from app.scores.schemas import LevelRef
-from app.subjects.schemas import Attributes, KeyStr, Ref
+from app.subjects.schemas import Attributes, Ref
 
 MAX_COHORT_SUBJECTS = 100_000
 

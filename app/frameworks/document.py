@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.errors import FieldError, InvalidInput
-from app.schemas import CLOSED_MAP, JSON_NUMBER, NUL_FREE
+from app.schemas import CLOSED_MAP, JSON_NUMBER, KEY_MAX_LENGTH, KEY_PATTERN, NUL_FREE
 
 FORMAT: Literal["competency-framework/v1"] = "competency-framework/v1"
 
 Key = Annotated[
     str,
-    Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$", examples=["execution"]),
+    Field(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN, examples=["execution"]),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NUL_FREE)]
 Text = Annotated[str, Field(max_length=4000, pattern=NUL_FREE)]

@@ -37,10 +37,11 @@ from app.pagination import (
     invalid_cursor,
     next_page,
 )
+from app.schemas import KEY_MAX_LENGTH, KEY_PATTERN
 
 router = APIRouter(prefix="/v1/frameworks", tags=["frameworks"])
 
-FrameworkKey = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")]
+FrameworkKey = Annotated[str, Path(min_length=1, max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN)]
 VersionNumber = Annotated[int, Path(ge=1, le=1_000_000)]
 
 

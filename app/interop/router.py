@@ -26,13 +26,13 @@ from app.frameworks.schemas import FrameworkVersionRead
 from app.idempotency import IdempotencyKey
 from app.interop import case
 from app.interop import repository as case_index
+from app.schemas import KEY_MAX_LENGTH, KEY_PATTERN
 
 router = APIRouter()
 
 CASE_PATH = "/ims/case/v1p1"
 IMPORT_ERRORS = error_responses(401, 403, 409, 413, 422, 503)
 READ_ERRORS = error_responses(401, 403, 404, 422, 503)
-KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
 
 SourcedId = Annotated[
     str,
@@ -158,7 +158,7 @@ async def import_case_package(
         str | None,
         Query(
             min_length=1,
-            max_length=64,
+            max_length=KEY_MAX_LENGTH,
             pattern=KEY_PATTERN,
             description="Framework key to import under; default: the package's own.",
         ),

@@ -17,7 +17,7 @@ from app.errors import NotFound, error_responses
 from app.idempotency import IdempotencyKey
 from app.models import utcnow
 from app.pagination import PageCursor, PageSize, decode_cursor, invalid_cursor, next_page
-from app.schemas import Timestamp
+from app.schemas import KEY_MAX_LENGTH, KEY_PATTERN, Timestamp
 from app.scores import present, service
 from app.scores import schemas as s
 from app.scores.memo import ScoreMemo, etag_matches
@@ -30,8 +30,8 @@ ERRORS = error_responses(401, 403, 404, 422, 503)
 FrameworkKey = Annotated[
     str | None,
     Query(
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        max_length=KEY_MAX_LENGTH,
+        pattern=KEY_PATTERN,
         description="Framework key; default: the framework of the subject's latest assessment.",
     ),
 ]
@@ -40,16 +40,16 @@ AsOf = Annotated[Timestamp | None, Query(description="Score as of this moment; d
 Track = Annotated[
     str | None,
     Query(
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        max_length=KEY_MAX_LENGTH,
+        pattern=KEY_PATTERN,
         description="Default: the subject's track.",
     ),
 ]
 TargetLevel = Annotated[
     str | None,
     Query(
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        max_length=KEY_MAX_LENGTH,
+        pattern=KEY_PATTERN,
         description="Default: the next level on the subject's track; any level may be named.",
     ),
 ]
@@ -58,8 +58,8 @@ TargetLevel = Annotated[
 ChartLevel = Annotated[
     str | None,
     Query(
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9_\-]*$",
+        max_length=KEY_MAX_LENGTH,
+        pattern=KEY_PATTERN,
         description="Charts only: the level whose requirements the chart compares against "
         "(default: the next level). The JSON answer lists every level and ignores it.",
     ),

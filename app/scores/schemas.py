@@ -7,8 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.assessments.schemas import FrameworkRef, RaterRole
 from app.pagination import Page
-from app.schemas import CLOSED_MAP, JSON_NUMBER, Timestamp
-from app.subjects.schemas import KeyStr, Ref
+from app.schemas import CLOSED_MAP, JSON_NUMBER, KeyStr, Timestamp
+from app.subjects.schemas import Ref
 
 # A JSON number, never a string or a boolean coerced into one.
 Proficiency = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False), JSON_NUMBER]

@@ -13,8 +13,10 @@ from app.errors import FieldError, InvalidInput, error_responses
 from app.idempotency import IdempotencyKey
 from app.models import Subject
 from app.pagination import PageCursor, PageSize, decode_cursor, next_page
+from app.schemas import KEY_MAX_LENGTH, KEY_PATTERN
 from app.subjects import service
 from app.subjects.schemas import (
+    ATTRIBUTE_NAME,
     REF_MAX_LENGTH,
     REF_PATTERN,
     SubjectCreate,
@@ -26,10 +28,9 @@ from app.subjects.schemas import (
 router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
 
 SubjectRef = Annotated[str, Path(min_length=1, max_length=REF_MAX_LENGTH, pattern=REF_PATTERN)]
-KEY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
 AttributeFilter = Annotated[
     str,
-    StringConstraints(max_length=300, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*:[^\x00-\x1f]*$"),
+    StringConstraints(max_length=300, pattern=rf"^{ATTRIBUTE_NAME}:[^\x00-\x1f]*$"),
 ]
 
 
@@ -125,8 +126,10 @@ async def list_subjects(
     principal: SubjectsRead,
     session: SessionDep,
     limit: PageSize,
-    track: Annotated[str | None, Query(max_length=64, pattern=KEY_PATTERN)] = None,
-    current_level: Annotated[str | None, Query(max_length=64, pattern=KEY_PATTERN)] = None,
+    track: Annotated[str | None, Query(max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN)] = None,
+    current_level: Annotated[
+        str | None, Query(max_length=KEY_MAX_LENGTH, pattern=KEY_PATTERN)
+    ] = None,
     attribute: Annotated[
         list[AttributeFilter],
         Query(max_length=20, description="Filter 'key:value', repeatable (all must match)."),

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.pagination import Page
-from app.schemas import CLOSED_MAP
+from app.schemas import CLOSED_MAP, KeyStr
 
 # The characters of a ref; erasure also uses them to find a ref's bounds inside text.
 REF_CHARACTERS = r"A-Za-z0-9._:@\-"
@@ -17,11 +17,10 @@ REF_MAX_LENGTH = 200
 Ref = Annotated[
     str, StringConstraints(min_length=1, max_length=REF_MAX_LENGTH, pattern=REF_PATTERN)
 ]
-KeyStr = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
-]
+# An attribute's name; a cohort filter is the name, ":" and the value.
+ATTRIBUTE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 AttrKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    str, StringConstraints(min_length=1, max_length=64, pattern=rf"^{ATTRIBUTE_NAME}$")
 ]
 AttrValue = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f]*$")]
 DisplayName = Annotated[
